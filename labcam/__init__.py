@@ -1,0 +1,65 @@
+"""labcam: live lab-camera streaming into Jupyter, web apps and analysis scripts.
+
+The public surface:
+
+- ``labcam.open(camera="auto", ...)`` → ``Camera``: snap, acquire, frames, time-lapse, settings.
+- ``Frame``/``FrameMeta``/``Stack``: what acquisitions return.
+- ``Settings`` and the errors in ``labcam.errors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .camera import Camera, FrameStream, Stack
+from .engine import Engine, EngineStatus
+from .errors import (
+    CameraDisconnected,
+    CameraError,
+    CameraUnavailable,
+    FrameTimeout,
+    LabcamError,
+    SettingError,
+)
+from .frame import Frame, FrameMeta
+from .settings import Settings
+
+__version__ = "0.1.0"
+
+
+def open(camera: str = "auto", *, serial: int | None = None, idle_grace: float = 2.0, **options: Any) -> Camera:
+    """Open a camera for scripted acquisition.
+
+    ``camera``: "auto" (a PixeLINK camera when one is present, else the simulated camera, with one
+    warning in the log saying why), "pixelink" (an error with the reason when unavailable) or
+    "simulated". ``options`` are initial settings and, for the simulated camera, its shape:
+    ``width``, ``height``, ``pixel_format``, ``fps``, ``exposure_ms``, ``gain_db``, ``seed``.
+
+    >>> import labcam
+    >>> with labcam.open("simulated", width=256, height=256) as cam:
+    ...     cam.snap().shape
+    (256, 256)
+    """
+    from .cameras.selection import open_camera
+
+    driver = open_camera(camera, serial=serial, **options)
+    return Camera(Engine(driver, idle_grace=idle_grace))
+
+
+__all__ = [
+    "Camera",
+    "CameraDisconnected",
+    "CameraError",
+    "CameraUnavailable",
+    "Engine",
+    "EngineStatus",
+    "Frame",
+    "FrameMeta",
+    "FrameStream",
+    "FrameTimeout",
+    "LabcamError",
+    "SettingError",
+    "Settings",
+    "Stack",
+    "open",
+]

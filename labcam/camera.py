@@ -1,0 +1,358 @@
+"""The scripted acquisition API: what an analysis notebook types.
+
+``Camera`` is a thin facade over an ``Engine``: snapping, stacks, frame iteration and time-lapses
+are all consumers of the engine, so they work while a live view streams and never stop it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, overload
+
+import numpy as np
+
+from .cameras.base import CameraDescription
+from .engine import Engine, EngineEvents, EngineStatus, Subscription
+from .errors import CameraError, FrameTimeout
+from .frame import Frame, FrameMeta
+from .settings import Settings, SettingSpecs
+
+# Frames a stack acquisition may fall behind the camera before it loses frames: copying a frame
+# into the stack is far faster than any camera, so this only matters when the machine is starved.
+ACQUIRE_BUFFER = 64
+# Show a progress bar by default for acquisitions at least this long (frames).
+PROGRESS_MIN_FRAMES = 100
+
+
+@dataclass
+class Stack:
+    """Frames acquired together: ``array`` is (n, H, W) or (n, H, W, 3); ``meta`` one per frame.
+
+    ``dropped`` counts frames the camera took during the acquisition that are not in the stack
+    (camera-side gaps and frames the acquisition could not keep up with). ``np.asarray(stack)``
+    gives the array.
+    """
+
+    array: np.ndarray
+    meta: list[FrameMeta] = field(repr=False)
+    dropped: int = 0
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.array if dtype is None else self.array.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def __getitem__(self, i: int) -> Frame:
+        return Frame(self.array[i], self.meta[i])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.array.dtype
+
+    @property
+    def frame_numbers(self) -> np.ndarray:
+        return np.array([m.frame_number for m in self.meta], dtype=np.int64)
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Capture times, epoch seconds."""
+        return np.array([m.timestamp for m in self.meta], dtype=np.float64)
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(s) for s in self.array.shape)
+        return f"Stack({shape} {self.array.dtype}, dropped={self.dropped})"
+
+
+class FrameStream:
+    """Frames as they arrive, for ``for`` and ``async for`` loops. Create with ``Camera.frames``.
+
+    Iteration ends after ``limit`` frames (if given); a gap longer than ``timeout`` raises
+    ``FrameTimeout``. Close it (or leave the ``with`` block) to release the camera.
+    """
+
+    def __init__(self, sub: Subscription, timeout: float | None, limit: int | None) -> None:
+        self._sub = sub
+        self._timeout = timeout
+        self._remaining = limit
+
+    @property
+    def missed(self) -> int:
+        """Frames that arrived while this loop was busy and were skipped (latest frame wins)."""
+        return self._sub.missed
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        if self._remaining == 0:
+            self.close()
+            raise StopIteration
+        frame = self._sub.next(self._timeout)
+        if self._remaining is not None:
+            self._remaining -= 1
+        return frame
+
+    def __aiter__(self) -> AsyncIterator[Frame]:
+        return self
+
+    async def __anext__(self) -> Frame:
+        if self._remaining == 0:
+            self.close()
+            raise StopAsyncIteration
+        frame = await self._sub.anext(self._timeout)
+        if self._remaining is not None:
+            self._remaining -= 1
+        return frame
+
+    def close(self) -> None:
+        self._sub.close()
+
+    def __enter__(self) -> FrameStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._sub.close()
+
+
+class Camera:
+    """A camera for scripts and notebooks. Create with ``labcam.open()``.
+
+    >>> import labcam
+    >>> with labcam.open("simulated", width=320, height=240, seed=1) as cam:
+    ...     img = cam.snap()                      # numpy array
+    ...     frame = cam.snap(meta=True)           # Frame: .array and .meta
+    ...     stack = cam.acquire(10, progress=False)
+    ...     cam.exposure_ms = 5                   # validated; SettingError names the range
+    >>> img.shape, stack.shape
+    ((240, 320), (10, 240, 320))
+    """
+
+    def __init__(self, engine: Engine, *, owns_engine: bool = True) -> None:
+        self.engine = engine
+        self._owns_engine = owns_engine
+        self._live_held = False
+
+    # -- what it is ---------------------------------------------------------------------------
+    @property
+    def description(self) -> CameraDescription:
+        return self.engine.description
+
+    @property
+    def status(self) -> EngineStatus:
+        return self.engine.status
+
+    @property
+    def events(self) -> EngineEvents:
+        """State-change signals (psygnal): ``cam.events.settings_changed.connect(print)``."""
+        return self.engine.events
+
+    # -- settings -------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self.engine.settings
+
+    @property
+    def specs(self) -> SettingSpecs:
+        """What each setting allows (ranges, choices)."""
+        return self.engine.specs
+
+    def set(self, **changes: Any) -> Settings:
+        """Change several settings at once; all are validated before any is applied."""
+        return self.engine.update_settings(changes)
+
+    @property
+    def exposure_ms(self) -> float:
+        return self.settings.exposure_ms
+
+    @exposure_ms.setter
+    def exposure_ms(self, value: float) -> None:
+        self.set(exposure_ms=value)
+
+    @property
+    def gain_db(self) -> float:
+        return self.settings.gain_db
+
+    @gain_db.setter
+    def gain_db(self, value: float) -> None:
+        self.set(gain_db=value)
+
+    @property
+    def fps(self) -> float:
+        return self.settings.fps
+
+    @fps.setter
+    def fps(self, value: float) -> None:
+        self.set(fps=value)
+
+    @property
+    def roi(self) -> tuple[int, int, int, int]:
+        return self.settings.roi
+
+    @roi.setter
+    def roi(self, value: Sequence[int]) -> None:
+        self.set(roi=tuple(value))
+
+    @property
+    def pixel_format(self) -> str:
+        return self.settings.pixel_format
+
+    @pixel_format.setter
+    def pixel_format(self, value: str) -> None:
+        self.set(pixel_format=value)
+
+    # -- acquisition ----------------------------------------------------------------------------
+    @overload
+    def snap(self, *, timeout: float = ..., meta: Literal[False] = ...) -> np.ndarray: ...
+    @overload
+    def snap(self, *, timeout: float = ..., meta: Literal[True]) -> Frame: ...
+
+    def snap(self, *, timeout: float = 5.0, meta: bool = False) -> np.ndarray | Frame:
+        """The next full-resolution frame, as a numpy array (``meta=True``: a ``Frame``).
+
+        Works while a live view streams, without stopping it. The array is read-only (it is shared
+        with other consumers): ``.copy()`` it to modify.
+        """
+        frame = self.engine.snap(timeout)
+        return frame if meta else frame.array
+
+    def frames(self, *, timeout: float | None = 5.0, limit: int | None = None) -> FrameStream:
+        """Iterate over frames as they arrive (newest first when the loop is slow).
+
+        >>> for frame in cam.frames(limit=100):            # doctest: +SKIP
+        ...     process(frame.array)
+        >>> async for frame in cam.frames(timeout=2):      # doctest: +SKIP
+        ...     ...
+        """
+        return FrameStream(self.engine.subscribe("frames"), timeout, limit)
+
+    def acquire(self, n: int, *, timeout: float = 5.0, progress: bool | None = None) -> Stack:
+        """``n`` consecutive frames as a ``Stack`` (every frame the camera delivers, in order).
+
+        Frames the camera skipped are counted in ``Stack.dropped``, never hidden. Raises
+        ``FrameTimeout`` if the camera stops delivering for ``timeout`` seconds.
+        """
+        n = _positive_int("n", n)
+        with self.engine.subscribe("acquire", buffer=ACQUIRE_BUFFER) as sub:
+            first = sub.next(timeout)
+            stack = np.empty((n, *first.array.shape), dtype=first.array.dtype)
+            metas: list[FrameMeta] = []
+            dropped = 0
+            with _progress(n, progress, "acquire") as bar:
+                frame = first
+                for i in range(n):
+                    if i:
+                        frame = sub.next(timeout)
+                        dropped += frame.meta.dropped_before
+                    if frame.array.shape != stack.shape[1:] or frame.array.dtype != stack.dtype:
+                        raise CameraError(
+                            "the frame size or pixel format changed during the acquisition "
+                            f"({stack.shape[1:]} {stack.dtype} -> {frame.array.shape} {frame.array.dtype})"
+                        )
+                    stack[i] = frame.array
+                    metas.append(frame.meta)
+                    bar.update(1)
+            dropped += sub.missed
+        return Stack(stack, metas, dropped)
+
+    def timelapse(
+        self, n: int, interval_s: float, *, timeout: float = 5.0, progress: bool | None = None
+    ) -> Stack:
+        """``n`` frames, one every ``interval_s`` seconds (the first now), paced by absolute deadlines.
+
+        Each is the first frame captured at or after its deadline. The camera keeps streaming in
+        between, so other views stay live.
+        """
+        n = _positive_int("n", n)
+        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
+            raise ValueError(f"interval_s={interval_s!r} is not allowed: a number of seconds > 0")
+        frames: list[Frame] = []
+        self.engine.hold()  # keep the camera on between time points
+        try:
+            start = time.monotonic()
+            with _progress(n, progress if progress is not None else n >= 10, "time-lapse") as bar:
+                for i in range(n):
+                    delay = start + i * interval_s - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)  # pacing the time-lapse itself, not synchronisation
+                    frames.append(self.engine.snap(timeout))
+                    bar.update(1)
+        finally:
+            self.engine.release()
+        array = np.stack([f.array for f in frames])
+        return Stack(array, [f.meta for f in frames], dropped=0)
+
+    # -- live -----------------------------------------------------------------------------------
+    def start_live(self) -> None:
+        """Keep the camera streaming (viewers attach and detach freely). ``stop_live`` undoes it."""
+        if not self._live_held:
+            self.engine.hold()
+            self._live_held = True
+
+    def stop_live(self) -> None:
+        if self._live_held:
+            self.engine.release()
+            self._live_held = False
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the camera (and stop it if this object opened it)."""
+        self.stop_live()
+        if self._owns_engine:
+            self.engine.close()
+
+    def __enter__(self) -> Camera:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        d, s = self.description, self.settings
+        x, y, w, h = s.roi
+        return (
+            f"<labcam.Camera {d.driver} {d.model!r} serial={d.serial} {w}x{h} {s.pixel_format} "
+            f"exposure={s.exposure_ms:g} ms gain={s.gain_db:g} dB fps={s.fps:g} [{self.status.state}]>"
+        )
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r} is not allowed: a whole number >= 1")
+    return int(value)
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _progress(total: int, show: bool | None, what: str) -> Any:
+    """A tqdm progress bar (notebook-aware) when asked for or when ``total`` is large."""
+    if show is None:
+        show = total >= PROGRESS_MIN_FRAMES
+    if not show:
+        return _NoProgress()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm comes with the [jupyter] extra; scripts do fine without a bar
+        return _NoProgress()
+    return tqdm(total=total, desc=what, unit="frame", leave=False)
+
+
+__all__ = ["Camera", "FrameStream", "Stack", "FrameTimeout"]
