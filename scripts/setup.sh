@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up everything labcam needs on a fresh machine, idempotently:
+#   - a virtual environment in .venv with labcam installed (editable) and its extras;
+#   - with --test: Debian's chromium for the browser tests (no browser is downloaded by tools).
+# Usage: scripts/setup.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $($python --version)"
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+if [ "$want_test" = 1 ]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+else
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[jupyter,recording]"
+fi
+
+if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium for the browser tests"
+    sudo_cmd=""
+    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+fi
+echo "setup: done"
