@@ -10,5 +10,5 @@ status=0
 echo "== JavaScript client tests (node --test)"
 node --test tests/js/ || status=1
 echo "== Python tests and notebooks (pytest + nbval)"
-.venv/bin/python -m pytest -p no:cacheprovider tests notebooks --nbval-current-env "$@" || status=1
+.venv/bin/python -m pytest -p no:cacheprovider tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg "$@" || status=1
 exit $status

@@ -1,0 +1,111 @@
+"""Capture throughput of the engine, and what it costs per frame.
+
+Prints, for the simulated camera at its maximum rate:
+- the driver alone (read_frame in a loop: the ceiling),
+- the engine with 1 consumer, and with 8 consumers of which 2 stall (never read),
+as frames/s and MB/s, the engine's added time per frame, and whether the 6 fast consumers saw
+every frame. Variants run side by side in one process, because absolute times drift on shared
+machines.
+
+    python benchmarks/bench_engine.py [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+from labcam.cameras.simulated import SimulatedCamera
+from labcam.engine import Engine
+
+CASES = [
+    ("1280x1024 mono8", dict(width=1280, height=1024, pixel_format="mono8")),
+    ("2448x2048 mono16", dict(width=2448, height=2048, pixel_format="mono16")),
+]
+
+
+def make_camera(shape: dict) -> SimulatedCamera:
+    cam = SimulatedCamera(**shape, seed=1)
+    cam.open()
+    spec = cam.specs["fps"]
+    max_fps = float(spec.maximum)
+    cam.update_settings({"exposure_ms": min(cam.settings.exposure_ms, 1000.0 / max_fps), "fps": max_fps})
+    return cam
+
+
+def driver_alone(shape: dict, seconds: float) -> tuple[float, float]:
+    cam = make_camera(shape)
+    cam.start()
+    n, nbytes, t0 = 0, 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        f = cam.read_frame(1.0)
+        n += 1
+        nbytes += f.array.nbytes
+    dt = time.perf_counter() - t0
+    cam.stop()
+    cam.close()
+    return n / dt, nbytes / dt / 1e6
+
+
+def engine_run(shape: dict, seconds: float, fast: int, stalled: int) -> dict:
+    cam = make_camera(shape)
+    engine = Engine(cam, idle_grace=0)
+    subs = [engine.subscribe(f"fast-{i}") for i in range(fast)]
+    stalled_subs = [engine.subscribe(f"stalled-{i}", buffer=0) for i in range(stalled)]
+    stop = threading.Event()
+    seen = [0] * fast
+
+    def consume(i: int) -> None:
+        sub = subs[i]
+        while not stop.is_set():
+            try:
+                sub.next(0.5)
+            except Exception:
+                break
+            seen[i] += 1
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(fast)]
+    for t in threads:
+        t.start()
+    # measure from a known frame count, not from thread start
+    s0 = engine.status
+    t0 = time.perf_counter()
+    time.sleep(seconds)  # the measurement window, not synchronisation
+    s1 = engine.status
+    dt = time.perf_counter() - t0
+    stop.set()
+    for t in threads:
+        t.join()
+    frames = s1.frames - s0.frames
+    frame_bytes = engine.latest.array.nbytes if engine.latest is not None else 0
+    missed = [s.missed for s in subs]
+    for s in subs + stalled_subs:
+        s.close()
+    engine.close()
+    return {
+        "fps": frames / dt,
+        "mbps": frames * frame_bytes / dt / 1e6,
+        "fast_missed": sum(missed),
+        "fast_delivered": sum(seen),
+        "camera_dropped": s1.dropped,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args()
+    print(f"{'case':<18} {'variant':<28} {'frames/s':>9} {'MB/s':>8} {'added ms/frame':>15} {'fast consumers missed':>22}")
+    for name, shape in CASES:
+        base_fps, base_mb = driver_alone(shape, args.seconds)
+        print(f"{name:<18} {'driver alone (ceiling)':<28} {base_fps:9.1f} {base_mb:8.1f} {'':>15} {'':>22}")
+        for label, fast, stalled in (("engine, 1 consumer", 1, 0), ("engine, 6 fast + 2 stalled", 6, 2)):
+            r = engine_run(shape, args.seconds, fast, stalled)
+            added = max(0.0, 1000.0 / r["fps"] - 1000.0 / base_fps)
+            missed = f"{r['fast_missed']} of {r['fast_delivered'] + r['fast_missed']}"
+            print(f"{name:<18} {label:<28} {r['fps']:9.1f} {r['mbps']:8.1f} {added:15.3f} {missed:>22}")
+
+
+if __name__ == "__main__":
+    main()
