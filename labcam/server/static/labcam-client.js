@@ -1,0 +1,1042 @@
+// labcam-client.js: the browser client of the labcam stream protocol (docs/protocol.md, version 1).
+//
+// One dependency-free ES module, no build step, no imports: the test page imports it, the notebook
+// widget inlines it or imports it from an absolute URL, the Vue app imports it. Types: labcam-client.d.ts.
+//
+//   import { LabcamClient } from "./static/labcam-client.js";
+//   const client = new LabcamClient({ url: "http://localhost:8001/", fps: 15 });
+//   client.on("frame", ({ bitmap }) => ctx.drawImage(bitmap, 0, 0));
+//   client.on("state", ({ state }) => badge.textContent = state);
+//   await client.connect();
+//   await client.setSettings({ exposure_ms: 5 });   // rejects with the server's message
+//
+// Design notes:
+// - Frames are never queued. With `decode` on (the default where createImageBitmap exists), at most one
+//   decode runs at a time; a frame that arrives meanwhile waits in a one-slot mailbox and a newer one
+//   replaces it (counted in `framesSkipped`). A slow page therefore shows the newest frame, late, never
+//   an ever-older backlog.
+// - Latency is the ping/pong round trip, measured on the client's monotonic clock. The frame age
+//   estimate (`frameAgeMs`) uses a clock offset estimated from the same pings (NTP-style, from the
+//   fastest round trip), so no clock is trusted.
+// - Nothing thrown while handling a socket message escapes the socket handler: malformed messages
+//   become `error` events (source "protocol") and the stream carries on.
+// - Replies to `configure`/`pause`/`resume` (`configured`), `snap` (`snap`) and `settings` (the
+//   `settings` broadcast) carry no request id in protocol 1, so each kind is matched first-in first-out;
+//   an `error` reply is matched by its `request` field.
+
+export const PROTOCOL_VERSION = 1;
+export const STREAM_PATH = "ws/camera/stream";
+export const STATES = Object.freeze(["idle", "connecting", "connected", "reconnecting", "error", "closed"]);
+export const SNAP_FORMATS = Object.freeze(["png", "tiff", "npy", "jpeg"]);
+
+const MIME = { jpeg: "image/jpeg", jpg: "image/jpeg", png: "image/png", tiff: "image/tiff", npy: "application/x-npy" };
+
+const CLOSE_REASONS = {
+  1000: "closed normally",
+  1001: "the server went away (shutdown or restart)",
+  1006: "the connection failed or dropped (server unreachable, or the handshake was refused: token, origin or a bad stream option)",
+  1008: "refused by the server (policy)",
+  1009: "a message was too big",
+  1011: "the server hit an internal error",
+  1013: "the server is busy",
+};
+
+/** An error of the labcam client or a rejection by the server. `response` is the server's error message, if any. */
+export class LabcamError extends Error {
+  constructor(message, { request = null, response = null, code = null } = {}) {
+    super(message);
+    this.name = "LabcamError";
+    this.request = request;
+    this.response = response;
+    this.code = code;
+  }
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function isObject(v) {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+function toBytes(data) {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  // ArrayBuffers from another realm (iframe, vm) fail instanceof.
+  if (data && Object.prototype.toString.call(data) === "[object ArrayBuffer]") return new Uint8Array(data);
+  throw new TypeError("a binary message must be an ArrayBuffer or a typed array");
+}
+
+/**
+ * Split a binary stream message: `| N: uint32 big-endian | N bytes UTF-8 JSON header | payload |`.
+ * Returns `{header, payload}` (payload: a Uint8Array view, no copy). Throws a LabcamError (code
+ * "protocol") when the message is malformed.
+ */
+export function parseBinaryMessage(data) {
+  const bytes = toBytes(data);
+  if (bytes.byteLength < 4) {
+    throw new LabcamError(`binary message too short (${bytes.byteLength} bytes; the header length takes 4)`, { code: "protocol" });
+  }
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, false);
+  if (4 + n > bytes.byteLength) {
+    throw new LabcamError(`binary message header length ${n} exceeds the message (${bytes.byteLength} bytes)`, { code: "protocol" });
+  }
+  let header;
+  try {
+    header = JSON.parse(utf8.decode(bytes.subarray(4, 4 + n)));
+  } catch (e) {
+    throw new LabcamError(`binary message header is not UTF-8 JSON: ${e.message}`, { code: "protocol" });
+  }
+  if (!isObject(header)) throw new LabcamError("binary message header is not a JSON object", { code: "protocol" });
+  return { header, payload: bytes.subarray(4 + n) };
+}
+
+/** Decode standard base64 into bytes. Throws on bad input. */
+export function base64ToBytes(text) {
+  const bin = atob(text);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function checkNumber(name, value, min, max, integer = false) {
+  if (typeof value !== "number" || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+    throw new RangeError(`${name}=${JSON.stringify(value)} is not allowed: ${integer ? "a whole number" : "a number"} from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Normalise a display range: "auto", [min, max] or "MIN,MAX" -> "auto" | [min, max]. null/undefined pass through. */
+export function normalizeDisplay(display) {
+  if (display === null || display === undefined) return display;
+  if (display === "auto") return "auto";
+  let pair = display;
+  if (typeof display === "string") pair = display.split(",").map((s) => (s.trim() === "" ? NaN : Number(s)));
+  if (!Array.isArray(pair) || pair.length !== 2) {
+    throw new RangeError(`display=${JSON.stringify(display)} is not allowed: "auto" or [min, max]`);
+  }
+  const [lo, hi] = pair;
+  if (![lo, hi].every((v) => typeof v === "number" && Number.isInteger(v)) || lo < 0 || lo >= hi) {
+    throw new RangeError(`display=${JSON.stringify(display)} is not allowed: "auto" or [min, max] of whole numbers, 0 <= min < max`);
+  }
+  return [lo, hi];
+}
+
+/**
+ * Check stream options (camelCase; `null` = the server's default, `undefined` = leave unchanged) and
+ * return them in protocol form (`max_width`, display as "auto" | [min, max]). Throws RangeError.
+ */
+export function normalizeStreamOptions(options = {}) {
+  const out = {};
+  for (const key of Object.keys(options)) {
+    const value = options[key];
+    if (value === undefined) continue;
+    switch (key) {
+      case "fps":
+        out.fps = value === null ? null : checkNumber("fps", value, 0.1, 1000);
+        break;
+      case "quality":
+        out.quality = value === null ? null : checkNumber("quality", value, 1, 100, true);
+        break;
+      case "maxWidth":
+        out.max_width = value === null ? null : checkNumber("maxWidth", value, 16, 16384, true);
+        break;
+      case "display":
+        out.display = normalizeDisplay(value);
+        break;
+      default:
+        throw new TypeError(`unknown stream option ${JSON.stringify(key)} (known: fps, quality, maxWidth, display)`);
+    }
+  }
+  return out;
+}
+
+/**
+ * The stream's WebSocket URL. `base` is either the stream URL itself (ending in ws/camera/stream) or
+ * the server's root (`http://localhost:8001/`, `https://hub/user/x/labcam/`); http(s) becomes ws(s).
+ * A relative `base` is resolved against `location` in a browser. `options`: format, fps, quality,
+ * maxWidth, display, token; `null`/`undefined` ones are left out (server defaults). Parameters already
+ * in `base` are kept unless an option replaces them. Throws TypeError/RangeError on bad input.
+ */
+export function buildStreamUrl(base, options = {}) {
+  let url;
+  try {
+    const here = globalThis.location && globalThis.location.href;
+    url = here ? new URL(String(base), here) : new URL(String(base));
+  } catch {
+    throw new TypeError(`not a valid URL: ${JSON.stringify(String(base))}`);
+  }
+  if (url.protocol === "http:") url.protocol = "ws:";
+  else if (url.protocol === "https:") url.protocol = "wss:";
+  else if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    throw new TypeError(`not an http(s) or ws(s) URL: ${url.href}`);
+  }
+  if (!/(^|\/)ws\/camera\/stream\/?$/.test(url.pathname)) {
+    url.pathname = (url.pathname.endsWith("/") ? url.pathname : url.pathname + "/") + STREAM_PATH;
+  }
+  url.hash = "";
+  const { format, token, ...rest } = options;
+  if (format !== undefined && format !== null) {
+    if (format !== "binary" && format !== "json") throw new RangeError(`format=${JSON.stringify(format)} is not allowed: "binary" or "json"`);
+    url.searchParams.set("format", format);
+  }
+  const stream = normalizeStreamOptions(rest);
+  for (const [key, value] of Object.entries(stream)) {
+    if (value === null) continue;
+    url.searchParams.set(key, Array.isArray(value) ? value.join(",") : String(value));
+  }
+  if (token) url.searchParams.set("token", String(token));
+  return url.href;
+}
+
+/** The WebSocket URL of a page served by labcam: the page's own directory + ws/camera/stream. */
+export function pageStreamBase(href = globalThis.location && globalThis.location.href) {
+  return new URL(".", href).href;
+}
+
+function describeClose(code, reason) {
+  const what = CLOSE_REASONS[code] || `closed (code ${code})`;
+  return reason ? `${what}: ${reason}` : what;
+}
+
+function makeEvent(type, detail) {
+  if (typeof CustomEvent === "function") return new CustomEvent(type, { detail });
+  const ev = new Event(type);
+  Object.defineProperty(ev, "detail", { value: detail });
+  return ev;
+}
+
+const DEFAULTS = {
+  url: undefined,
+  token: undefined,
+  format: "binary",
+  fps: undefined,
+  quality: undefined,
+  maxWidth: undefined,
+  display: undefined,
+  decode: undefined, // default: true where createImageBitmap exists
+  autoReconnect: true,
+  reconnectDelay: 3000,
+  connectTimeout: 10000,
+  pingInterval: 2000,
+  staleTimeout: 10000,
+  requestTimeout: 15000,
+  statsInterval: 1000,
+  pauseWhenHidden: true,
+  WebSocket: undefined,
+  now: undefined,
+};
+
+const OPEN = 1;
+
+/**
+ * The labcam stream client. An EventTarget: listen with addEventListener (event.detail) or `on()`
+ * (the listener gets the detail). See labcam-client.d.ts for every option, event and message.
+ */
+export class LabcamClient extends EventTarget {
+  constructor(options = {}) {
+    super();
+    if (!options || options.url === undefined || options.url === null || options.url === "") {
+      throw new TypeError("LabcamClient needs options.url: the server's root or the stream URL");
+    }
+    for (const key of Object.keys(options)) {
+      if (!(key in DEFAULTS)) throw new TypeError(`unknown LabcamClient option ${JSON.stringify(key)}`);
+    }
+    this.options = { ...DEFAULTS, ...options };
+    if (this.options.decode === undefined) this.options.decode = typeof globalThis.createImageBitmap === "function";
+    this._now = typeof this.options.now === "function" ? this.options.now : () => globalThis.performance.now();
+    this._epochBase = Date.now() - this._now();
+    // Fail early on bad options: a bad stream parameter would refuse every handshake (HTTP 400).
+    this.url = buildStreamUrl(this.options.url, this._urlOptions());
+
+    this._state = "idle";
+    this._ws = null;
+    this._session = 0;
+    this._manualClose = false;
+    this._attempt = 0;
+    this._reconnects = 0;
+    this._timers = { reconnect: null, connect: null, ping: null, stats: null };
+    this._waiters = [];
+    this._pending = { configure: [], snap: [], settings: [] };
+    this._pings = new Map();
+    this._pingId = 0;
+    this._userPaused = false;
+    this._hidden = false;
+    this._serverPaused = false;
+    this._visibilityHandler = null;
+    this._blobChain = Promise.resolve();
+
+    /** The server's `connected` message of the current (or last) connection. */
+    this.serverInfo = null;
+    this.camera = null;
+    this.settings = null;
+    this.specs = {};
+    this.stream = null;
+    /** The camera's state: "streaming" | "idle" | "lost" (from `connected` and `status`), or null. */
+    this.cameraState = null;
+    /** The last `stats` message of the server, or null. */
+    this.serverStats = null;
+    /** The last `frame` event's detail (its bitmap is valid until the next frame), or null. */
+    this.lastFrame = null;
+    this._resetCounters();
+  }
+
+  // ---- public API -------------------------------------------------------------------------
+
+  get state() {
+    return this._state;
+  }
+
+  get connected() {
+    return this._state === "connected";
+  }
+
+  get paused() {
+    return this._userPaused;
+  }
+
+  /** Client-side figures (see ClientStats in the .d.ts); also sent with every `stats` event. */
+  get stats() {
+    return this._clientStats();
+  }
+
+  /** Listen to an event; the listener gets the event's detail. Returns a function that removes it. */
+  on(type, listener) {
+    const handler = (ev) => listener(ev.detail, ev);
+    this.addEventListener(type, handler);
+    return () => this.removeEventListener(type, handler);
+  }
+
+  /**
+   * Open the stream (no-op while connecting or connected; while reconnecting, retry now). Resolves
+   * with the server's `connected` message; rejects if the client is disconnected (or gives up,
+   * with autoReconnect off) first. Reconnects after failures unless `autoReconnect` is false.
+   */
+  connect() {
+    const promise = new Promise((resolve, reject) => {
+      if (this._state === "connected") return resolve(this.serverInfo);
+      this._waiters.push({ resolve, reject });
+    });
+    promise.catch(() => {}); // a caller that does not await must not get an unhandled rejection
+    if (this._state === "connecting" || this._state === "connected") return promise;
+    if (this._state === "reconnecting") {
+      if (this._timers.reconnect !== null) {
+        this._clearTimer("reconnect");
+        this._open("reconnecting");
+      }
+      return promise;
+    }
+    this._manualClose = false;
+    this._attempt = 0;
+    this._resetCounters();
+    this._installVisibility();
+    this._open("connecting");
+    return promise;
+  }
+
+  /** Drop the current connection (if any) and connect again now. */
+  reconnect() {
+    if (this._state === "idle" || this._state === "closed" || this._state === "error") return this.connect();
+    this._dropSocket(1000, "reconnecting");
+    this._teardownConnection(new LabcamError("reconnecting", { code: "closed" }));
+    this._clearTimer("reconnect");
+    this._attempt = 0;
+    const promise = new Promise((resolve, reject) => this._waiters.push({ resolve, reject }));
+    promise.catch(() => {});
+    this._open("connecting");
+    return promise;
+  }
+
+  /** Close the stream for good (no reconnect). State becomes "closed". */
+  disconnect(reason = "disconnected") {
+    this._manualClose = true;
+    this._session++;
+    this._clearTimer("reconnect");
+    this._dropSocket(1000, reason);
+    this._teardownConnection(new LabcamError(`connection closed: ${reason}`, { code: "closed" }));
+    this._removeVisibility();
+    this._nextFrame = null;
+    if (this._state !== "idle" && this._state !== "closed") {
+      this._log("info", `disconnected (${reason})`);
+      this._setState("closed", { reason });
+    }
+    this._rejectWaiters(new LabcamError(`connection closed: ${reason}`, { code: "closed" }));
+  }
+
+  /**
+   * Change this client's stream options (fps, quality, maxWidth, display; `null` resets one to the
+   * server's default). Kept for reconnects. Resolves with the options in force (`configured`), or
+   * rejects with the server's message. Not connected: resolves with the local options.
+   */
+  configure(changes = {}) {
+    let normalized;
+    try {
+      if (changes && "format" in changes) throw new TypeError("format is fixed per connection: create a client with the other format");
+      normalized = normalizeStreamOptions(changes);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    for (const [key, value] of Object.entries(changes)) if (value !== undefined) this.options[key] = value;
+    this.url = buildStreamUrl(this.options.url, this._urlOptions());
+    if (!this._isOpen() || Object.keys(normalized).length === 0) {
+      return Promise.resolve(this.stream ? { ...this.stream, ...normalized } : { format: this.options.format, ...normalized });
+    }
+    return this._request("configure", { type: "configure", ...normalized });
+  }
+
+  /** Measure the round trip to the server. Resolves with the RTT in milliseconds. */
+  ping() {
+    if (!this._isOpen()) return Promise.reject(new LabcamError("not connected", { request: "ping", code: "closed" }));
+    const id = ++this._pingId;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pings.delete(id);
+        reject(new LabcamError(`no pong within ${this.options.requestTimeout} ms`, { request: "ping", code: "timeout" }));
+      }, this.options.requestTimeout);
+      this._pings.set(id, { t0: this._now(), resolve, reject, timer });
+      try {
+        this._send({ type: "ping", id });
+      } catch (e) {
+        clearTimeout(timer);
+        this._pings.delete(id);
+        reject(e);
+      }
+    });
+  }
+
+  /**
+   * The next full-resolution frame: "png" (default) | "tiff" | "npy" (lossless, 12/16-bit kept) or
+   * "jpeg". Resolves with {blob, meta}; rejects with the server's message.
+   */
+  snap(format = "png") {
+    if (!SNAP_FORMATS.includes(format)) {
+      return Promise.reject(new RangeError(`snap format ${JSON.stringify(format)} is not allowed: one of ${SNAP_FORMATS.join(", ")}`));
+    }
+    return this._request("snap", { type: "snap", format }, { format });
+  }
+
+  /**
+   * Change camera settings (validated as a whole by the server: nothing changes on error). Resolves
+   * with the new settings; rejects with the server's message (error.message), e.g.
+   * "exposure_ms=5000 is not allowed: a number from 0.01 to 1000 ms".
+   */
+  setSettings(changes) {
+    if (!isObject(changes)) return Promise.reject(new TypeError("setSettings needs an object of changes"));
+    return this._request("settings", { type: "settings", changes });
+  }
+
+  /** Stop frames for this client (kept across reconnects until resume()). */
+  pause() {
+    this._userPaused = true;
+    return this._syncPause();
+  }
+
+  /** Restart frames for this client. */
+  resume() {
+    this._userPaused = false;
+    return this._syncPause();
+  }
+
+  // ---- connection lifecycle ---------------------------------------------------------------
+
+  _urlOptions() {
+    const o = this.options;
+    return { format: o.format, fps: o.fps, quality: o.quality, maxWidth: o.maxWidth, display: o.display, token: o.token };
+  }
+
+  _isOpen() {
+    return this._ws !== null && this._ws.readyState === OPEN;
+  }
+
+  _setState(state, extra = {}) {
+    if (state === this._state) return;
+    const previous = this._state;
+    this._state = state;
+    this._emit("state", { state, previous, ...extra });
+  }
+
+  _open(state) {
+    this._setState(state, state === "reconnecting" ? { attempt: this._attempt } : {});
+    let ws;
+    try {
+      this.url = buildStreamUrl(this.options.url, this._urlOptions());
+      const WS = this.options.WebSocket || globalThis.WebSocket;
+      if (typeof WS !== "function") throw new LabcamError("no WebSocket implementation (pass options.WebSocket)");
+      this._log("info", `connecting to ${redact(this.url)}`);
+      ws = new WS(this.url);
+    } catch (e) {
+      // A bad URL or a missing WebSocket will not fix itself: no retry.
+      this._log("error", `cannot connect: ${e.message}`);
+      this._emit("error", { message: e.message, source: "client" });
+      this._setState("error", { reason: e.message });
+      this._rejectWaiters(e);
+      return;
+    }
+    try {
+      ws.binaryType = "arraybuffer";
+    } catch {
+      /* some implementations have no binaryType: Blob messages are handled too */
+    }
+    this._ws = ws;
+    this._serverPaused = false;
+    this._gotHello = false;
+    ws.onopen = () => {
+      if (ws === this._ws) this._log("debug", "socket open, waiting for the server's hello");
+    };
+    ws.onmessage = (ev) => {
+      if (ws !== this._ws) return;
+      try {
+        this._onMessage(ev.data);
+      } catch (e) {
+        this._protocolError(`could not handle a message: ${e && e.message}`);
+      }
+    };
+    ws.onerror = () => {
+      if (ws === this._ws) this._log("debug", "socket error (the close event says more)");
+    };
+    ws.onclose = (ev) => {
+      if (ws !== this._ws) return;
+      this._onClose(ev ? ev.code : 1006, ev ? ev.reason : "");
+    };
+    this._clearTimer("connect");
+    if (this.options.connectTimeout > 0) {
+      this._timers.connect = setTimeout(() => {
+        this._timers.connect = null;
+        if (ws !== this._ws || this._state === "connected") return;
+        this._log("warn", `no answer from the server within ${this.options.connectTimeout} ms`);
+        this._dropSocket(4000, "connect timeout");
+        this._onClose(4000, "no answer within the connect timeout");
+      }, this.options.connectTimeout);
+    }
+  }
+
+  /** The server's hello (`connected`), or null when a stream message came first (an older server). */
+  _onHello(msg) {
+    if (msg) {
+      if (msg.protocol !== undefined && msg.protocol !== PROTOCOL_VERSION) {
+        this._log("warn", `the server speaks protocol ${msg.protocol}; this client knows ${PROTOCOL_VERSION}`);
+      }
+      this.serverInfo = msg;
+      this.camera = isObject(msg.camera) ? msg.camera : null;
+      this.settings = isObject(msg.settings) ? msg.settings : null;
+      this.specs = isObject(msg.specs) ? msg.specs : {};
+      this.stream = isObject(msg.stream) ? msg.stream : null;
+      this.cameraState = typeof msg.state === "string" ? msg.state : null;
+    }
+    if (this._gotHello) {
+      // A late hello (after a frame) only updates what we know.
+      if (msg) this._emit("connected", msg);
+      return;
+    }
+    this._gotHello = true;
+    this._clearTimer("connect");
+    if (this._attempt > 0 || this._state === "reconnecting") this._reconnects++;
+    this._attempt = 0;
+    const cam = this.camera ? ` to ${this.camera.model || this.camera.driver || "camera"}${this.camera.serial ? ` (${this.camera.serial})` : ""}` : "";
+    this._log("info", `connected${cam}${msg && msg.client_id ? ` as ${msg.client_id}` : ""}`);
+    this._setState("connected");
+    if (msg) this._emit("connected", msg);
+    const waiters = this._waiters;
+    this._waiters = [];
+    for (const w of waiters) w.resolve(msg);
+    if (this.options.pingInterval > 0) {
+      this._timers.ping = setInterval(() => this._tick(), this.options.pingInterval);
+      this.ping().catch(() => {});
+    }
+    if (this.options.statsInterval > 0) {
+      this._statsMark = { t: this._now(), frames: this._frames, decoded: this._decoded, bytes: this._bytes };
+      this._timers.stats = setInterval(() => this._emitStats(), this.options.statsInterval);
+    }
+    this._syncPause().catch(() => {});
+  }
+
+  _tick() {
+    if (!this._isOpen()) return;
+    const silent = this._now() - this._lastMessageAt;
+    if (this.options.staleTimeout > 0 && silent > this.options.staleTimeout) {
+      this._log("warn", `nothing heard from the server for ${Math.round(silent)} ms: the connection is dead`);
+      this._dropSocket(4001, "stale");
+      this._onClose(4001, "nothing heard from the server");
+      return;
+    }
+    this.ping().catch(() => {});
+  }
+
+  _onClose(code, reason) {
+    const wasConnected = this._state === "connected";
+    this._ws = null;
+    const message = describeClose(code, reason);
+    this._teardownConnection(new LabcamError(`connection closed: ${message}`, { code: "closed" }));
+    if (this._manualClose) return;
+    this._log(wasConnected ? "warn" : "info", wasConnected ? `connection lost: ${message}` : `could not connect: ${message}`);
+    if (this.options.autoReconnect) {
+      this._scheduleReconnect(message);
+    } else if (code === 1000 || code === 1001) {
+      this._setState("closed", { reason: message, code });
+      this._rejectWaiters(new LabcamError(`connection closed: ${message}`, { code: "closed" }));
+    } else {
+      this._emit("error", { message, source: "socket", code });
+      this._setState("error", { reason: message, code });
+      this._rejectWaiters(new LabcamError(`connection failed: ${message}`, { code: "closed" }));
+    }
+  }
+
+  _scheduleReconnect(reason) {
+    this._attempt++;
+    const d = this.options.reconnectDelay;
+    let delay = typeof d === "function" ? Number(d(this._attempt)) : Number(d);
+    if (!Number.isFinite(delay) || delay < 0) delay = 3000;
+    this._log("info", `reconnecting in ${fmtSeconds(delay)} (attempt ${this._attempt})`);
+    this._setState("reconnecting", { reason, attempt: this._attempt, retryIn: delay });
+    this._clearTimer("reconnect");
+    this._timers.reconnect = setTimeout(() => {
+      this._timers.reconnect = null;
+      if (!this._manualClose) this._open("reconnecting");
+    }, delay);
+  }
+
+  _dropSocket(code, reason) {
+    const ws = this._ws;
+    this._ws = null;
+    if (!ws) return;
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    try {
+      ws.close(code, reason);
+    } catch {
+      try {
+        ws.close();
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  /** Stop this connection's timers and reject its pending requests (the client itself carries on). */
+  _teardownConnection(error) {
+    for (const name of ["connect", "ping", "stats"]) this._clearTimer(name);
+    for (const [, p] of this._pings) {
+      clearTimeout(p.timer);
+      p.reject(error);
+    }
+    this._pings.clear();
+    for (const queue of Object.values(this._pending)) {
+      for (const p of queue.splice(0)) {
+        clearTimeout(p.timer);
+        p.reject(error);
+      }
+    }
+    this._serverPaused = false;
+    this._blobChain = Promise.resolve();
+  }
+
+  _rejectWaiters(error) {
+    const waiters = this._waiters;
+    this._waiters = [];
+    for (const w of waiters) w.reject(error);
+  }
+
+  _clearTimer(name) {
+    const t = this._timers[name];
+    if (t === null) return;
+    if (name === "ping" || name === "stats") clearInterval(t);
+    else clearTimeout(t);
+    this._timers[name] = null;
+  }
+
+  _installVisibility() {
+    const doc = globalThis.document;
+    if (!this.options.pauseWhenHidden || this._visibilityHandler || !doc || typeof doc.addEventListener !== "function") return;
+    this._visibilityHandler = () => {
+      this._hidden = doc.visibilityState === "hidden";
+      this._syncPause().catch(() => {});
+    };
+    doc.addEventListener("visibilitychange", this._visibilityHandler);
+    this._hidden = doc.visibilityState === "hidden";
+  }
+
+  _removeVisibility() {
+    if (!this._visibilityHandler) return;
+    globalThis.document.removeEventListener("visibilitychange", this._visibilityHandler);
+    this._visibilityHandler = null;
+    this._hidden = false;
+  }
+
+  /** Tell the server to pause or resume when what we want differs from what it was told. */
+  _syncPause() {
+    const want = this._userPaused || this._hidden;
+    if (!this._isOpen() || !this._gotHello || want === this._serverPaused) {
+      return Promise.resolve(this.stream);
+    }
+    this._serverPaused = want;
+    this._log("debug", want ? (this._userPaused ? "pausing the stream" : "page hidden: pausing the stream") : "resuming the stream");
+    return this._request("configure", { type: want ? "pause" : "resume" });
+  }
+
+  // ---- requests ---------------------------------------------------------------------------
+
+  _send(msg) {
+    if (!this._isOpen()) throw new LabcamError("not connected", { request: msg.type, code: "closed" });
+    this._ws.send(JSON.stringify(msg));
+  }
+
+  _request(kind, msg, extra = {}) {
+    return new Promise((resolve, reject) => {
+      const queue = this._pending[kind];
+      const entry = { resolve, reject, timer: null, request: msg.type, ...extra };
+      try {
+        this._send(msg);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      entry.timer = setTimeout(() => {
+        const i = queue.indexOf(entry);
+        if (i >= 0) queue.splice(i, 1);
+        reject(new LabcamError(`no reply to ${msg.type} within ${this.options.requestTimeout} ms`, { request: msg.type, code: "timeout" }));
+      }, this.options.requestTimeout);
+      queue.push(entry);
+    });
+  }
+
+  _settle(kind, value) {
+    const entry = this._pending[kind].shift();
+    if (!entry) return false;
+    clearTimeout(entry.timer);
+    entry.resolve(typeof value === "function" ? value(entry) : value);
+    return true;
+  }
+
+  // ---- messages ---------------------------------------------------------------------------
+
+  _protocolError(message) {
+    this._protocolErrors++;
+    this._log("warn", message);
+    this._emit("error", { message, source: "protocol" });
+  }
+
+  _onMessage(data) {
+    this._lastMessageAt = this._now();
+    if (typeof data === "string") {
+      let msg;
+      try {
+        msg = JSON.parse(data);
+      } catch {
+        this._protocolError(`a text message is not JSON: ${JSON.stringify(data.slice(0, 80))}`);
+        return;
+      }
+      if (!isObject(msg) || typeof msg.type !== "string") {
+        this._protocolError(`a text message has no type: ${JSON.stringify(data.slice(0, 80))}`);
+        return;
+      }
+      this._onText(msg, data.length);
+      return;
+    }
+    if (typeof Blob === "function" && data instanceof Blob) {
+      // Only when binaryType could not be set to "arraybuffer": keep the order of messages.
+      const ws = this._ws;
+      const size = data.size;
+      this._blobChain = this._blobChain
+        .then(() => data.arrayBuffer())
+        .then((buf) => {
+          if (ws === this._ws) this._onBinary(buf, size);
+        })
+        .catch((e) => this._protocolError(`could not read a binary message: ${e && e.message}`));
+      return;
+    }
+    let bytes;
+    try {
+      bytes = toBytes(data);
+    } catch (e) {
+      this._protocolError(`unexpected message data: ${e.message}`);
+      return;
+    }
+    this._onBinary(bytes, bytes.byteLength);
+  }
+
+  _onBinary(data, size) {
+    let parsed;
+    try {
+      parsed = parseBinaryMessage(data);
+    } catch (e) {
+      this._protocolError(e.message);
+      return;
+    }
+    const { header, payload } = parsed;
+    const type = header.type === undefined ? "frame" : header.type;
+    if (!this._gotHello) this._onHello(null);
+    if (type === "frame") this._onFrame(header, payload, size);
+    else if (type === "snap") this._onSnap(header, payload);
+    else this._log("debug", `ignored a binary message of type ${JSON.stringify(type)}`);
+  }
+
+  _onText(msg, size) {
+    if (!this._gotHello && msg.type !== "connected") this._onHello(null);
+    switch (msg.type) {
+      case "connected":
+        this._onHello(msg);
+        break;
+      case "frame":
+      case "snap": {
+        let payload;
+        try {
+          if (typeof msg.data !== "string") throw new Error("no data");
+          payload = base64ToBytes(msg.data);
+        } catch (e) {
+          this._protocolError(`a ${msg.type} message has no valid base64 data (${e.message})`);
+          if (msg.type === "snap") this._rejectOne("snap", `the snap reply had no valid data`, msg);
+          break;
+        }
+        const meta = { ...msg };
+        delete meta.data;
+        if (msg.type === "frame") this._onFrame(meta, payload, size);
+        else this._onSnap(meta, payload);
+        break;
+      }
+      case "stats":
+        this.serverStats = msg;
+        break;
+      case "settings":
+        if (isObject(msg.settings)) {
+          this.settings = msg.settings;
+          this._emit("settings", msg.settings);
+          this._settle("settings", msg.settings);
+        } else {
+          this._protocolError("a settings message has no settings object");
+        }
+        break;
+      case "status": {
+        const prev = this.cameraState;
+        this.cameraState = typeof msg.state === "string" ? msg.state : prev;
+        if (this.cameraState !== prev) {
+          const level = this.cameraState === "lost" ? "warn" : "info";
+          this._log(level, `camera ${this.cameraState}${msg.message ? `: ${msg.message}` : ""}`);
+        }
+        this._emit("status", msg);
+        break;
+      }
+      case "pong":
+        this._onPong(msg);
+        break;
+      case "configured":
+        if (isObject(msg.stream)) this.stream = msg.stream;
+        this._emit("configured", this.stream);
+        this._settle("configure", this.stream);
+        break;
+      case "error":
+        this._onServerError(msg);
+        break;
+      default:
+        this._log("debug", `message of unknown type ${JSON.stringify(msg.type)}`);
+    }
+    this._emit("message", msg);
+  }
+
+  _onFrame(meta, payload, size) {
+    const now = this._now();
+    this._frames++;
+    this._bytes += size;
+    this._lastFrameBytes = payload.byteLength;
+    if (typeof meta.width === "number") this._width = meta.width;
+    if (typeof meta.height === "number") this._height = meta.height;
+    if (typeof meta.timestamp === "number" && this._clockOffset !== null) {
+      this._frameAge = this._epochNow(now) + this._clockOffset - meta.timestamp * 1000;
+    }
+    const blob = new Blob([payload], { type: MIME[meta.encoding] || "image/jpeg" });
+    const frame = { meta, blob, bitmap: null, bytes: payload.byteLength, receivedAt: now };
+    Object.defineProperty(frame, "session", { value: this._session });
+    if (!this.options.decode || typeof globalThis.createImageBitmap !== "function") {
+      this._deliver(frame);
+      return;
+    }
+    if (this._decoding) {
+      if (this._nextFrame) this._skipped++;
+      this._nextFrame = frame;
+      return;
+    }
+    this._decodeFrame(frame);
+  }
+
+  _decodeFrame(frame) {
+    this._decoding = true;
+    const session = this._session;
+    let done;
+    try {
+      done = Promise.resolve(globalThis.createImageBitmap(frame.blob));
+    } catch (e) {
+      done = Promise.reject(e);
+    }
+    done
+      .then(
+        (bitmap) => {
+          if (session !== this._session) {
+            if (bitmap && typeof bitmap.close === "function") bitmap.close();
+            return;
+          }
+          frame.bitmap = bitmap;
+          this._deliver(frame);
+        },
+        (e) => {
+          this._decodeErrors++;
+          if (this._decodeErrors <= 3 || this._decodeErrors % 100 === 0) {
+            this._log("warn", `could not decode frame ${frame.meta.frame_number ?? "?"} (${this._decodeErrors} so far): ${e && e.message}`);
+            this._emit("error", { message: `could not decode a frame: ${e && e.message}`, source: "decode" });
+          }
+        },
+      )
+      .finally(() => {
+        this._decoding = false;
+        const next = this._nextFrame;
+        this._nextFrame = null;
+        if (next && next.session === this._session) this._decodeFrame(next);
+      });
+  }
+
+  _deliver(frame) {
+    const previous = this.lastFrame;
+    this.lastFrame = frame;
+    this._decoded++;
+    try {
+      this._emit("frame", frame);
+    } finally {
+      // The previous bitmap is done with: listeners were told it is valid until the next frame.
+      if (previous && previous.bitmap && previous.bitmap !== frame.bitmap && typeof previous.bitmap.close === "function") {
+        previous.bitmap.close();
+      }
+    }
+  }
+
+  _onSnap(meta, payload) {
+    const fmt = meta.encoding || (this._pending.snap[0] && this._pending.snap[0].format) || "png";
+    const blob = new Blob([payload], { type: MIME[fmt] || "application/octet-stream" });
+    if (!this._settle("snap", { blob, meta })) this._log("debug", "a snap arrived that nobody asked for");
+  }
+
+  _rejectOne(kind, message, response) {
+    const entry = this._pending[kind].shift();
+    if (!entry) return false;
+    clearTimeout(entry.timer);
+    entry.reject(new LabcamError(message, { request: entry.request, response, code: "server" }));
+    return true;
+  }
+
+  _onServerError(msg) {
+    const message = typeof msg.message === "string" && msg.message ? msg.message : "the server reported an error";
+    const request = typeof msg.request === "string" ? msg.request : null;
+    const kind = request === "pause" || request === "resume" ? "configure" : request;
+    if (kind && Object.prototype.hasOwnProperty.call(this._pending, kind)) this._rejectOne(kind, message, msg);
+    else if (request === "ping" && this._pings.size) {
+      const [id, p] = this._pings.entries().next().value;
+      this._pings.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new LabcamError(message, { request, response: msg, code: "server" }));
+    }
+    this._log("error", request ? `server refused ${request}: ${message}` : `server error: ${message}`);
+    this._emit("error", { message, source: "server", request, response: msg });
+  }
+
+  _onPong(msg) {
+    const p = this._pings.get(msg.id);
+    if (!p) return;
+    this._pings.delete(msg.id);
+    clearTimeout(p.timer);
+    const t1 = this._now();
+    const rtt = t1 - p.t0;
+    this._rtt = rtt;
+    this._rtts.push(rtt);
+    if (this._rtts.length > 10) this._rtts.shift();
+    if (typeof msg.server_time === "number") {
+      // NTP-style: the server read its clock about halfway through the round trip. Keep the estimate
+      // from the fastest recent round trip, the least uncertain one (error <= rtt / 2).
+      const offset = msg.server_time * 1000 - (this._epochNow(p.t0) + this._epochNow(t1)) / 2;
+      this._offsets.push({ rtt, offset });
+      if (this._offsets.length > 16) this._offsets.shift();
+      this._clockOffset = this._offsets.reduce((a, b) => (b.rtt < a.rtt ? b : a)).offset;
+    }
+    p.resolve(rtt);
+  }
+
+  // ---- stats and events -------------------------------------------------------------------
+
+  _epochNow(t) {
+    return this._epochBase + t;
+  }
+
+  _resetCounters() {
+    this._frames = 0;
+    this._decoded = 0;
+    this._bytes = 0;
+    this._skipped = 0;
+    this._decodeErrors = 0;
+    this._protocolErrors = 0;
+    this._lastFrameBytes = 0;
+    this._width = null;
+    this._height = null;
+    this._rtt = null;
+    this._rtts = [];
+    this._offsets = [];
+    this._clockOffset = null;
+    this._frameAge = null;
+    this._reconnects = 0;
+    this._lastMessageAt = this._now();
+    this._rates = { fps: 0, displayFps: 0, bytesPerSecond: 0 };
+    this._statsMark = { t: this._now(), frames: 0, decoded: 0, bytes: 0 };
+    this._decoding = false;
+    this._nextFrame = null;
+  }
+
+  _clientStats() {
+    const rtts = this._rtts;
+    return {
+      fps: this._rates.fps,
+      displayFps: this._rates.displayFps,
+      frames: this._frames,
+      framesDisplayed: this._decoded,
+      framesSkipped: this._skipped,
+      bytesPerSecond: this._rates.bytesPerSecond,
+      bytes: this._bytes,
+      frameBytes: this._lastFrameBytes,
+      width: this._width,
+      height: this._height,
+      rttMs: this._rtt,
+      rttAvgMs: rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length : null,
+      frameAgeMs: this._frameAge,
+      clockOffsetMs: this._clockOffset,
+      decodeErrors: this._decodeErrors,
+      protocolErrors: this._protocolErrors,
+      reconnects: this._reconnects,
+      paused: this._userPaused || this._hidden,
+    };
+  }
+
+  _emitStats() {
+    const now = this._now();
+    const mark = this._statsMark;
+    const dt = (now - mark.t) / 1000;
+    if (dt > 0) {
+      this._rates = {
+        fps: (this._frames - mark.frames) / dt,
+        displayFps: (this._decoded - mark.decoded) / dt,
+        bytesPerSecond: (this._bytes - mark.bytes) / dt,
+      };
+    }
+    this._statsMark = { t: now, frames: this._frames, decoded: this._decoded, bytes: this._bytes };
+    this._emit("stats", { client: this._clientStats(), server: this.serverStats });
+  }
+
+  _log(level, message) {
+    this._emit("log", { level, message, time: Date.now() });
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(makeEvent(type, detail));
+  }
+}
+
+function fmtSeconds(ms) {
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
+}
+
+function redact(url) {
+  return url.replace(/([?&]token=)[^&]*/, "$1…");
+}
+
+export default LabcamClient;
