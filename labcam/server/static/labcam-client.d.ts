@@ -1,0 +1,518 @@
+// Types of labcam-client.js and of every message of the labcam stream protocol, version 1
+// (docs/protocol.md). Server → client messages are `*Message`, client → server `*Request`.
+
+// ---------------------------------------------------------------------------------------------
+// Protocol: shared shapes
+// ---------------------------------------------------------------------------------------------
+
+export type StreamFormat = "binary" | "json";
+export type PixelFormat = "mono8" | "mono12" | "mono16" | "rgb8" | (string & {});
+export type TriggerMode = "free_running" | "software" | "hardware" | (string & {});
+export type CameraState = "streaming" | "idle" | "lost";
+export type SnapFormat = "png" | "jpeg" | "tiff" | "npy";
+/** A 12/16-bit display range: automatic, or [min, max] in camera counts (0 <= min < max < 2^bits). */
+export type DisplayRange = "auto" | [number, number];
+
+/** What a camera is; never changes while the camera is open. Drivers may add string fields. */
+export interface CameraInfo {
+  driver: "simulated" | "pixelink" | (string & {});
+  model: string;
+  serial: string;
+  sensor_width: number;
+  sensor_height: number;
+  pixel_formats: PixelFormat[];
+  max_bit_depth: number;
+  firmware: string;
+  /** Object-side pixel size in micrometres, when known. */
+  pixel_size_um: number | null;
+  [extra: string]: unknown;
+}
+
+/** The camera's settings, in labcam's units. */
+export interface CameraSettings {
+  exposure_ms: number;
+  gain_db: number;
+  /** The camera's frame rate (not a client's fps cap). */
+  fps: number;
+  /** [x, y, width, height] on the sensor. */
+  roi: [number, number, number, number];
+  pixel_format: PixelFormat;
+  trigger_mode: TriggerMode;
+}
+
+interface SettingSpecBase {
+  /** The allowed values in words, as error messages say them, e.g. "a number from 0.01 to 1000 ms". */
+  allowed: string;
+  unit?: string;
+  settable_while_streaming: boolean;
+}
+export interface FloatSettingSpec extends SettingSpecBase {
+  kind: "float";
+  minimum: number;
+  maximum: number;
+}
+export interface ChoiceSettingSpec extends SettingSpecBase {
+  kind: "choice";
+  choices: string[];
+}
+export interface RoiSettingSpec extends SettingSpecBase {
+  kind: "roi";
+  /** [width, height] of the sensor. */
+  sensor: [number, number];
+  step: number;
+  minimum: number;
+}
+export type SettingSpec = FloatSettingSpec | ChoiceSettingSpec | RoiSettingSpec;
+/** What each setting accepts, keyed by setting name (a camera may leave some out). */
+export type SettingSpecs = Partial<Record<keyof CameraSettings, SettingSpec>> & Record<string, SettingSpec>;
+
+/** A client's stream options in force (protocol names; null = the server's default). */
+export interface StreamOptions {
+  format: StreamFormat;
+  fps: number | null;
+  quality: number | null;
+  max_width: number | null;
+  display: DisplayRange;
+  [extra: string]: unknown;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protocol: server → client
+// ---------------------------------------------------------------------------------------------
+
+/** The first message of every connection. */
+export interface ConnectedMessage {
+  type: "connected";
+  protocol: number;
+  client_id: string;
+  camera: CameraInfo;
+  settings: CameraSettings;
+  specs: SettingSpecs;
+  stream: StreamOptions;
+  state: CameraState;
+  /** Epoch seconds on the server's clock. */
+  server_time: number;
+}
+
+/** A frame's metadata: the binary header, or the json frame message without `data`. */
+export interface FrameHeader {
+  type: "frame";
+  encoding: "jpeg";
+  /** Capture time, epoch seconds (server clock). */
+  timestamp: number;
+  frame_number: number;
+  /** Size of the encoded image. */
+  width: number;
+  height: number;
+  /** Size of the camera frame. */
+  source_width: number;
+  source_height: number;
+  pixel_format: PixelFormat;
+  /** The display range used to map 12/16-bit counts to 8 bits. */
+  display: [number, number];
+  exposure_ms: number;
+  gain_db: number;
+  [extra: string]: unknown;
+}
+
+/** A frame in `json` format: base64 JPEG in `data`. */
+export interface FrameMessage extends FrameHeader {
+  data: string;
+}
+
+/** The header of a snap (binary format), or the json snap message without `data`. */
+export interface SnapHeader {
+  type: "snap";
+  encoding: SnapFormat;
+  frame_number: number;
+  timestamp: number;
+  width: number;
+  height: number;
+  pixel_format: PixelFormat;
+  [extra: string]: unknown;
+}
+
+/** A snap in `json` format: base64 image in `data`. */
+export interface SnapMessage extends SnapHeader {
+  data: string;
+}
+
+/** What this client got, about once a second. */
+export interface StatsMessage {
+  type: "stats";
+  fps: number;
+  frames_sent: number;
+  /** Frames this client did not get because it was behind (latest frame wins). */
+  frames_skipped: number;
+  bytes_per_s: number;
+  camera_fps: number;
+  camera_frames: number;
+  /** Frames the camera numbered but labcam never received. */
+  camera_dropped: number;
+  encode_ms: number;
+  in_flight: number;
+}
+
+/** To every client whenever the camera's settings change, by anyone. */
+export interface SettingsMessage {
+  type: "settings";
+  settings: CameraSettings;
+}
+
+/** The camera's state changed. While "lost" the stream stays open and resumes by itself. */
+export interface StatusMessage {
+  type: "status";
+  state: CameraState;
+  message?: string;
+}
+
+export interface PongMessage {
+  type: "pong";
+  id: number;
+  server_time: number;
+}
+
+/** The stream options now in force (after configure, pause or resume). */
+export interface ConfiguredMessage {
+  type: "configured";
+  stream: StreamOptions;
+}
+
+/** A request was refused; nothing changed, the connection carries on. */
+export interface ErrorMessage {
+  type: "error";
+  message: string;
+  /** The type of the request refused ("configure", "snap", "settings", ...). */
+  request?: string;
+}
+
+export type ServerTextMessage =
+  | ConnectedMessage
+  | FrameMessage
+  | SnapMessage
+  | StatsMessage
+  | SettingsMessage
+  | StatusMessage
+  | PongMessage
+  | ConfiguredMessage
+  | ErrorMessage;
+
+/** The header of a binary message: `| N uint32 BE | N bytes UTF-8 JSON header | image bytes |`. */
+export type BinaryHeader = FrameHeader | SnapHeader;
+
+// ---------------------------------------------------------------------------------------------
+// Protocol: client → server (JSON text)
+// ---------------------------------------------------------------------------------------------
+
+/** Change this client's stream options (any subset; null resets one to its default). Reply: configured | error. */
+export interface ConfigureRequest {
+  type: "configure";
+  fps?: number | null;
+  quality?: number | null;
+  max_width?: number | null;
+  display?: DisplayRange | null;
+}
+/** Reply: pong. */
+export interface PingRequest {
+  type: "ping";
+  id: number;
+}
+/** The next full-resolution frame. Reply: snap | error. */
+export interface SnapRequest {
+  type: "snap";
+  format: SnapFormat;
+}
+/** Change camera settings, validated as a whole. Reply: settings (to everyone) | error (to the sender). */
+export interface SettingsRequest {
+  type: "settings";
+  changes: Partial<CameraSettings>;
+}
+/** Stop frames for this client. Reply: configured. */
+export interface PauseRequest {
+  type: "pause";
+}
+/** Restart frames for this client. Reply: configured. */
+export interface ResumeRequest {
+  type: "resume";
+}
+export type ClientMessage = ConfigureRequest | PingRequest | SnapRequest | SettingsRequest | PauseRequest | ResumeRequest;
+
+/** The stream's query parameters (`ws/camera/stream?...`). A bad one refuses the handshake (HTTP 400). */
+export interface StreamQuery {
+  format?: StreamFormat;
+  fps?: number;
+  quality?: number;
+  max_width?: number;
+  /** "auto" or "MIN,MAX". */
+  display?: string;
+  token?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST (for completeness; the client itself only uses the WebSocket)
+// ---------------------------------------------------------------------------------------------
+
+/** GET api/camera */
+export interface CameraResponse {
+  camera: CameraInfo;
+  settings: CameraSettings;
+  specs: SettingSpecs;
+  state: CameraState;
+}
+/** GET api/camera/stats */
+export interface StatsResponse {
+  camera: { state: CameraState; fps: number; frames: number; dropped: number };
+  encoder: { variants: number; encode_ms: number };
+  clients: Array<{ id: string; format: StreamFormat; fps: number; frames_sent: number; frames_skipped: number; bytes_per_s: number; rtt_ms: number | null; in_flight: number }>;
+}
+/** Any REST error (400, 403, 404, 409, 503). */
+export interface RestError {
+  error: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------------
+
+export type ClientState = "idle" | "connecting" | "connected" | "reconnecting" | "error" | "closed";
+
+export declare const PROTOCOL_VERSION: 1;
+/** "ws/camera/stream" */
+export declare const STREAM_PATH: string;
+export declare const STATES: readonly ClientState[];
+export declare const SNAP_FORMATS: readonly SnapFormat[];
+
+/** Stream options in the client's spelling (camelCase). null = the server's default. */
+export interface ClientStreamOptions {
+  /** Cap on frames per second delivered to this client, 0.1–1000. */
+  fps?: number | null;
+  /** JPEG quality, whole number 1–100. */
+  quality?: number | null;
+  /** Server-side downscale: frames wider than this are decimated to at most this width, 16–16384. */
+  maxWidth?: number | null;
+  /** 12/16-bit display range: "auto", [min, max] or "MIN,MAX". */
+  display?: DisplayRange | string | null;
+}
+
+/** A WebSocket constructor (the browser's, or a fake for tests). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  binaryType?: string;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason: string; wasClean?: boolean }) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface LabcamClientOptions extends ClientStreamOptions {
+  /** The server's root (http(s)://host/ or {base_url}labcam/) or the stream URL itself (ws(s)://…/ws/camera/stream). Relative URLs resolve against the page. */
+  url: string | URL;
+  /** Sent as ?token= (Jupyter or `labcam serve --token`). Same-origin pages in Jupyter may rely on the login cookie instead. */
+  token?: string | null;
+  /** Default "binary". Fixed per connection. */
+  format?: StreamFormat;
+  /** Decode frames to ImageBitmap (createImageBitmap), one at a time, newest wins. Default: true where createImageBitmap exists. */
+  decode?: boolean;
+  /** Default true. */
+  autoReconnect?: boolean;
+  /** Milliseconds before a reconnect attempt (default 3000), or a function of the attempt number (1, 2, ...) for backoff. */
+  reconnectDelay?: number | ((attempt: number) => number);
+  /** Give up an attempt without the server's hello after this many ms (default 10000; 0 = never). */
+  connectTimeout?: number;
+  /** Ping period in ms while connected (default 2000; 0 = no periodic pings, no stale detection). */
+  pingInterval?: number;
+  /** A connection silent for longer than this (ms) is dropped and reconnected (default 10000; 0 = never). */
+  staleTimeout?: number;
+  /** How long ping/configure/snap/settings wait for their reply, in ms (default 15000). */
+  requestTimeout?: number;
+  /** Period of `stats` events in ms (default 1000; 0 = none). */
+  statsInterval?: number;
+  /** Pause the stream while the document is hidden (default true; browsers only). */
+  pauseWhenHidden?: boolean;
+  /** WebSocket constructor to use instead of globalThis.WebSocket (tests, Node). */
+  WebSocket?: WebSocketConstructor;
+  /** Monotonic clock in ms (default performance.now); a hook for tests. */
+  now?: () => number;
+}
+
+/** Client-side figures, measured on this side of the socket. */
+export interface ClientStats {
+  /** Frames received per second over the last stats interval. */
+  fps: number;
+  /** Frames delivered to `frame` listeners (decoded) per second: what a page can draw. */
+  displayFps: number;
+  /** Frames received since connect() (kept across reconnects). */
+  frames: number;
+  framesDisplayed: number;
+  /** Frames never decoded because a newer one arrived while a decode was running (client side; the server's own skips are in StatsMessage.frames_skipped). */
+  framesSkipped: number;
+  /** Wire bytes of frame messages per second. */
+  bytesPerSecond: number;
+  bytes: number;
+  /** Size of the last frame's image (JPEG bytes). */
+  frameBytes: number;
+  width: number | null;
+  height: number | null;
+  /** Last ping round trip, ms. */
+  rttMs: number | null;
+  /** Mean of the last 10 round trips, ms. */
+  rttAvgMs: number | null;
+  /** Capture-to-receive age of the last frame, ms, using clockOffsetMs (uncertainty about rtt/2). */
+  frameAgeMs: number | null;
+  /** Server clock minus client clock, ms, estimated from the fastest recent ping. */
+  clockOffsetMs: number | null;
+  decodeErrors: number;
+  protocolErrors: number;
+  reconnects: number;
+  /** Paused by pause() or because the page is hidden. */
+  paused: boolean;
+}
+
+export interface Frame<M = FrameHeader> {
+  meta: M;
+  /** The image bytes (image/jpeg for frames). */
+  blob: Blob;
+  /** The decoded image when `decode` is on, else null. Valid until the next `frame` event: the client closes it then. */
+  bitmap: ImageBitmap | null;
+  /** Image size in bytes. */
+  bytes: number;
+  /** When it arrived, on the client's monotonic clock (ms). */
+  receivedAt: number;
+}
+
+export interface Snap {
+  blob: Blob;
+  meta: SnapHeader;
+}
+
+export interface StateDetail {
+  state: ClientState;
+  previous: ClientState;
+  /** Why (close reason, error), when there is one. */
+  reason?: string;
+  code?: number;
+  /** Reconnect attempt number (state "reconnecting"). */
+  attempt?: number;
+  /** Milliseconds until the next attempt (state "reconnecting"). */
+  retryIn?: number;
+}
+
+export interface ErrorDetail {
+  message: string;
+  /** server: an `error` message; socket: the connection failed; protocol: a malformed message; decode: a frame did not decode; client: cannot connect at all. */
+  source: "server" | "socket" | "protocol" | "decode" | "client";
+  request?: string | null;
+  response?: ErrorMessage;
+  code?: number;
+}
+
+export interface LogDetail {
+  level: "debug" | "info" | "warn" | "error";
+  message: string;
+  /** Epoch milliseconds. */
+  time: number;
+}
+
+export interface StatsDetail {
+  client: ClientStats;
+  /** The server's last stats message, or null before the first. */
+  server: StatsMessage | null;
+}
+
+export interface LabcamClientEventMap {
+  state: StateDetail;
+  connected: ConnectedMessage;
+  frame: Frame;
+  stats: StatsDetail;
+  settings: CameraSettings;
+  status: StatusMessage;
+  configured: StreamOptions | null;
+  error: ErrorDetail;
+  log: LogDetail;
+  /** Every JSON text message, after the client handled it. */
+  message: ServerTextMessage | { type: string; [key: string]: unknown };
+}
+
+/** A client error, or the server's refusal of a request (`message` is then the server's message). */
+export declare class LabcamError extends Error {
+  name: "LabcamError";
+  /** The request refused or failed ("settings", "snap", "configure", "ping", ...), when known. */
+  request: string | null;
+  /** The server's error message, when the server refused. */
+  response: ErrorMessage | null;
+  /** "server" | "timeout" | "closed" | "protocol" | null */
+  code: string | null;
+  constructor(message: string, options?: { request?: string | null; response?: ErrorMessage | null; code?: string | null });
+}
+
+export declare class LabcamClient extends EventTarget {
+  constructor(options: LabcamClientOptions);
+  /** The options in force (configure() updates fps/quality/maxWidth/display). */
+  readonly options: Required<Omit<LabcamClientOptions, "WebSocket" | "now" | "token">> & Pick<LabcamClientOptions, "WebSocket" | "now" | "token">;
+  /** The stream URL the next (or current) connection uses. */
+  readonly url: string;
+  readonly state: ClientState;
+  /** state === "connected" */
+  readonly connected: boolean;
+  /** Paused by pause() (kept across reconnects). */
+  readonly paused: boolean;
+  readonly stats: ClientStats;
+  /** The server's hello of the current or last connection. */
+  readonly serverInfo: ConnectedMessage | null;
+  readonly camera: CameraInfo | null;
+  readonly settings: CameraSettings | null;
+  readonly specs: SettingSpecs;
+  readonly stream: StreamOptions | null;
+  readonly cameraState: CameraState | null;
+  readonly serverStats: StatsMessage | null;
+  /** The last `frame` event's detail. */
+  readonly lastFrame: Frame | null;
+
+  /** Listen to an event; the listener gets the detail. Returns a function that removes the listener. */
+  on<K extends keyof LabcamClientEventMap>(type: K, listener: (detail: LabcamClientEventMap[K], event: CustomEvent<LabcamClientEventMap[K]>) => void): () => void;
+  addEventListener<K extends keyof LabcamClientEventMap>(type: K, listener: (event: CustomEvent<LabcamClientEventMap[K]>) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof LabcamClientEventMap>(type: K, listener: (event: CustomEvent<LabcamClientEventMap[K]>) => void, options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+
+  /** Open the stream; resolves with the server's hello. Rejects on disconnect() (or, with autoReconnect off, on failure). No-op while connecting/connected; retries at once while reconnecting. */
+  connect(): Promise<ConnectedMessage | null>;
+  /** Drop the connection and connect again now. */
+  reconnect(): Promise<ConnectedMessage | null>;
+  /** Close for good: no reconnect; pending requests reject. */
+  disconnect(reason?: string): void;
+  /** Change this client's stream options; kept for reconnects. Resolves with the options in force; rejects with RangeError (bad value, nothing sent) or the server's message. */
+  configure(changes: ClientStreamOptions): Promise<StreamOptions>;
+  /** Round-trip time in ms. */
+  ping(): Promise<number>;
+  /** The next full-resolution frame (default "png"). */
+  snap(format?: SnapFormat): Promise<Snap>;
+  /** Change camera settings; resolves with the new settings, rejects with the server's message (nothing changed). */
+  setSettings(changes: Partial<CameraSettings>): Promise<CameraSettings>;
+  /** Stop frames for this client (kept across reconnects). */
+  pause(): Promise<StreamOptions | null>;
+  resume(): Promise<StreamOptions | null>;
+}
+
+/** Split a binary message into its JSON header and payload (a view, no copy). Throws LabcamError (code "protocol") when malformed. */
+export declare function parseBinaryMessage(data: ArrayBuffer | ArrayBufferView): { header: Record<string, unknown> & Partial<BinaryHeader>; payload: Uint8Array };
+
+/** The stream's ws(s) URL from a server root or stream URL, with the options as query parameters. Throws TypeError/RangeError. */
+export declare function buildStreamUrl(base: string | URL, options?: ClientStreamOptions & { format?: StreamFormat | null; token?: string | null }): string;
+
+/** The directory of a page served by labcam (`/` or `{base_url}labcam/`): the `url` to give the client. */
+export declare function pageStreamBase(href?: string): string;
+
+/** Check camelCase stream options and return them in protocol form. Throws RangeError/TypeError. */
+export declare function normalizeStreamOptions(options: ClientStreamOptions): Omit<ConfigureRequest, "type">;
+
+/** "auto" | [min, max] | "MIN,MAX" → "auto" | [min, max]. Throws RangeError. */
+export declare function normalizeDisplay(display: DisplayRange | string): DisplayRange;
+export declare function normalizeDisplay(display: null | undefined): null | undefined;
+
+export declare function base64ToBytes(text: string): Uint8Array;
+
+export default LabcamClient;
