@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from .engine import Engine, EngineEvents, EngineStatus, Subscription
 from .errors import CameraError, FrameTimeout
 from .frame import Frame, FrameMeta
 from .settings import Settings, SettingSpecs
+
+if TYPE_CHECKING:
+    from .widget import LiveView
 
 # Frames a stack acquisition may fall behind the camera before it loses frames: copying a frame
 # into the stack is far faster than any camera, so this only matters when the machine is starved.
@@ -302,6 +305,16 @@ class Camera:
         if self._live_held:
             self.engine.release()
             self._live_held = False
+
+    def live(self, **options: Any) -> LiveView:
+        """An inline live view of this camera for Jupyter (``labcam.widget.LiveView``).
+
+        The camera lives in this kernel, so frames reach the page through the widget's comm, with
+        flow control. Options: ``fps``, ``quality``, ``max_width``. Needs the ``[jupyter]`` extra.
+        """
+        from .widget import LiveView  # lazy: scripts and servers never import widget code
+
+        return LiveView(self, **options)
 
     # -- life cycle -----------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,0 +1,919 @@
+// liveview.js: the browser side of labcam.widget.LiveView (an anywidget ES module, no build step).
+//
+// Python prepends `const LABCAM_CLIENT_SOURCE = "<labcam-client.js source>";` when it builds `_esm`.
+// anywidget imports this module from a blob: URL, where a relative import of the client cannot
+// resolve, so the client is imported from a blob: URL of its own, made from that string.
+//
+// Two sources of frames (the `mode` trait, shown in the status line):
+// - WsSource: the stream's WebSocket, opened here with the shared client. Frames never touch the
+//   kernel: the view keeps running while a cell is busy.
+// - CommSource: JPEG frames pushed by the kernel through the widget's comm. Every drawn frame is
+//   acknowledged (cumulatively, by sequence number) so that the kernel keeps at most 2 in flight.
+//
+// Test hooks on the `.labcam-liveview` element: data-frames-drawn, data-frame-number, data-mode,
+// data-state, data-source (the URL or "comm").
+
+/* global LABCAM_CLIENT_SOURCE */
+
+let clientModule = null;
+
+/** The shared JS client, imported once per page from the embedded source. */
+function loadClient() {
+  if (!clientModule) {
+    clientModule = (async () => {
+      if (typeof LABCAM_CLIENT_SOURCE !== "string") {
+        throw new Error("labcam-client.js is missing from the installed labcam package");
+      }
+      const url = URL.createObjectURL(new Blob([LABCAM_CLIENT_SOURCE], { type: "text/javascript" }));
+      try {
+        return await import(/* webpackIgnore: true */ url);
+      } finally {
+        URL.revokeObjectURL(url);
+      }
+    })();
+    clientModule.catch(() => {
+      clientModule = null; // let a later view try again
+    });
+  }
+  return clientModule;
+}
+
+/** The page's Jupyter config (JupyterLab and Notebook 7 both embed it), or null (VS Code...). */
+function pageConfig() {
+  const node = document.getElementById("jupyter-config-data");
+  if (!node) return null;
+  try {
+    const cfg = JSON.parse(node.textContent || "{}");
+    return cfg && typeof cfg === "object" ? cfg : null;
+  } catch {
+    return null;
+  }
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
+
+/**
+ * Where the stream is, as seen from this page: {url, token, where} or {error}.
+ * "" means the labcam extension of the Jupyter server serving this page. An explicit URL that is that
+ * same server seen from the kernel (a loopback address with the page's base path: the kernel sits next
+ * to the server, the page may come through a tunnel or proxy) is replaced by the page's own origin,
+ * where the login cookie authenticates.
+ */
+function resolveStream(explicit, token) {
+  const cfg = pageConfig();
+  const own = cfg && typeof cfg.baseUrl === "string"
+    ? new URL(cfg.baseUrl.replace(/\/?$/, "/") + "labcam/", window.location.href)
+    : null;
+  const pageToken = cfg && typeof cfg.token === "string" && cfg.token ? cfg.token : undefined;
+  if (!explicit) {
+    if (!own) return { error: "this page is not served by Jupyter (no jupyter-config-data), so the labcam extension cannot be found" };
+    return { url: own.href, token: pageToken, where: "this Jupyter server" };
+  }
+  let u;
+  try {
+    u = new URL(explicit, window.location.href);
+  } catch {
+    return { error: `not a valid URL: ${explicit}` };
+  }
+  if (own) {
+    const root = u.pathname.replace(/ws\/camera\/stream\/?$/, "").replace(/\/?$/, "/");
+    if (root === own.pathname && (u.host === window.location.host || LOOPBACK.has(u.hostname))) {
+      return { url: own.href, token: pageToken || token || undefined, where: "this Jupyter server" };
+    }
+  }
+  return { url: u.href, token: token || undefined, where: u.host };
+}
+
+const fmt = {
+  ms: (v) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`),
+  num: (v, d = 1) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d)),
+};
+
+function bitsOf(meta) {
+  if (meta && Number.isInteger(meta.bit_depth)) return meta.bit_depth;
+  const pf = meta && meta.pixel_format;
+  return pf === "mono12" ? 12 : pf === "mono16" ? 16 : 8;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function download(blob, filename) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = filename;
+  a.style.display = "none";
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 30000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frame sources
+
+/** Frames from the labcam stream's WebSocket, through the shared client. */
+class WsSource {
+  constructor(view) {
+    this.view = view;
+    this.model = view.model;
+    this.client = null;
+    this.everConnected = false;
+    this.fellBack = false;
+    this.closed = false;
+  }
+
+  async start() {
+    const view = this.view;
+    const target = resolveStream(this.model.get("stream_url"), this.model.get("token"));
+    if (target.error) {
+      this.fail(target.error);
+      return;
+    }
+    view.setSourceLabel(target.where, target.url);
+    view.setState("connecting", `Connecting to the camera stream of ${target.where}…`);
+    let mod;
+    try {
+      mod = await loadClient();
+    } catch (e) {
+      this.fail(`cannot load the labcam JavaScript client: ${e.message}`);
+      return;
+    }
+    if (this.closed) return;
+    const opts = view.streamOptions();
+    const client = new mod.LabcamClient({
+      url: target.url,
+      token: target.token,
+      format: "binary",
+      fps: opts.fps,
+      quality: opts.quality,
+      maxWidth: opts.maxWidth,
+      display: opts.display,
+      reconnectDelay: 3000,
+      pauseWhenHidden: true, // the client pauses the stream itself on visibilitychange
+    });
+    this.client = client;
+    client.on("state", view.guard((d) => this.onState(d)));
+    client.on("connected", view.guard((msg) => view.setCamera({ camera: msg.camera, settings: msg.settings, specs: msg.specs })));
+    client.on("settings", view.guard((s) => view.setSettings(s)));
+    client.on("status", view.guard((msg) => view.setCameraStatus(msg.state, msg.message)));
+    client.on("frame", view.guard((f) => view.drawFrame(f.bitmap || f.blob, f.meta)));
+    client.on("stats", view.guard(({ client: c, server: s }) => {
+      view.setStats({
+        rttMs: c.rttMs,
+        ageMs: c.frameAgeMs,
+        dropped: (c.framesSkipped || 0) + (s ? (s.frames_skipped || 0) + (s.camera_dropped || 0) : 0),
+      });
+    }));
+    client.on("error", view.guard((e) => {
+      if (e.source === "server") view.flash(e.message);
+    }));
+    this.applyPause();
+    client.connect().catch(() => {}); // failures arrive as state events
+  }
+
+  onState({ state, reason, retryIn, attempt }) {
+    const view = this.view;
+    if (state === "connected") {
+      this.everConnected = true;
+      view.setState(this.client.paused ? "paused" : "streaming");
+    } else if (state === "connecting") {
+      view.setState("connecting", "Connecting…");
+    } else if (state === "reconnecting") {
+      const why = reason ? `: ${reason}` : "";
+      view.setState("reconnecting", `Reconnecting in ${fmt.ms(retryIn)} (attempt ${attempt})${why}`);
+      if (!this.everConnected) this.maybeFallBack(reason || "the stream could not be reached");
+    } else if (state === "error") {
+      view.setState("error", reason || "connection failed");
+      if (!this.everConnected) this.maybeFallBack(reason || "the stream could not be reached");
+    } else if (state === "closed" && !this.closed) {
+      view.setState("error", `connection closed${reason ? `: ${reason}` : ""}`);
+    }
+  }
+
+  fail(message) {
+    this.view.setState("error", message);
+    this.maybeFallBack(message);
+  }
+
+  /** mode="auto": the page cannot reach the stream, so ask the kernel to push frames instead. */
+  maybeFallBack(reason) {
+    if (this.fellBack || this.model.get("requested_mode") !== "auto") return;
+    this.fellBack = true;
+    this.model.send({ type: "fallback", reason, view: this.view.id });
+  }
+
+  applyPause() {
+    if (!this.client) return;
+    // Page visibility is the client's own business (pauseWhenHidden); scrolled out of view and
+    // the play/pause button are ours.
+    const want = this.model.get("paused") || !this.view.intersecting;
+    (want ? this.client.pause() : this.client.resume()).catch(() => {});
+    if (this.client.connected) this.view.setState(want ? "paused" : "streaming");
+  }
+
+  configure(opts) {
+    if (!this.client) return Promise.resolve();
+    return this.client.configure(opts);
+  }
+
+  setSettings(changes) {
+    if (!this.client) return Promise.reject(new Error("not connected"));
+    return this.client.setSettings(changes);
+  }
+
+  async snap() {
+    if (!this.client || !this.client.connected) throw new Error("not connected");
+    const { blob, meta } = await this.client.snap("png");
+    return { blob, filename: `labcam-${meta.frame_number ?? "snap"}.png` };
+  }
+
+  close() {
+    this.closed = true;
+    if (this.client) this.client.disconnect("view closed");
+    this.client = null;
+  }
+}
+
+/** Frames pushed by the kernel through the widget's comm, acknowledged one by one. */
+class CommSource {
+  constructor(view) {
+    this.view = view;
+    this.model = view.model;
+    this.decoding = false;
+    this.mailbox = null; // latest frame waiting for the decoder: newer replaces older
+    this.pendingSnap = null;
+    this.pendingSettings = null;
+    this.onMsg = view.guard((msg, buffers) => this.handle(msg, buffers));
+    this.onInfo = view.guard(() => this.publishInfo());
+    this.closed = false;
+  }
+
+  start() {
+    const view = this.view;
+    view.setSourceLabel("the kernel", "comm");
+    this.model.on("msg:custom", this.onMsg);
+    this.model.on("change:camera_info", this.onInfo);
+    this.publishInfo();
+    view.setState("connecting", "Waiting for frames from the kernel…");
+    this.model.send({ type: "hello", view: view.id, visible: view.visible() });
+  }
+
+  publishInfo() {
+    const info = this.model.get("camera_info") || {};
+    if (info.error) this.view.flash(info.error);
+    if (info.camera) this.view.setCamera(info);
+  }
+
+  handle(msg, buffers) {
+    if (!msg || typeof msg !== "object") return;
+    switch (msg.type) {
+      case "frame":
+        if (!buffers || !buffers.length) return;
+        this.offer({ meta: msg, blob: new Blob([buffers[0]], { type: "image/jpeg" }) });
+        break;
+      case "status":
+        if (msg.state === "streaming") this.view.setState(this.model.get("paused") ? "paused" : "streaming");
+        else if (msg.state === "waiting") this.view.setState("waiting", msg.message || "waiting for frames");
+        else if (msg.state === "idle") this.view.setState("idle", msg.message || "idle");
+        else if (msg.state === "error") this.view.setState("error", msg.message || "the kernel stopped streaming");
+        break;
+      case "snap":
+        if (this.pendingSnap && buffers && buffers.length) {
+          this.pendingSnap.resolve({ blob: new Blob([buffers[0]], { type: msg.mime || "image/png" }), filename: msg.filename || "labcam-snap.png" });
+          this.pendingSnap = null;
+        }
+        break;
+      case "error":
+        if (msg.request === "snap" && this.pendingSnap) {
+          this.pendingSnap.reject(new Error(msg.message));
+          this.pendingSnap = null;
+        } else if (msg.request === "settings" && this.pendingSettings) {
+          this.pendingSettings.reject(new Error(msg.message));
+          this.pendingSettings = null;
+        } else {
+          this.view.flash(msg.message);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  offer(frame) {
+    if (this.decoding) {
+      this.mailbox = frame; // an older waiting frame is simply replaced (latest wins)
+      return;
+    }
+    this.decode(frame);
+  }
+
+  async decode(frame) {
+    this.decoding = true;
+    let bitmap = null;
+    try {
+      bitmap = typeof createImageBitmap === "function" ? await createImageBitmap(frame.blob) : frame.blob;
+      if (!this.closed) this.view.drawFrame(bitmap, frame.meta);
+    } catch (e) {
+      this.view.flash(`could not draw a frame: ${e && e.message}`);
+    } finally {
+      if (bitmap && typeof bitmap.close === "function") bitmap.close();
+      // Ack even a frame that failed to decode: the kernel must never wait on a frame we dropped.
+      if (!this.closed) this.model.send({ type: "ack", seq: frame.meta.seq, view: this.view.id });
+      this.decoding = false;
+      const next = this.mailbox;
+      this.mailbox = null;
+      if (next && !this.closed) this.decode(next);
+    }
+  }
+
+  applyPause() {
+    // The play/pause trait is the kernel's to read; visibility is per view, so tell it ours.
+    this.model.send({ type: "visible", view: this.view.id, visible: this.view.visible() });
+    if (this.model.get("paused")) this.view.setState("paused");
+  }
+
+  configure() {
+    return Promise.resolve(); // the kernel reads fps/quality/max_width/display_range itself
+  }
+
+  setSettings(changes) {
+    return new Promise((resolve, reject) => {
+      if (this.pendingSettings) this.pendingSettings.resolve();
+      this.pendingSettings = { resolve, reject };
+      this.model.send({ type: "settings", changes, view: this.view.id });
+      // Success shows up as a camera_info change; an error as an "error" message.
+      setTimeout(() => {
+        if (this.pendingSettings && this.pendingSettings.resolve === resolve) {
+          this.pendingSettings = null;
+          resolve();
+        }
+      }, 5000);
+    });
+  }
+
+  snap() {
+    return new Promise((resolve, reject) => {
+      this.pendingSnap = { resolve, reject };
+      this.model.send({ type: "snap", format: "png", view: this.view.id });
+    });
+  }
+
+  close() {
+    this.closed = true;
+    this.model.off("msg:custom", this.onMsg);
+    this.model.off("change:camera_info", this.onInfo);
+    try {
+      this.model.send({ type: "closed", view: this.view.id });
+    } catch {
+      /* the comm may be gone already */
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The view
+
+const ZOOMS = [["fit", "fit"], ["0.25", "25%"], ["0.5", "50%"], ["1", "100%"], ["2", "200%"]];
+const SIZES = [["", "full"], ["1280", "≤1280 px"], ["640", "≤640 px"], ["320", "≤320 px"]];
+
+class LiveViewUI {
+  constructor(model, root) {
+    this.model = model;
+    this.root = root;
+    this.id = `v${Math.random().toString(36).slice(2, 10)}`;
+    this.source = null;
+    this.intersecting = true;
+    this.framesDrawn = 0;
+    this.drawTimes = [];
+    this.lastMeta = null;
+    this.stats = { rttMs: null, ageMs: null, dropped: 0 };
+    this.camera = null;
+    this.settings = null;
+    this.specs = {};
+    this.state = "connecting";
+    this.stateText = "";
+    this.cameraStatus = null;
+    this.bits = 8;
+    this.lastHist = 0;
+    this.autoOnce = 0; // frames to wait before freezing the auto range (one-shot auto-contrast)
+    this.flashTimer = null;
+    this.disposers = [];
+    this.build();
+  }
+
+  /** Wrap a callback so an exception shows in the widget instead of vanishing into the console. */
+  guard(fn) {
+    return (...args) => {
+      try {
+        const r = fn(...args);
+        if (r && typeof r.catch === "function") r.catch((e) => this.showError(e));
+        return r;
+      } catch (e) {
+        this.showError(e);
+        return undefined;
+      }
+    };
+  }
+
+  visible() {
+    return this.intersecting && document.visibilityState !== "hidden";
+  }
+
+  // -- DOM ------------------------------------------------------------------------------------
+  build() {
+    const r = this.root;
+    r.classList.add("labcam-liveview");
+    this.playBtn = el("button", { class: "lc-play", type: "button", title: "play / pause" });
+    this.snapBtn = el("button", { class: "lc-snap", type: "button", title: "download the next full-resolution frame (PNG)", text: "Snap" });
+    this.fpsInput = el("input", { class: "lc-fps", type: "number", min: "0.1", max: "1000", step: "any", placeholder: "max", title: "frame-rate cap (empty: the camera's rate)" });
+    this.qualityInput = el("input", { class: "lc-quality", type: "range", min: "1", max: "100", step: "1", title: "JPEG quality" });
+    this.qualityLabel = el("span", { class: "lc-value" });
+    this.sizeSelect = el("select", { class: "lc-size", title: "downscale frames before they are sent" });
+    for (const [v, t] of SIZES) this.sizeSelect.append(el("option", { value: v, text: t }));
+    this.zoomSelect = el("select", { class: "lc-zoom", title: "zoom (relative to camera pixels)" });
+    for (const [v, t] of ZOOMS) this.zoomSelect.append(el("option", { value: v, text: t }));
+    this.expRange = el("input", { class: "lc-exposure-range", type: "range", min: "0", max: "1000", step: "1", title: "exposure (log scale)" });
+    this.expInput = el("input", { class: "lc-exposure", type: "number", step: "any", title: "exposure, ms" });
+    this.gainRange = el("input", { class: "lc-gain-range", type: "range", step: "any", title: "gain, dB" });
+    this.gainInput = el("input", { class: "lc-gain", type: "number", step: "any", title: "gain, dB" });
+
+    const group = (label, ...kids) => el("label", { class: "lc-group" }, el("span", { class: "lc-label", text: label }), ...kids);
+    this.cameraControls = el("span", { class: "lc-camera-controls" },
+      group("exposure", this.expRange, this.expInput, el("span", { class: "lc-unit", text: "ms" })),
+      group("gain", this.gainRange, this.gainInput, el("span", { class: "lc-unit", text: "dB" })));
+    this.toolbar = el("div", { class: "lc-toolbar" },
+      this.playBtn, this.snapBtn,
+      group("fps ≤", this.fpsInput),
+      group("quality", this.qualityInput, this.qualityLabel),
+      group("size", this.sizeSelect),
+      group("zoom", this.zoomSelect),
+      this.cameraControls);
+
+    // display range (12/16-bit)
+    this.autoBox = el("input", { class: "lc-auto", type: "checkbox", title: "follow the image (auto range)" });
+    this.minInput = el("input", { class: "lc-min", type: "number", step: "1", min: "0", title: "display minimum (camera counts)" });
+    this.maxInput = el("input", { class: "lc-max", type: "number", step: "1", min: "1", title: "display maximum (camera counts)" });
+    this.autoBtn = el("button", { class: "lc-autocontrast", type: "button", text: "Auto-contrast", title: "fit the range to this image once" });
+    this.histCanvas = el("canvas", { class: "lc-hist", width: "192", height: "40" });
+    this.displayBar = el("div", { class: "lc-displaybar" },
+      group("auto", this.autoBox), group("min", this.minInput), group("max", this.maxInput), this.autoBtn, this.histCanvas);
+    this.displayBar.hidden = true;
+
+    this.canvas = el("canvas", { class: "lc-canvas", width: "0", height: "0" });
+    this.overlay = el("div", { class: "lc-overlay" });
+    this.viewport = el("div", { class: "lc-viewport" }, this.canvas, this.overlay);
+    this.status = el("div", { class: "lc-status" });
+    this.errorLine = el("div", { class: "lc-error" });
+    this.errorLine.hidden = true;
+    r.append(this.toolbar, this.displayBar, this.viewport, this.status, this.errorLine);
+    this.ctx = this.canvas.getContext("2d", { alpha: false });
+
+    this.syncControls();
+    this.wire();
+    this.root.dataset.framesDrawn = "0";
+    this.root.dataset.frameNumber = "";
+  }
+
+  listen(target, type, fn) {
+    const h = this.guard(fn);
+    target.addEventListener(type, h);
+    this.disposers.push(() => target.removeEventListener(type, h));
+  }
+
+  onModel(name, fn) {
+    const h = this.guard(fn);
+    this.model.on(name, h);
+    this.disposers.push(() => this.model.off(name, h));
+  }
+
+  setTrait(name, value) {
+    this.model.set(name, value);
+    this.model.save_changes();
+  }
+
+  wire() {
+    this.listen(this.playBtn, "click", () => this.setTrait("paused", !this.model.get("paused")));
+    this.listen(this.snapBtn, "click", () => this.snap());
+    this.listen(this.fpsInput, "change", () => {
+      const v = this.fpsInput.value === "" ? null : Number(this.fpsInput.value);
+      if (v === null || (Number.isFinite(v) && v >= 0.1 && v <= 1000)) this.setTrait("fps", v);
+      else this.flash("fps: a number from 0.1 to 1000, or empty for the camera's rate");
+    });
+    this.listen(this.qualityInput, "input", () => (this.qualityLabel.textContent = this.qualityInput.value));
+    this.listen(this.qualityInput, "change", () => this.setTrait("quality", Number(this.qualityInput.value)));
+    this.listen(this.sizeSelect, "change", () => this.setTrait("max_width", this.sizeSelect.value === "" ? null : Number(this.sizeSelect.value)));
+    this.listen(this.zoomSelect, "change", () => this.applyZoom());
+    this.listen(this.expRange, "input", () => (this.expInput.value = this.expFromSlider(Number(this.expRange.value)).toPrecision(3)));
+    this.listen(this.expRange, "change", () => this.changeSetting("exposure_ms", Number(this.expInput.value)));
+    this.listen(this.expInput, "change", () => this.changeSetting("exposure_ms", Number(this.expInput.value)));
+    this.listen(this.gainRange, "input", () => (this.gainInput.value = this.gainRange.value));
+    this.listen(this.gainRange, "change", () => this.changeSetting("gain_db", Number(this.gainRange.value)));
+    this.listen(this.gainInput, "change", () => this.changeSetting("gain_db", Number(this.gainInput.value)));
+    this.listen(this.autoBox, "change", () => {
+      if (this.autoBox.checked) this.setTrait("display_range", "auto");
+      else if (this.lastMeta && Array.isArray(this.lastMeta.display)) this.setTrait("display_range", [...this.lastMeta.display]);
+    });
+    const manual = () => {
+      const lo = Math.round(Number(this.minInput.value));
+      const hi = Math.round(Number(this.maxInput.value));
+      if (Number.isFinite(lo) && Number.isFinite(hi) && lo >= 0 && lo < hi) this.setTrait("display_range", [lo, hi]);
+      else this.flash("display range: whole numbers with 0 <= min < max");
+    };
+    this.listen(this.minInput, "change", manual);
+    this.listen(this.maxInput, "change", manual);
+    this.listen(this.autoBtn, "click", () => this.autoContrast());
+
+    this.onModel("change:paused", () => {
+      this.syncControls();
+      if (this.source) this.source.applyPause();
+    });
+    for (const name of ["fps", "quality", "max_width", "display_range"]) {
+      this.onModel(`change:${name}`, () => {
+        this.syncControls();
+        if (this.source) this.source.configure(this.streamOptions()).catch((e) => this.flash(e.message));
+      });
+    }
+    this.onModel("change:mode", () => this.startSource());
+    this.onModel("change:kernel_error", () => this.showKernelError());
+
+    const onVisibility = () => {
+      if (this.source instanceof CommSource) this.source.applyPause();
+    };
+    this.listen(document, "visibilitychange", onVisibility);
+    if (typeof IntersectionObserver === "function") {
+      const io = new IntersectionObserver(this.guard((entries) => {
+        const entry = entries[entries.length - 1];
+        const now = entry.isIntersecting;
+        if (now === this.intersecting) return;
+        this.intersecting = now;
+        if (this.source) this.source.applyPause();
+      }));
+      io.observe(this.root);
+      this.disposers.push(() => io.disconnect());
+    }
+    const timer = setInterval(this.guard(() => this.renderStatus()), 1000);
+    this.disposers.push(() => clearInterval(timer));
+  }
+
+  streamOptions() {
+    const m = this.model;
+    const d = m.get("display_range");
+    return {
+      fps: m.get("fps") ?? null,
+      quality: m.get("quality") ?? null,
+      maxWidth: m.get("max_width") ?? null,
+      display: d === "auto" || d === null || d === undefined ? "auto" : [d[0], d[1]],
+    };
+  }
+
+  syncControls() {
+    const m = this.model;
+    const paused = !!m.get("paused");
+    this.playBtn.textContent = paused ? "▶ Play" : "⏸ Pause";
+    this.playBtn.setAttribute("aria-pressed", String(paused));
+    const fps = m.get("fps");
+    if (document.activeElement !== this.fpsInput) this.fpsInput.value = fps === null || fps === undefined ? "" : String(fps);
+    const q = m.get("quality") ?? 80;
+    this.qualityInput.value = String(q);
+    this.qualityLabel.textContent = String(q);
+    const mw = m.get("max_width");
+    const sizeValue = mw === null || mw === undefined ? "" : String(mw);
+    if (![...this.sizeSelect.options].some((o) => o.value === sizeValue)) {
+      this.sizeSelect.append(el("option", { value: sizeValue, text: `≤${sizeValue} px` }));
+    }
+    this.sizeSelect.value = sizeValue;
+    const d = m.get("display_range");
+    this.autoBox.checked = d === "auto" || d === null || d === undefined;
+    if (Array.isArray(d)) {
+      this.minInput.value = String(d[0]);
+      this.maxInput.value = String(d[1]);
+    }
+  }
+
+  // -- source ---------------------------------------------------------------------------------
+  startSource() {
+    if (this.source) this.source.close();
+    const mode = this.model.get("mode");
+    this.root.dataset.mode = mode;
+    this.source = mode === "comm" ? new CommSource(this) : new WsSource(this);
+    const started = this.source.start();
+    if (started && typeof started.catch === "function") started.catch((e) => this.showError(e));
+    this.showKernelError();
+    this.renderStatus();
+  }
+
+  setSourceLabel(where, url) {
+    this.where = where;
+    this.root.dataset.source = url;
+  }
+
+  // -- camera info and controls ----------------------------------------------------------------
+  setCamera({ camera, settings, specs }) {
+    this.camera = camera || this.camera;
+    this.specs = specs || this.specs || {};
+    const exp = this.specs.exposure_ms;
+    if (exp && Number.isFinite(exp.minimum) && Number.isFinite(exp.maximum)) {
+      this.expInput.min = String(exp.minimum);
+      this.expInput.max = String(exp.maximum);
+    }
+    const gain = this.specs.gain_db;
+    if (gain && Number.isFinite(gain.minimum) && Number.isFinite(gain.maximum)) {
+      for (const input of [this.gainRange, this.gainInput]) {
+        input.min = String(gain.minimum);
+        input.max = String(gain.maximum);
+      }
+      this.gainRange.step = String((gain.maximum - gain.minimum) / 200 || 0.1);
+    }
+    this.cameraControls.hidden = !exp && !gain;
+    if (settings) this.setSettings(settings);
+  }
+
+  setSettings(settings) {
+    this.settings = settings;
+    if (!settings) return;
+    if (Number.isFinite(settings.exposure_ms) && document.activeElement !== this.expInput) {
+      this.expInput.value = String(+settings.exposure_ms.toPrecision(4));
+      this.expRange.value = String(this.sliderFromExp(settings.exposure_ms));
+    }
+    if (Number.isFinite(settings.gain_db) && document.activeElement !== this.gainInput) {
+      this.gainInput.value = String(+settings.gain_db.toPrecision(4));
+      this.gainRange.value = String(settings.gain_db);
+    }
+    if (settings.pixel_format) {
+      this.bits = bitsOf({ pixel_format: settings.pixel_format });
+      this.displayBar.hidden = this.bits <= 8;
+    }
+  }
+
+  setCameraStatus(state, message) {
+    this.cameraStatus = state === "streaming" ? null : `camera ${state}${message ? `: ${message}` : ""}`;
+    this.renderStatus();
+  }
+
+  // Exposure spans decades (0.01 ms to seconds): a log-scale slider.
+  expBounds() {
+    const s = this.specs.exposure_ms || {};
+    const lo = Math.max(Number(s.minimum) || 0.01, 1e-6);
+    const hi = Math.max(Number(s.maximum) || 1000, lo * 1.0001);
+    return [lo, hi];
+  }
+
+  expFromSlider(v) {
+    const [lo, hi] = this.expBounds();
+    return lo * Math.pow(hi / lo, v / 1000);
+  }
+
+  sliderFromExp(ms) {
+    const [lo, hi] = this.expBounds();
+    return Math.round((1000 * Math.log(Math.max(ms, lo) / lo)) / Math.log(hi / lo));
+  }
+
+  async changeSetting(name, value) {
+    if (!Number.isFinite(value)) return;
+    const spec = this.specs[name];
+    if (spec && Number.isFinite(spec.minimum) && Number.isFinite(spec.maximum) && (value < spec.minimum || value > spec.maximum)) {
+      this.flash(`${name}=${value} is not allowed: ${spec.allowed || `from ${spec.minimum} to ${spec.maximum}`}`);
+      this.setSettings(this.settings);
+      return;
+    }
+    try {
+      await this.source.setSettings({ [name]: value });
+    } catch (e) {
+      this.flash(e.message);
+      this.setSettings(this.settings); // show what is really in force
+    }
+  }
+
+  // -- display range ------------------------------------------------------------------------------
+  autoContrast() {
+    const meta = this.lastMeta;
+    if (meta && Array.isArray(meta.auto_range)) {
+      this.setTrait("display_range", [...meta.auto_range]); // the kernel measured this frame's range
+    } else {
+      // The stream computes the auto range: switch to auto, then keep the range it settles on.
+      this.autoOnce = 4;
+      this.setTrait("display_range", "auto");
+    }
+  }
+
+  drawHistogram(meta, bitmap) {
+    const bits = this.bits;
+    const top = 2 ** bits;
+    const display = Array.isArray(meta.display) ? meta.display : [0, top - 1];
+    let bins = Array.isArray(meta.histogram) ? meta.histogram : null;
+    if (!bins && bitmap && typeof bitmap.width === "number") {
+      // WebSocket frames are 8-bit already: histogram the displayed values on a small copy and
+      // place them back in camera counts (the window [min, max] of the full range).
+      const w = Math.min(128, bitmap.width);
+      const h = Math.max(1, Math.round((bitmap.height * w) / bitmap.width));
+      if (!this.histWork) this.histWork = document.createElement("canvas");
+      this.histWork.width = w;
+      this.histWork.height = h;
+      const c = this.histWork.getContext("2d", { willReadFrequently: true });
+      c.drawImage(bitmap, 0, 0, w, h);
+      const px = c.getImageData(0, 0, w, h).data;
+      bins = new Array(64).fill(0);
+      const [lo, hi] = display;
+      for (let i = 0; i < px.length; i += 4) {
+        const raw = lo + (px[i] / 255) * (hi - lo);
+        bins[Math.min(63, Math.max(0, Math.floor((raw / top) * 64)))]++;
+      }
+    }
+    if (!bins) return;
+    const cv = this.histCanvas;
+    const g = cv.getContext("2d");
+    g.clearRect(0, 0, cv.width, cv.height);
+    const max = Math.max(1, ...bins.map((b) => Math.sqrt(b)));
+    const bw = cv.width / bins.length;
+    g.fillStyle = "#6a8fbf";
+    bins.forEach((b, i) => {
+      const bh = (Math.sqrt(b) / max) * (cv.height - 2);
+      g.fillRect(i * bw, cv.height - bh, Math.max(1, bw - 0.5), bh);
+    });
+    g.fillStyle = "#d9534f";
+    for (const v of display) g.fillRect(Math.min(cv.width - 1, (v / top) * cv.width), 0, 1, cv.height);
+  }
+
+  // -- frames ------------------------------------------------------------------------------------
+  drawFrame(image, meta) {
+    if (!image) return;
+    const w = meta.width || image.width;
+    const h = meta.height || image.height;
+    if (this.canvas.width !== w || this.canvas.height !== h) {
+      this.canvas.width = w;
+      this.canvas.height = h;
+      this.applyZoom(meta);
+    }
+    this.ctx.drawImage(image, 0, 0, w, h);
+    this.framesDrawn++;
+    this.lastMeta = meta;
+    const now = performance.now();
+    this.drawTimes.push(now);
+    while (this.drawTimes.length && now - this.drawTimes[0] > 2000) this.drawTimes.shift();
+    if (typeof meta.timestamp === "number" && this.source instanceof CommSource) {
+      this.stats.ageMs = Date.now() - meta.timestamp * 1000;
+      this.stats.rttMs = meta.rtt_ms;
+      this.stats.dropped = (meta.skipped || 0) + (meta.camera_dropped || 0) + (meta.lost || 0);
+    }
+    const bits = bitsOf(meta);
+    if (bits !== this.bits || this.displayBar.hidden !== bits <= 8) {
+      this.bits = bits;
+      this.displayBar.hidden = bits <= 8;
+    }
+    if (bits > 8) {
+      if (this.model.get("display_range") === "auto" && Array.isArray(meta.display)) {
+        if (document.activeElement !== this.minInput) this.minInput.value = String(meta.display[0]);
+        if (document.activeElement !== this.maxInput) this.maxInput.value = String(meta.display[1]);
+        if (this.autoOnce > 0 && --this.autoOnce === 0) this.setTrait("display_range", [...meta.display]);
+      }
+      if (now - this.lastHist > 250) {
+        this.lastHist = now;
+        this.drawHistogram(meta, image);
+      }
+    }
+    const ds = this.root.dataset;
+    ds.framesDrawn = String(this.framesDrawn);
+    ds.frameNumber = String(meta.frame_number ?? "");
+    if (this.state !== "streaming" && this.state !== "paused") this.setState("streaming");
+    else this.overlay.hidden = this.state === "streaming";
+  }
+
+  applyZoom(meta = this.lastMeta) {
+    const z = this.zoomSelect.value;
+    const c = this.canvas;
+    if (z === "fit") {
+      c.style.width = "";
+      c.classList.add("lc-fit");
+    } else {
+      c.classList.remove("lc-fit");
+      const sourceWidth = (meta && meta.source_width) || c.width;
+      c.style.width = `${Math.round(sourceWidth * Number(z))}px`;
+    }
+  }
+
+  // -- state, status and errors -------------------------------------------------------------------
+  setState(state, text = "") {
+    this.state = state;
+    this.stateText = text;
+    this.root.dataset.state = state;
+    // Every state but "streaming" says itself over the image (paused: a small badge, see the CSS).
+    this.overlay.hidden = state === "streaming";
+    this.overlay.className = `lc-overlay lc-${state}${this.framesDrawn ? " lc-over-image" : ""}`;
+    const label = {
+      connecting: "Connecting…",
+      reconnecting: "Reconnecting…",
+      error: "Error:",
+      paused: this.intersecting ? "Paused" : "Paused (out of view)",
+      waiting: "Waiting for frames…",
+      idle: "Idle:",
+      closed: "Closed",
+    }[state] || state;
+    this.overlay.textContent = text && state !== "paused" && state !== "connecting" ? `${label} ${text}` : text || label;
+    this.renderStatus();
+  }
+
+  setStats(s) {
+    Object.assign(this.stats, s);
+  }
+
+  renderStatus() {
+    const now = performance.now();
+    while (this.drawTimes.length && now - this.drawTimes[0] > 2000) this.drawTimes.shift();
+    const fps = this.drawTimes.length > 1 ? (this.drawTimes.length - 1) / ((now - this.drawTimes[0]) / 1000 || 1) : 0;
+    const m = this.lastMeta;
+    const parts = [
+      `${this.model.get("mode")}${this.where ? ` (${this.where})` : ""}`,
+      this.state,
+      `${fmt.num(this.state === "streaming" ? fps : 0)} fps`,
+      `rtt ${fmt.ms(this.stats.rttMs)}`,
+      `latency ${fmt.ms(this.stats.ageMs)}`,
+      `dropped ${this.stats.dropped || 0}`,
+    ];
+    if (m) {
+      const size = m.source_width && m.source_width !== m.width ? `${m.width}×${m.height} of ${m.source_width}×${m.source_height}` : `${m.width}×${m.height}`;
+      parts.push(`${size} ${m.pixel_format || ""}`.trim(), `#${m.frame_number}`);
+    }
+    if (this.cameraStatus) parts.push(this.cameraStatus);
+    this.status.textContent = parts.join(" · ");
+  }
+
+  flash(message) {
+    this.errorLine.textContent = message;
+    this.errorLine.hidden = false;
+    clearTimeout(this.flashTimer);
+    this.flashTimer = setTimeout(() => this.showKernelError(), 8000);
+  }
+
+  showKernelError() {
+    const err = this.model.get("kernel_error");
+    this.errorLine.textContent = err || "";
+    this.errorLine.hidden = !err;
+  }
+
+  showError(e) {
+    const message = e && e.message ? e.message : String(e);
+    console.error("labcam live view:", e);
+    this.flash(`live view error: ${message}`);
+  }
+
+  async snap() {
+    this.snapBtn.disabled = true;
+    try {
+      const { blob, filename } = await this.source.snap();
+      download(blob, filename);
+      this.root.dataset.lastSnap = filename;
+    } catch (e) {
+      this.flash(`snap failed: ${e.message}`);
+    } finally {
+      this.snapBtn.disabled = false;
+    }
+  }
+
+  dispose() {
+    if (this.source) this.source.close();
+    this.source = null;
+    for (const d of this.disposers.splice(0)) {
+      try {
+        d();
+      } catch {
+        /* best effort */
+      }
+    }
+    clearTimeout(this.flashTimer);
+  }
+}
+
+function showFatal(host, e) {
+  const box = document.createElement("pre");
+  box.className = "labcam-liveview-fatal";
+  box.textContent = `labcam live view failed to start: ${e && e.stack ? e.stack : e}`;
+  host.replaceChildren(box);
+}
+
+export default {
+  render({ model, el: host }) {
+    let ui = null;
+    try {
+      const root = document.createElement("div");
+      host.replaceChildren(root);
+      ui = new LiveViewUI(model, root);
+      ui.startSource();
+    } catch (e) {
+      // An exception escaping render would leave an empty output: show it instead.
+      console.error("labcam live view:", e);
+      if (ui) ui.dispose();
+      showFatal(host, e);
+      return undefined;
+    }
+    return () => ui.dispose();
+  },
+};

@@ -1,0 +1,703 @@
+"""``LiveView``: the camera's live stream, inline in JupyterLab 4 and Notebook 7.
+
+An anywidget (an ipywidgets ``DOMWidget`` whose browser side is the ES module ``liveview.js``,
+shipped as a string: no JavaScript build). It has two ways of getting frames to the page, and its
+status line says which one it uses:
+
+``websocket``
+    The browser opens the labcam stream (``{baseUrl}labcam/ws/camera/stream?format=binary`` of the
+    Jupyter server hosting the page, or the ``url`` given) itself, with the shared JavaScript client
+    ``labcam/server/static/labcam-client.js``. Frames never pass through the kernel, so the view keeps
+    running while a cell is busy and the kernel spends no CPU on it.
+
+``comm``
+    For a camera that lives in the kernel (``labcam.open()``), or where the extension cannot be
+    reached (VS Code): a background thread in the kernel encodes frames to JPEG and sends them as
+    binary buffers through the widget's comm. The browser acknowledges every frame it draws; at most
+    ``WINDOW`` frames are in flight and the newest frame always wins (as in jupyter_rfb), so a slow
+    page never makes the kernel queue frames. The thread only runs while a view is visible.
+
+How the client gets into the page: anywidget loads ``_esm`` from a ``blob:`` URL, where relative
+imports cannot resolve. The client's source is therefore read from the package at import time and
+embedded in ``_esm`` as a string, which the widget imports through a second ``blob:`` URL. The client
+module is used exactly as written (it has its own default export, so it is not concatenated into the
+widget's module), it matches the Python package's version, and it works in JupyterLab, Notebook 7 and
+VS Code alike without any URL to the extension.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import traitlets as t
+
+import anywidget
+
+from ..frame import PIXEL_FORMATS, Frame
+
+log = logging.getLogger("labcam.widget")
+
+# -- flow control of the comm mode ---------------------------------------------------------------
+# Frames sent and not yet acknowledged. 2 is jupyter_rfb's choice: with 1 the rate collapses to
+# 1/RTT; with more, a slow page only sees older frames.
+WINDOW = 2
+# An unacknowledged frame older than this no longer counts as in flight (its ack was lost, or the
+# kernel is busy and acks wait in the shell queue). While a cell runs, the view thus still gets
+# WINDOW frames per ACK_TIMEOUT instead of freezing, and the window stays bounded.
+ACK_TIMEOUT = 2.0
+# Nothing heard from any view for this long while frames wait for acks: nobody is watching (page
+# closed, output cleared), so the sender stops and releases the camera. Any message from a view
+# brings it back.
+IDLE_AFTER = 10.0
+# How long the sender waits for a frame before it looks at its stop flag and the camera's state.
+FRAME_WAIT = 0.5
+DEFAULT_QUALITY = 80
+
+_HERE = Path(__file__).resolve().parent
+_CLIENT_PATH = _HERE.parent / "server" / "static" / "labcam-client.js"
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def build_esm() -> str:
+    """The widget's ES module: the shared JS client's source as a string constant + liveview.js.
+
+    ``json.dumps`` makes a valid JavaScript string literal (JSON is a subset of ECMAScript 2019).
+    A missing client (a broken install) becomes ``null``: websocket mode then shows that error in the
+    widget instead of failing to load.
+    """
+    widget_source = (_HERE / "liveview.js").read_text(encoding="utf-8")
+    client_source = _read_text(_CLIENT_PATH)
+    return f"const LABCAM_CLIENT_SOURCE = {json.dumps(client_source)};\n{widget_source}"
+
+
+# -- preview encoding (comm mode) -------------------------------------------------------------------
+class PreviewEncoder:
+    """Camera frame -> 8-bit JPEG for the comm mode, plus what the page shows beside it.
+
+    Cheap on purpose (the kernel's CPU is the user's): decimate first by an integer stride, then map
+    12/16-bit counts to 8 bits with a lookup table built only when the display range changes, and
+    compute the histogram and auto range on a further-decimated sample. The auto range follows the
+    image smoothly (no per-frame flicker).
+    """
+
+    HIST_BINS = 64
+    _FINE_BINS = 1024  # for the auto-range percentiles
+    _SAMPLE_PIXELS = 65536
+
+    def __init__(self) -> None:
+        self._auto: tuple[float, float] | None = None
+        self._lut_key: tuple[int, int, int] | None = None
+        self._lut: np.ndarray | None = None
+
+    def encode(
+        self,
+        array: np.ndarray,
+        pixel_format: str,
+        *,
+        quality: int = DEFAULT_QUALITY,
+        max_width: int | None = None,
+        display: str | Sequence[int] = "auto",
+    ) -> tuple[bytes, dict[str, Any]]:
+        import simplejpeg
+
+        height, width = array.shape[:2]
+        step = 1 if not max_width or width <= max_width else math.ceil(width / max_width)
+        small = array[::step, ::step] if step > 1 else array
+        bits = PIXEL_FORMATS.get(pixel_format, 8 * array.dtype.itemsize)
+        meta: dict[str, Any] = {
+            "width": int(small.shape[1]),
+            "height": int(small.shape[0]),
+            "source_width": int(width),
+            "source_height": int(height),
+            "pixel_format": pixel_format,
+            "bit_depth": bits,
+        }
+        if small.ndim == 2 and bits > 8:
+            lo, hi, hist, auto = self._display_range(small, bits, display)
+            img8 = np.take(self._lut_for(lo, hi, bits), small)
+            meta["display"] = [lo, hi]
+            meta["histogram"] = hist  # HIST_BINS counts over [0, 2**bits)
+            meta["auto_range"] = auto  # this frame's own auto range: one-shot auto-contrast uses it
+        else:
+            img8 = small
+            meta["display"] = [0, 255]
+        if img8.dtype != np.uint8:
+            img8 = img8.astype(np.uint8)
+        if img8.ndim == 2:
+            jpeg = simplejpeg.encode_jpeg(
+                np.ascontiguousarray(img8[:, :, None]), quality=quality, colorspace="GRAY"
+            )
+        else:
+            jpeg = simplejpeg.encode_jpeg(np.ascontiguousarray(img8), quality=quality, colorspace="RGB")
+        return jpeg, meta
+
+    def _display_range(
+        self, small: np.ndarray, bits: int, display: str | Sequence[int]
+    ) -> tuple[int, int, list[int], list[int]]:
+        """(lo, hi) in force, the histogram, and this frame's own auto range (0.1 - 99.9 %)."""
+        top = (1 << bits) - 1
+        stride = max(1, int(math.sqrt(small.size / self._SAMPLE_PIXELS)))
+        sample = small[::stride, ::stride]
+        shift = max(0, bits - 10)
+        fine = np.bincount(
+            np.minimum(sample.ravel() >> shift, self._FINE_BINS - 1), minlength=self._FINE_BINS
+        )
+        hist = fine.reshape(self.HIST_BINS, -1).sum(axis=1)
+        cdf = np.cumsum(fine)
+        total = int(cdf[-1]) or 1
+        lo_bin = int(np.searchsorted(cdf, 0.001 * total))
+        hi_bin = int(np.searchsorted(cdf, 0.999 * total))
+        lo_raw, hi_raw = float(lo_bin << shift), float(min(((hi_bin + 1) << shift) - 1, top))
+        if display == "auto":
+            if self._auto is None:
+                self._auto = (lo_raw, hi_raw)
+            else:  # follow the scene within a few frames, without flicker
+                a = 0.3
+                self._auto = (self._auto[0] + a * (lo_raw - self._auto[0]), self._auto[1] + a * (hi_raw - self._auto[1]))
+            lo, hi = int(round(self._auto[0])), int(round(self._auto[1]))
+        else:
+            lo, hi = int(display[0]), int(display[1])
+        lo = min(max(lo, 0), top - 1)
+        hi = min(max(hi, lo + 1), top)
+        auto_lo = min(int(lo_raw), top - 1)
+        return lo, hi, [int(v) for v in hist], [auto_lo, max(int(hi_raw), auto_lo + 1)]
+
+    def _lut_for(self, lo: int, hi: int, bits: int) -> np.ndarray:
+        key = (lo, hi, bits)
+        if key != self._lut_key or self._lut is None:
+            values = np.arange(1 << bits, dtype=np.float32)
+            lut = np.clip((values - lo) * (255.0 / (hi - lo)), 0, 255) + 0.5
+            # A 16-bit frame may hold values above its nominal range (mono12 data is in uint16).
+            self._lut = np.concatenate([lut.astype(np.uint8), np.full(65536 - (1 << bits), 255, np.uint8)])
+            self._lut_key = key
+        return self._lut
+
+
+def encode_snap(frame: Frame) -> tuple[bytes, str, str]:
+    """A lossless PNG of a full frame (12/16-bit counts kept as 16-bit PNG): bytes, mime, filename."""
+    from PIL import Image
+
+    array = np.ascontiguousarray(frame.array)
+    image = Image.fromarray(array.astype("<u2") if array.dtype.itemsize == 2 else array)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    name = f"labcam-{frame.meta.camera_serial or 'camera'}-{frame.meta.frame_number}.png"
+    return buf.getvalue(), "image/png", name
+
+
+# -- option checks (the same rules and messages as the stream protocol) -----------------------------
+def _check_number(name: str, value: Any, low: float, high: float, integer: bool) -> Any:
+    if value is None:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if ok:
+        ok = math.isfinite(float(value)) and low <= float(value) <= high and (not integer or float(value) == int(value))
+    if not ok:
+        kind = "a whole number" if integer else "a number"
+        raise t.TraitError(f"{name}={value!r} is not allowed: {kind} from {low:g} to {high:g}, or None")
+    return int(value) if integer else float(value)
+
+
+def _camera_url(camera: Any) -> tuple[str | None, str | None]:
+    """The stream root and token of a remote camera (``labcam.connect()``), if it is one."""
+    for attr in ("live_url", "url", "base_url"):
+        url = getattr(camera, attr, None)
+        if isinstance(url, str) and url:
+            token = getattr(camera, "token", None)
+            return url, token if isinstance(token, str) and token else None
+    return None, None
+
+
+class LiveView(anywidget.AnyWidget):
+    """The live stream of a camera, inline in a notebook. ``cam.live()`` returns one.
+
+    >>> cam = labcam.open("simulated")                      # doctest: +SKIP
+    >>> cam.live(fps=15)            # in-process camera: frames through the widget's comm
+    >>> labcam.connect().live()     # the Jupyter extension's camera: the page's own WebSocket
+    >>> LiveView(url="http://127.0.0.1:8001/", token="T")   # a `labcam serve` elsewhere
+
+    ``camera``: an in-process ``Camera`` (comm mode) or a remote one (websocket mode, to its URL).
+    ``url``/``token``: a labcam stream root (``http://host:8001/``, ``http://host:8888/base/labcam/``)
+    or the stream URL itself. Without camera and url, the view streams from the labcam extension of
+    the Jupyter server that serves the page. ``mode``: "auto" (the default; websocket unless the
+    camera lives in this kernel, and comm when the page cannot reach the stream and the kernel can),
+    "websocket" or "comm". ``fps`` caps the frame rate, ``quality`` is the JPEG quality (1-100),
+    ``max_width`` has frames downscaled to at most that width before they are sent.
+
+    Settable while it runs, from Python or its controls: ``fps``, ``quality``, ``max_width``,
+    ``display_range`` ("auto" or (min, max) in camera counts, for 12/16-bit), ``paused``.
+    """
+
+    _esm = build_esm()
+    _css = (_HERE / "liveview.css").read_text(encoding="utf-8")
+
+    # The mode in use: "websocket" | "comm". "auto" views may move from websocket to comm.
+    mode = t.Unicode("websocket").tag(sync=True)
+    requested_mode = t.Unicode("auto").tag(sync=True)
+    # Stream root or URL for websocket mode; "" means {baseUrl}labcam/ of the page's Jupyter server.
+    stream_url = t.Unicode("").tag(sync=True)
+    # Synced so the page can authenticate to a server other than its own. Note: "Save widget state"
+    # in the notebook would store it; the page's own server never needs it (cookie).
+    token = t.Unicode("").tag(sync=True)
+    fps = t.Float(None, allow_none=True).tag(sync=True)
+    quality = t.Int(None, allow_none=True).tag(sync=True)
+    max_width = t.Int(None, allow_none=True).tag(sync=True)
+    display_range = t.Any("auto").tag(sync=True)
+    paused = t.Bool(False).tag(sync=True)
+    # Comm mode: what the page needs to build its controls (camera description, settings, specs).
+    camera_info = t.Dict().tag(sync=True)
+    # A problem the kernel wants shown in the view (e.g. no camera for the comm fallback).
+    kernel_error = t.Unicode("").tag(sync=True)
+
+    def __init__(
+        self,
+        camera: Any = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        mode: str = "auto",
+        fps: float | None = None,
+        quality: int | None = None,
+        max_width: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if mode not in ("auto", "websocket", "comm"):
+            raise ValueError(f"mode={mode!r} is not allowed: 'auto', 'websocket' or 'comm'")
+        in_process = camera is not None and hasattr(camera, "engine")
+        if url is None and camera is not None and not in_process:
+            url, camera_token = _camera_url(camera)
+            token = token or camera_token
+        if mode == "websocket" and in_process:
+            raise ValueError(
+                "mode='websocket' needs a stream server: this camera lives in the kernel, so its "
+                "frames can only reach the page through the widget (mode='comm' or 'auto')"
+            )
+        resolved = "comm" if mode == "comm" or (mode == "auto" and in_process) else "websocket"
+        # Plain state first: trait observers (mode, paused) run during super().__init__.
+        self._camera = camera
+        self._remote_args = (url, token)
+        self._owns_camera = False  # True when the comm fallback opened a connect() itself
+        self._encoder = PreviewEncoder()
+        # flow control and sender state, guarded by _cond
+        self._cond = threading.Condition()
+        self._in_flight: dict[int, float] = {}  # seq -> monotonic send time
+        self._seq = 0
+        self._views: dict[str, bool] = {}  # view id -> visible
+        self._last_heard = time.monotonic()
+        self._dormant = False
+        self._sender: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._stream: Any = None
+        self._closed = False
+        # figures (read by tests and shown in the page)
+        self.frames_sent = 0
+        self.frames_acked = 0
+        self.frames_lost = 0  # unacknowledged past ACK_TIMEOUT
+        self.max_in_flight = 0
+        self.rtt_ms: float | None = None
+        self._settings_hook: Any = None
+        super().__init__(
+            mode=resolved,
+            requested_mode=mode,
+            stream_url=url or "",
+            token=token or "",
+            fps=fps,
+            quality=quality,
+            max_width=max_width,
+            **kwargs,
+        )
+        self.on_msg(self._on_custom_msg)
+        if resolved == "comm":
+            self._attach_camera()
+
+    # -- public -------------------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """Comm mode: frames sent and not yet acknowledged (never more than ``WINDOW``)."""
+        with self._cond:
+            return len(self._in_flight)
+
+    @property
+    def sender_running(self) -> bool:
+        """Comm mode: whether the kernel thread that sends frames is alive."""
+        sender = self._sender
+        return sender is not None and sender.is_alive()
+
+    def close(self) -> None:
+        """Remove the view and stop sending (the camera is released; it keeps running for others)."""
+        self._closed = True
+        self._stop_sender()
+        self._detach_camera()
+        if self._owns_camera and self._camera is not None:
+            try:
+                self._camera.close()
+            except Exception:  # closing a remote connection must not stop the widget closing
+                log.debug("closing the fallback camera failed", exc_info=True)
+        super().close()
+
+    def __repr__(self) -> str:
+        # Stable across runs (nbval compares it): no ids, addresses or timings.
+        if self.mode == "comm":
+            source = self._describe_camera()
+        else:
+            source = self.stream_url or "this Jupyter server's labcam extension"
+        return (
+            f"LiveView(mode={self.mode!r}, source={source!r}, fps={self.fps!r}, "
+            f"quality={self.quality!r}, max_width={self.max_width!r})"
+        )
+
+    # -- validation ---------------------------------------------------------------------------------
+    @t.validate("fps")
+    def _valid_fps(self, proposal: Any) -> Any:
+        return _check_number("fps", proposal["value"], 0.1, 1000, False)
+
+    @t.validate("quality")
+    def _valid_quality(self, proposal: Any) -> Any:
+        return _check_number("quality", proposal["value"], 1, 100, True)
+
+    @t.validate("max_width")
+    def _valid_max_width(self, proposal: Any) -> Any:
+        return _check_number("max_width", proposal["value"], 16, 16384, True)
+
+    @t.validate("display_range")
+    def _valid_display(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is None or value == "auto":
+            return "auto"
+        if isinstance(value, str):
+            value = value.split(",")
+        try:
+            lo, hi = (int(v) for v in value)
+        except (TypeError, ValueError):
+            raise t.TraitError(f"display_range={proposal['value']!r} is not allowed: 'auto' or (min, max)") from None
+        if not 0 <= lo < hi:
+            raise t.TraitError(f"display_range={proposal['value']!r} is not allowed: 0 <= min < max")
+        return [lo, hi]
+
+    @t.observe("paused", "mode")
+    def _on_state_change(self, change: Any) -> None:
+        self._update_sender()
+
+    # -- camera (comm mode) -------------------------------------------------------------------------
+    def _describe_camera(self) -> str:
+        cam = self._camera
+        if cam is None:
+            return "no camera"
+        try:
+            d = cam.description
+            return f"{d.driver} {d.serial}"
+        except Exception:
+            return type(cam).__name__
+
+    def _attach_camera(self) -> None:
+        """Publish the camera's description/settings/specs and follow its settings changes."""
+        if self._camera is None:
+            self._camera = self._open_fallback_camera()
+            if self._camera is None:
+                return
+        self._refresh_camera_info()
+        events = getattr(self._camera, "events", None)
+        signal = getattr(events, "settings_changed", None)
+        if signal is not None and self._settings_hook is None:
+            self._settings_hook = signal
+            signal.connect(self._on_camera_settings)
+
+    def _detach_camera(self) -> None:
+        if self._settings_hook is not None:
+            try:
+                self._settings_hook.disconnect(self._on_camera_settings)
+            except Exception:
+                pass
+            self._settings_hook = None
+
+    def _open_fallback_camera(self) -> Any:
+        """Comm mode without an in-process camera: reach the stream from the kernel instead."""
+        try:
+            import labcam
+
+            connect = getattr(labcam, "connect", None)
+            if connect is None:
+                raise RuntimeError("this labcam has no connect()")
+            url, token = self._remote_args
+            camera = connect(url, token=token) if url else connect()
+        except Exception as exc:
+            self.kernel_error = (
+                f"No camera for the comm mode: the kernel could not reach the labcam stream ({exc}). "
+                "Open one in the kernel with labcam.open() and call cam.live()."
+            )
+            return None
+        self._owns_camera = True
+        return camera
+
+    def _refresh_camera_info(self, settings: Any = None) -> None:
+        cam = self._camera
+        try:
+            info = {
+                "camera": cam.description.to_dict(),
+                "settings": (settings or cam.settings).to_dict(),
+                "specs": cam.specs.to_dict(),
+            }
+        except Exception as exc:  # a remote camera that went away: say so in the view
+            info = {"error": str(exc)}
+        self.camera_info = info
+
+    def _on_camera_settings(self, settings: Any) -> None:
+        # Called on whichever thread changed the settings; a trait change is a thread-safe comm send.
+        if not self._closed:
+            self._refresh_camera_info(settings)
+
+    # -- messages from the page -----------------------------------------------------------------------
+    def _on_custom_msg(self, _widget: Any, content: Any, buffers: Sequence[Any]) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        view = str(content.get("view", ""))
+        now = time.monotonic()
+        wake = False
+        with self._cond:
+            self._last_heard = now
+            if self._dormant:
+                self._dormant = False
+                wake = True
+            if kind == "ack":
+                self._on_ack(content.get("seq"), now)
+                if view and view not in self._views:
+                    self._views[view] = True  # a view that draws is there and visible
+            elif kind in ("hello", "visible") and view:
+                self._views[view] = bool(content.get("visible", True))
+            elif kind == "closed" and view:
+                self._views.pop(view, None)
+            self._cond.notify_all()
+        if kind == "settings":
+            self._apply_settings(content.get("changes"))
+        elif kind == "snap":
+            self._send_snap()
+        elif kind == "fallback":
+            self._fall_back(str(content.get("reason", "")))
+        if kind in ("ack", "hello", "visible", "closed") or wake:
+            self._update_sender()
+
+    def _on_ack(self, seq: Any, now: float) -> None:
+        """Acks are cumulative: drawing frame n means every earlier one is done with too."""
+        if not isinstance(seq, int):
+            return
+        done = [s for s in self._in_flight if s <= seq]
+        if seq in self._in_flight:
+            self.rtt_ms = (now - self._in_flight[seq]) * 1000.0
+        for s in done:
+            del self._in_flight[s]
+        self.frames_acked += len(done)
+
+    def _apply_settings(self, changes: Any) -> None:
+        if self.mode != "comm" or self._camera is None or not isinstance(changes, dict):
+            return
+        try:
+            settings = self._camera.set(**changes)
+        except Exception as exc:  # SettingError names the setting, value and range: show it
+            self._send_json({"type": "error", "request": "settings", "message": str(exc)})
+            return
+        self._refresh_camera_info(settings)
+
+    def _send_snap(self) -> None:
+        if self._camera is None:
+            self._send_json({"type": "error", "request": "snap", "message": "no camera in this kernel"})
+            return
+        try:
+            frame = self._camera.snap(meta=True)
+            data, mime, name = encode_snap(frame)
+        except Exception as exc:
+            self._send_json({"type": "error", "request": "snap", "message": f"snap failed: {exc}"})
+            return
+        self._send_json(
+            {"type": "snap", "mime": mime, "filename": name, "frame_number": frame.meta.frame_number},
+            [data],
+        )
+
+    def _fall_back(self, reason: str) -> None:
+        """The page could not reach the stream: in auto mode, send frames through the comm instead."""
+        if self.requested_mode != "auto" or self.mode == "comm":
+            return
+        log.info("live view: the page cannot reach the stream (%s); using the comm", reason)
+        self._attach_camera()
+        if self._camera is not None:
+            self.kernel_error = ""
+            self.mode = "comm"
+
+    # -- the sender thread (comm mode) ----------------------------------------------------------------
+    def _wanted(self) -> bool:
+        return (
+            not self._closed
+            and self.mode == "comm"
+            and self._camera is not None
+            and not self.paused
+            and not self._dormant
+            and any(self._views.values())
+        )
+
+    def _update_sender(self) -> None:
+        """Start the sender when a view wants frames and stop it when none does."""
+        with self._cond:
+            wanted = self._wanted()
+            running = self._sender is not None and self._sender.is_alive()
+            if wanted and not running:
+                self._stop = threading.Event()
+                self._in_flight.clear()
+                self._last_heard = time.monotonic()
+                self._sender = threading.Thread(
+                    target=self._send_loop, args=(self._stop,), name="labcam-liveview", daemon=True
+                )
+                self._sender.start()
+                return
+        if not wanted and running:
+            self._stop_sender()
+
+    def _stop_sender(self) -> None:
+        with self._cond:
+            sender, stream = self._sender, self._stream
+            self._stop.set()
+            self._cond.notify_all()
+        if stream is not None:
+            try:
+                stream.close()  # wakes a sender blocked waiting for a frame
+            except Exception:
+                pass
+        if sender is not None and sender is not threading.current_thread():
+            sender.join(timeout=5.0)
+        with self._cond:
+            if self._sender is sender:
+                self._sender = None
+            self._in_flight.clear()
+
+    def _window_open(self, now: float) -> bool:
+        """Called with ``_cond`` held: drop acks that will not come, and say if a frame may go."""
+        for seq, sent in list(self._in_flight.items()):
+            if now - sent > ACK_TIMEOUT:
+                del self._in_flight[seq]
+                self.frames_lost += 1
+        return len(self._in_flight) < WINDOW
+
+    def _send_loop(self, stop: threading.Event) -> None:
+        from ..errors import FrameTimeout
+
+        try:
+            stream = self._camera.frames(timeout=FRAME_WAIT)
+        except Exception as exc:
+            self._send_json({"type": "status", "state": "error", "message": f"cannot stream: {exc}"})
+            return
+        with self._cond:
+            self._stream = stream
+        if stop.is_set():  # stopped before the stream existed: _stop_sender could not close it
+            stream.close()
+        self._send_json({"type": "status", "state": "streaming", "message": ""})
+        last_sent = 0.0
+        skipped_base = stream.missed if hasattr(stream, "missed") else 0
+        camera_dropped = 0
+        waiting = False
+        try:
+            while not stop.is_set():
+                with self._cond:
+                    while not stop.is_set() and not self._window_open(time.monotonic()):
+                        if self._in_flight and time.monotonic() - self._last_heard > IDLE_AFTER:
+                            # Nobody acknowledges: no page is watching. Release the camera.
+                            self._dormant = True
+                            self._views.clear()
+                            stop.set()
+                            break
+                        self._cond.wait(0.1)
+                if stop.is_set():
+                    break
+                if self.fps:
+                    delay = last_sent + 1.0 / self.fps - time.monotonic()
+                    if delay > 0 and stop.wait(delay):  # pacing to the fps cap
+                        break
+                try:
+                    frame = next(stream)
+                except FrameTimeout:
+                    if not waiting:
+                        waiting = True
+                        self._send_json({"type": "status", "state": "waiting", "message": self._camera_state()})
+                    continue
+                except StopIteration:
+                    break
+                if waiting:
+                    waiting = False
+                    self._send_json({"type": "status", "state": "streaming", "message": ""})
+                camera_dropped += frame.meta.dropped_before
+                t0 = time.perf_counter()
+                jpeg, meta = self._encoder.encode(
+                    frame.array,
+                    frame.meta.pixel_format,
+                    quality=self.quality or DEFAULT_QUALITY,
+                    max_width=self.max_width,
+                    display=self.display_range,
+                )
+                encode_ms = (time.perf_counter() - t0) * 1000.0
+                with self._cond:
+                    if stop.is_set():
+                        break
+                    self._seq += 1
+                    seq = self._seq
+                    now = time.monotonic()
+                    self._in_flight[seq] = now
+                    self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
+                meta.update(
+                    type="frame",
+                    seq=seq,
+                    frame_number=frame.meta.frame_number,
+                    timestamp=frame.meta.timestamp,
+                    exposure_ms=frame.meta.exposure_ms,
+                    gain_db=frame.meta.gain_db,
+                    encoding="jpeg",
+                    encode_ms=round(encode_ms, 2),
+                    skipped=(stream.missed - skipped_base) if hasattr(stream, "missed") else 0,
+                    camera_dropped=camera_dropped,
+                    lost=self.frames_lost,
+                    rtt_ms=None if self.rtt_ms is None else round(self.rtt_ms, 1),
+                    sent_at=time.time(),
+                )
+                self._send_json(meta, [jpeg])
+                self.frames_sent += 1
+                last_sent = now
+        except Exception as exc:  # the engine closed, the connection dropped...: say it in the view
+            if not stop.is_set():
+                log.warning("live view sender stopped: %s", exc)
+                self._send_json({"type": "status", "state": "error", "message": str(exc)})
+        finally:
+            with self._cond:
+                self._stream = None
+            stream.close()
+            if self._dormant:
+                self._send_json({"type": "status", "state": "idle", "message": "no page acknowledged frames"})
+
+    def _camera_state(self) -> str:
+        status = getattr(self._camera, "status", None)
+        state = getattr(status, "state", None)
+        message = getattr(status, "message", "")
+        return f"no frames from the camera ({state}{': ' + message if message else ''})" if state else "no frames"
+
+    def _send_json(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        if self.comm is None or self._closed and content.get("type") == "frame":
+            return
+        try:
+            self.send(content, buffers)
+        except Exception:  # the comm closed under us (kernel shutting down): nothing to tell
+            log.debug("live view: send failed", exc_info=True)
+
+
+__all__ = ["LiveView", "PreviewEncoder", "WINDOW", "build_esm", "encode_snap"]
