@@ -1,0 +1,29 @@
+"""Preview: engine frames → 8-bit display images → JPEG, once per variant, shared by every viewer.
+
+``display`` maps a frame to 8 bits (decimate first, integer maths); ``jpeg`` encodes (simplejpeg for
+previews; PNG/TIFF/NPY for snapshots); ``variants`` is the fan-out hub the server streams from.
+Nothing here knows about the network: the server builds on it, never the other way round.
+"""
+
+from __future__ import annotations
+
+from .display import DisplayMapper, auto_range, decimate, decimation_step, to_display
+from .jpeg import SNAP_FORMATS, encode_jpeg, encode_snapshot
+from .variants import EncodedFrame, PreviewHub, Variant, encode_frame, pack_binary, unpack_binary
+
+__all__ = [
+    "SNAP_FORMATS",
+    "DisplayMapper",
+    "EncodedFrame",
+    "PreviewHub",
+    "Variant",
+    "auto_range",
+    "decimate",
+    "decimation_step",
+    "encode_frame",
+    "encode_jpeg",
+    "encode_snapshot",
+    "pack_binary",
+    "to_display",
+    "unpack_binary",
+]

@@ -1,0 +1,362 @@
+"""The preview fan-out: one engine subscription, one encode per frame per variant, shared messages.
+
+A *variant* is what makes two clients' preview bytes differ: JPEG quality, maximum width and
+display range. (The wire format, JSON or binary, is not part of it: both messages are built from
+the same JPEG, each at most once, when the first client of that format asks.)
+
+``PreviewHub`` runs on an asyncio loop. While any listener is registered it pulls the newest frame
+from a single *latest* engine subscription and hands it to each active variant; a variant encodes
+on a small thread pool (simplejpeg releases the GIL, so two variants, or a variant and the loop,
+really run in parallel) with at most one encode in flight: a frame that arrives while its variant
+is busy waits in a one-frame slot and is replaced by a newer one (latest frame wins, counted in
+``skipped``). Encoded frames are immutable ``EncodedFrame`` objects passed to every listener of
+the variant, with nothing per client inside. When the last listener of a variant leaves, the
+variant and its buffers are dropped; when the last listener of all leaves, the subscription is
+closed, encoding stops and the engine may stop the camera.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import struct
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ..engine import Engine, Subscription
+from ..errors import CameraError, FrameTimeout
+from ..frame import Frame
+from .display import DisplayMapper, DisplayRange
+from .jpeg import encode_jpeg
+
+log = logging.getLogger("labcam.preview")
+
+# A client joining a variant gets its newest encoded frame at once if it is this recent (seconds),
+# so a page (re)connecting shows a picture without waiting for the next capture.
+RECENT_FRAME_S = 1.0
+# How long one wait for a frame lasts before the pump checks whether anybody still watches.
+PUMP_WAIT_S = 1.0
+# Weight of the newest sample in the encode-time moving averages.
+EMA_WEIGHT = 0.1
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a client's preview looks like; clients with equal variants share every encoded frame.
+
+    ``display`` is None for auto contrast or a (low, high) window in camera counts.
+    """
+
+    quality: int = 80
+    max_width: int | None = None
+    display: DisplayRange | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "quality": self.quality,
+            "max_width": self.max_width,
+            "display": "auto" if self.display is None else list(self.display),
+        }
+
+
+class EncodedFrame:
+    """One frame encoded for one variant: JPEG bytes plus the two wire messages built from them.
+
+    Immutable and shared by every client of the variant. ``json_message`` (base64 JPEG in JSON
+    text) and ``binary_message`` (``uint32 BE header length | JSON header | JPEG``) are each built
+    at most once, on first use, on the event loop.
+    """
+
+    __slots__ = ("variant", "jpeg", "_header", "encode_ms", "_json", "_binary")
+
+    def __init__(self, variant: Variant, jpeg: bytes, header: dict[str, Any], encode_ms: float) -> None:
+        self.variant = variant
+        self.jpeg = jpeg
+        self._header = header
+        self.encode_ms = encode_ms
+        self._json: str | None = None
+        self._binary: bytes | None = None
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """The frame message's fields (a copy), without ``data``."""
+        return dict(self._header)
+
+    @property
+    def frame_number(self) -> int:
+        return int(self._header["frame_number"])
+
+    @property
+    def timestamp(self) -> float:
+        return float(self._header["timestamp"])
+
+    @property
+    def json_message(self) -> str:
+        if self._json is None:
+            fields = {k: v for k, v in self._header.items() if k != "type"}
+            data = base64.b64encode(self.jpeg).decode("ascii")
+            # Spliced rather than json.dumps'ed with the data inside: base64 needs no escaping,
+            # and this skips a scan of ~100 KB of text per frame.
+            self._json = '{"type": "frame", "data": "' + data + '", ' + json.dumps(fields)[1:]
+        return self._json
+
+    @property
+    def binary_message(self) -> bytes:
+        if self._binary is None:
+            self._binary = pack_binary(self._header, self.jpeg)
+        return self._binary
+
+    def __repr__(self) -> str:
+        h = self._header
+        return f"<EncodedFrame #{h['frame_number']} {h['width']}x{h['height']} {len(self.jpeg)} B q{self.variant.quality}>"
+
+
+def pack_binary(header: dict[str, Any], payload: bytes) -> bytes:
+    """A binary message: 4-byte big-endian header length, UTF-8 JSON header, payload bytes."""
+    head = json.dumps(header).encode("utf-8")
+    return b"".join((struct.pack(">I", len(head)), head, payload))
+
+
+def unpack_binary(message: bytes) -> tuple[dict[str, Any], bytes]:
+    """The inverse of ``pack_binary`` (for clients and tests)."""
+    (n,) = struct.unpack_from(">I", message)
+    return json.loads(message[4 : 4 + n].decode("utf-8")), message[4 + n :]
+
+
+def encode_frame(frame: Frame, variant: Variant, mapper: DisplayMapper) -> EncodedFrame:
+    """Map and encode one frame for one variant (runs on a worker thread)."""
+    t0 = time.perf_counter()
+    meta = frame.meta
+    image, (lo, hi) = mapper.map(frame.array, meta.bit_depth)
+    jpeg = encode_jpeg(image, variant.quality)
+    encode_ms = (time.perf_counter() - t0) * 1000.0
+    header = {
+        "type": "frame",
+        "encoding": "jpeg",
+        "timestamp": meta.timestamp,
+        "frame_number": meta.frame_number,
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+        "source_width": frame.width,
+        "source_height": frame.height,
+        "pixel_format": meta.pixel_format,
+        "display": [lo, hi],
+        "exposure_ms": meta.exposure_ms,
+        "gain_db": meta.gain_db,
+    }
+    return EncodedFrame(variant, jpeg, header, encode_ms)
+
+
+FrameListener = Callable[[EncodedFrame], None]
+
+
+class _VariantState:
+    """One active variant: its listeners, its mapper (buffers), and its one-encode-at-a-time slot."""
+
+    __slots__ = ("variant", "listeners", "mapper", "busy", "pending", "latest", "encoded", "skipped", "encode_ms")
+
+    def __init__(self, variant: Variant) -> None:
+        self.variant = variant
+        self.listeners: list[FrameListener] = []
+        self.mapper = DisplayMapper(variant.max_width, variant.display)
+        self.busy = False
+        self.pending: Frame | None = None
+        self.latest: EncodedFrame | None = None
+        self.encoded = 0
+        self.skipped = 0  # frames replaced in the pending slot while an encode ran
+        self.encode_ms = 0.0
+
+
+class PreviewHub:
+    """Encodes the engine's frames once per active variant and hands them to listeners.
+
+    Every method must be called on the event loop the hub runs on (the first ``add_listener``
+    binds it). Listeners are called on that loop and must not block.
+    """
+
+    def __init__(self, engine: Engine, *, workers: int = 2) -> None:
+        self.engine = engine
+        self._executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="labcam-encode")
+        self._variants: dict[Variant, _VariantState] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self._closed = False
+        self.frames_in = 0  # frames the pump took from the engine
+        self.frames_missed = 0  # frames the pump's subscription skipped (the pump was slower)
+        self.encode_ms = 0.0  # moving average over every variant
+        self._errors_logged: set[Variant] = set()
+
+    # -- listeners ------------------------------------------------------------------------------
+    def add_listener(self, variant: Variant, listener: FrameListener) -> None:
+        """Start calling ``listener(encoded)`` with each new frame of ``variant``."""
+        if self._closed:
+            raise CameraError("the preview hub is closed")
+        self._loop = asyncio.get_running_loop()
+        state = self._variants.get(variant)
+        if state is None:
+            state = self._variants[variant] = _VariantState(variant)
+        state.listeners.append(listener)
+        latest = state.latest
+        if latest is not None and time.time() - latest.timestamp < RECENT_FRAME_S:
+            self._loop.call_soon(self._deliver_one, state, listener, latest)
+        self._ensure_pump()
+
+    def remove_listener(self, variant: Variant, listener: FrameListener) -> None:
+        """Stop calling ``listener``; drops the variant when it was the last one. Safe to repeat."""
+        state = self._variants.get(variant)
+        if state is None:
+            return
+        try:
+            state.listeners.remove(listener)
+        except ValueError:
+            return
+        if not state.listeners:
+            del self._variants[variant]
+            self._errors_logged.discard(variant)
+        if not self._variants and self._sub is not None:
+            # Wakes the pump, which sees nobody watching and ends: encoding pauses and the engine
+            # may stop the camera after its grace period.
+            self._sub.close()
+
+    @property
+    def active(self) -> bool:
+        """True while any variant has a listener."""
+        return bool(self._variants)
+
+    @property
+    def variants(self) -> list[Variant]:
+        return list(self._variants)
+
+    def listeners(self, variant: Variant) -> int:
+        state = self._variants.get(variant)
+        return len(state.listeners) if state else 0
+
+    # -- the pump -------------------------------------------------------------------------------
+    def _ensure_pump(self) -> None:
+        if self._task is None and not self._closed:
+            self._task = asyncio.ensure_future(self._pump())
+
+    async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            # subscribe() may wait for the engine's control lock (a settings change restarting the
+            # capture): keep that off the loop.
+            sub = await loop.run_in_executor(None, self.engine.subscribe, "preview")
+        except CameraError as exc:
+            log.error("preview: cannot subscribe to the camera: %s", exc)
+            self._task = None
+            return
+        self._sub = sub
+        try:
+            while self._variants and not self._closed:
+                try:
+                    frame = await sub.anext(PUMP_WAIT_S)
+                except FrameTimeout:
+                    continue  # camera idle, stalled or lost: keep waiting while somebody watches
+                except CameraError:
+                    break  # our subscription or the engine was closed
+                self.frames_in += 1
+                for state in list(self._variants.values()):
+                    self._offer(state, frame)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.frames_missed += sub.missed
+            sub.close()
+            self._sub = None
+            self._task = None
+            if self._variants and not self._closed:
+                self._ensure_pump()  # a listener arrived while this pump was ending
+
+    def _offer(self, state: _VariantState, frame: Frame) -> None:
+        if state.busy:
+            if state.pending is not None:
+                state.skipped += 1
+            state.pending = frame
+            return
+        state.busy = True
+        assert self._loop is not None
+        fut = self._loop.run_in_executor(self._executor, encode_frame, frame, state.variant, state.mapper)
+        fut.add_done_callback(lambda f: self._encoded(state, f))
+
+    def _encoded(self, state: _VariantState, fut: asyncio.Future[EncodedFrame]) -> None:
+        state.busy = False
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            if state.variant not in self._errors_logged:  # once per variant, not 30 times a second
+                self._errors_logged.add(state.variant)
+                log.error("preview: encoding failed for %s", state.variant, exc_info=exc)
+        else:
+            encoded = fut.result()
+            state.latest = encoded
+            state.encoded += 1
+            state.encode_ms += EMA_WEIGHT * (encoded.encode_ms - state.encode_ms) if state.encoded > 1 else encoded.encode_ms
+            self.encode_ms = encoded.encode_ms if self.encode_ms == 0 else self.encode_ms + EMA_WEIGHT * (encoded.encode_ms - self.encode_ms)
+            for listener in list(state.listeners):
+                self._call(listener, encoded)
+        pending, state.pending = state.pending, None
+        if pending is not None and self._variants.get(state.variant) is state and not self._closed:
+            self._offer(state, pending)
+
+    def _deliver_one(self, state: _VariantState, listener: FrameListener, encoded: EncodedFrame) -> None:
+        if listener in state.listeners:
+            self._call(listener, encoded)
+
+    @staticmethod
+    def _call(listener: FrameListener, encoded: EncodedFrame) -> None:
+        try:
+            listener(encoded)
+        except Exception:  # one broken client must not stop the others' frames
+            log.exception("preview: a frame listener failed")
+
+    # -- figures and life cycle -----------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        return {
+            "encode_ms": round(self.encode_ms, 3),
+            "frames_in": self.frames_in,
+            "frames_missed": self.frames_missed + (self._sub.missed if self._sub else 0),
+            "variants": [
+                {
+                    **s.variant.to_dict(),
+                    "clients": len(s.listeners),
+                    "encoded": s.encoded,
+                    "skipped": s.skipped,
+                    "encode_ms": round(s.encode_ms, 3),
+                    "jpeg_bytes": len(s.latest.jpeg) if s.latest else None,
+                }
+                for s in self._variants.values()
+            ],
+        }
+
+    async def aclose(self) -> None:
+        """Stop encoding and release the subscription and the worker threads."""
+        self._closed = True
+        self._variants.clear()
+        if self._sub is not None:
+            self._sub.close()
+        task = self._task
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 2.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Synchronous close for when no loop runs any more (the pump, if any, is abandoned)."""
+        self._closed = True
+        self._variants.clear()
+        if self._sub is not None:
+            self._sub.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+__all__ = ["EncodedFrame", "FrameListener", "PreviewHub", "Variant", "encode_frame", "pack_binary", "unpack_binary"]

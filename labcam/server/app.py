@@ -1,0 +1,333 @@
+"""The standalone host (``labcam serve``): the handler logic plus token, origin and host checks.
+
+Security model (docs/protocol.md, Authentication):
+
+- ``token``: every API request and stream needs it, as ``?token=T`` or ``Authorization: token T``
+  (or ``Bearer T``); a missing or wrong one is a 403. The test page and static files are public
+  (they hold no data), so ``http://host:8001/?token=T`` works: the page passes the token on.
+- Origins: a WebSocket handshake whose ``Origin`` is neither the server itself (Origin host ==
+  Host) nor in ``allowed_origins`` gets a 403; so does an API request from such an origin. Allowed
+  origins get CORS headers (and preflight answers), so a dev server on another port (the Vue app on
+  ``http://localhost:5173``) can read frames and PATCH settings.
+- ``allowed_hosts``: when given, requests whose ``Host`` is not one of them get a 403. ``labcam
+  serve`` sets it to the loopback names when it binds to loopback without a token, which shuts the
+  DNS-rebinding door (a web page that makes its own host name resolve to 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlparse
+
+from tornado import httpserver, netutil, web
+
+from ..engine import Engine
+from . import handlers
+from .service import LabcamService
+
+log = logging.getLogger("labcam.server")
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+CORS_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, PATCH, PUT, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Expose-Headers": (
+        "Content-Disposition, X-Labcam-Frame-Number, X-Labcam-Timestamp, X-Labcam-Pixel-Format, "
+        "X-Labcam-Exposure-Ms, X-Labcam-Gain-Db"
+    ),
+    "Access-Control-Max-Age": "600",
+}
+
+
+def normalise_origin(origin: str) -> str:
+    """``scheme://host[:port]`` in lower case, without a trailing slash or path."""
+    parsed = urlparse(origin.strip().lower())
+    if not parsed.scheme or not parsed.netloc:
+        raise ValueError(f"origin={origin!r} is not allowed: a scheme and host, e.g. http://localhost:5173")
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+class StandaloneSecurity:
+    """Token, origin and host checks plus CORS, from the application settings
+    ``labcam_token``, ``labcam_allowed_origins`` and ``labcam_allowed_hosts``."""
+
+    request: Any
+    settings: dict[str, Any]
+    require_token = True  # the test page and static files set this to False
+
+    # -- CORS ------------------------------------------------------------------------------------
+    def set_default_headers(self) -> None:
+        super().set_default_headers()  # type: ignore[misc]
+        origin = self.request.headers.get("Origin")
+        if origin and self._origin_allowed_cross(origin):
+            self.set_header("Access-Control-Allow-Origin", origin)  # type: ignore[attr-defined]
+            self.set_header("Vary", "Origin")  # type: ignore[attr-defined]
+            for name, value in CORS_HEADERS.items():
+                self.set_header(name, value)  # type: ignore[attr-defined]
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """CORS preflight: allowed origins get 204 (headers from ``set_default_headers``)."""
+        self.set_status(204)  # type: ignore[attr-defined]
+        self.finish()  # type: ignore[attr-defined]
+
+    # -- checks ------------------------------------------------------------------------------------
+    def prepare(self) -> Any:
+        allowed_hosts = self.settings.get("labcam_allowed_hosts")
+        if allowed_hosts and self.request.host_name.lower() not in allowed_hosts:
+            raise web.HTTPError(
+                403,
+                "Host %r is not allowed: this server only answers to %s (start it with --token to serve other names)",
+                self.request.host_name,
+                ", ".join(sorted(allowed_hosts)),
+            )
+        origin = self.request.headers.get("Origin")
+        if origin and not self._origin_allowed(origin):
+            raise web.HTTPError(
+                403, "cross-origin request from %s refused: start the server with --allow-origin %s", origin, origin
+            )
+        if self.request.method == "OPTIONS":
+            return super().prepare()  # type: ignore[misc]  # preflights carry no credentials
+        token = self.settings.get("labcam_token")
+        if token and self.require_token and not self._token_ok(token):
+            raise web.HTTPError(
+                403, "a valid token is required: add ?token=... or the header 'Authorization: token ...'"
+            )
+        return super().prepare()  # type: ignore[misc]
+
+    def check_origin(self, origin: str) -> bool:
+        """WebSocket handshakes: same origin, or an allowed one (Tornado answers 403 otherwise)."""
+        allowed = self._origin_allowed(origin)
+        if not allowed:
+            log.warning("refused a cross-origin stream from %s (allow it with --allow-origin)", origin)
+        return allowed
+
+    def _origin_allowed(self, origin: str) -> bool:
+        host = self.request.headers.get("Host", "").lower()
+        if urlparse(origin.lower()).netloc == host and host:
+            return True
+        return self._origin_allowed_cross(origin)
+
+    def _origin_allowed_cross(self, origin: str) -> bool:
+        allowed: frozenset[str] = self.settings.get("labcam_allowed_origins", frozenset())
+        if "*" in allowed:
+            return True
+        try:
+            return normalise_origin(origin) in allowed
+        except ValueError:
+            return False
+
+    def _token_ok(self, token: str) -> bool:
+        given = self.get_query_argument("token", None)  # type: ignore[attr-defined]
+        if given is None:
+            auth = self.request.headers.get("Authorization", "")
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() in ("token", "bearer"):
+                given = value.strip()
+        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+
+# Concrete standalone handlers: security first, then the logic.
+class StreamHandler(StandaloneSecurity, handlers.StreamHandler):
+    @property
+    def ping_interval(self) -> float:
+        return self.service.ping_interval
+
+    @property
+    def ping_timeout(self) -> float:
+        return self.service.ping_timeout
+
+
+class CameraHandler(StandaloneSecurity, handlers.CameraHandler):
+    pass
+
+
+class SettingsHandler(StandaloneSecurity, handlers.SettingsHandler):
+    pass
+
+
+class SnapHandler(StandaloneSecurity, handlers.SnapHandler):
+    pass
+
+
+class StatsHandler(StandaloneSecurity, handlers.StatsHandler):
+    pass
+
+
+class StaticHandler(StandaloneSecurity, handlers.StaticHandler):
+    require_token = False
+
+
+class TestPageHandler(StandaloneSecurity, handlers.TestPageHandler):
+    require_token = False
+
+
+STANDALONE_CLASSES = handlers.HandlerClasses(
+    stream=StreamHandler,
+    camera=CameraHandler,
+    settings=SettingsHandler,
+    snap=SnapHandler,
+    stats=StatsHandler,
+    static=StaticHandler,
+    page=TestPageHandler,
+)
+
+
+def make_app(
+    service: LabcamService,
+    *,
+    token: str | None = None,
+    allowed_origins: Iterable[str] = (),
+    allowed_hosts: Iterable[str] | None = None,
+    prefix: str = "/",
+    **settings: Any,
+) -> web.Application:
+    """The standalone Tornado application serving ``service`` under ``prefix``."""
+    origins = frozenset("*" if o.strip() == "*" else normalise_origin(o) for o in allowed_origins)
+    hosts = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts else None
+    return web.Application(
+        handlers.route_table(service, STANDALONE_CLASSES, prefix=prefix),
+        labcam_token=token or None,
+        labcam_allowed_origins=origins,
+        labcam_allowed_hosts=hosts,
+        **settings,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` (a name or address to bind) only reaches this machine."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    import ipaddress
+
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+class BackgroundServer:
+    """A standalone server on its own thread and event loop (tests, benchmarks, notebooks).
+
+    >>> from labcam.cameras.simulated import SimulatedCamera        # doctest: +SKIP
+    >>> srv = BackgroundServer(lambda: Engine(opened_driver)).start()  # doctest: +SKIP
+    >>> srv.url                                                     # doctest: +SKIP
+    'http://127.0.0.1:40123/'
+    >>> srv.stop()                                                  # doctest: +SKIP
+
+    ``engine_factory`` is called on the server thread; the engine is closed on ``stop``.
+    ``service_kwargs`` go to ``LabcamService``, ``app_kwargs`` to ``make_app``.
+    """
+
+    def __init__(
+        self,
+        engine_factory: Callable[[], Engine],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        service_kwargs: dict[str, Any] | None = None,
+        **app_kwargs: Any,
+    ) -> None:
+        self._engine_factory = engine_factory
+        self.host = host
+        self.port = port
+        self._service_kwargs = dict(service_kwargs or {})
+        self._app_kwargs = app_kwargs
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.service: LabcamService | None = None
+        self._server: httpserver.HTTPServer | None = None
+        self._stopped: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[4:] + "ws/camera/stream"
+
+    @property
+    def engine(self) -> Engine:
+        assert self.service is not None
+        return self.service.engine
+
+    def start(self, timeout: float = 30.0) -> BackgroundServer:
+        self._thread = threading.Thread(target=self._run, name="labcam-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the labcam server did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"the labcam server failed to start: {self._error}") from self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    async def _main(self) -> None:
+        try:
+            self._stopped = asyncio.Event()
+            engine = self._engine_factory()
+            self.service = LabcamService(engine, owns_engine=True, **self._service_kwargs)
+            app = make_app(self.service, **self._app_kwargs)
+            sockets = netutil.bind_sockets(self.port, self.host)
+            self.port = sockets[0].getsockname()[1]
+            self._server = httpserver.HTTPServer(app)
+            self._server.add_sockets(sockets)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stopped.wait()
+        self._server.stop()
+        await self.service.aclose()
+        await self._server.close_all_connections()
+
+    def call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Run ``fn()`` on the server's loop (awaiting it if it returns an awaitable); its result."""
+        assert self.loop is not None
+
+        async def run() -> Any:
+            result = fn()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+            return result
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close the streams (1001), stop the server and the camera. Safe to call twice."""
+        if self.loop is None or self._thread is None or self._stopped is None:
+            return
+        stopped = self._stopped
+        try:
+            self.loop.call_soon_threadsafe(stopped.set)
+        except RuntimeError:
+            pass  # the loop is already closed
+        self._thread.join(timeout)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["BackgroundServer", "STANDALONE_CLASSES", "StandaloneSecurity", "is_loopback", "make_app", "normalise_origin"]

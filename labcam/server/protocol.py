@@ -1,0 +1,362 @@
+"""The stream protocol's vocabulary (docs/protocol.md): options, validation and messages.
+
+Pure functions and value objects, no I/O: the handlers call these to turn query parameters and
+control messages into ``StreamOptions`` (or a ``ProtocolError`` whose message says which parameter,
+what was given and what is allowed) and to build every message the server sends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..frame import PIXEL_FORMATS
+from ..preview.display import DisplayRange
+from ..preview.jpeg import SNAP_FORMATS
+from ..preview.variants import Variant, pack_binary
+
+PROTOCOL_VERSION = 1
+FORMATS = ("json", "binary")
+FPS_RANGE = (0.1, 1000.0)
+QUALITY_RANGE = (1, 100)
+MAX_WIDTH_RANGE = (16, 16384)
+# Control messages larger than this close the connection with 1009 (Tornado enforces it).
+MAX_MESSAGE_BYTES = 64 * 1024
+# A ping id is echoed back: keep it small so a client cannot make the server echo a lot.
+MAX_PING_ID_CHARS = 128
+
+STREAM_OPTION_NAMES = ("format", "fps", "quality", "max_width", "display")
+CONTROL_TYPES = ("configure", "ping", "snap", "settings", "pause", "resume")
+
+
+class ProtocolError(ValueError):
+    """A query parameter or control message that is not allowed; the message says why."""
+
+    def __init__(self, message: str, *, request: str | None = None) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+def _not_allowed(name: str, value: Any, allowed: str) -> ProtocolError:
+    return ProtocolError(f"{name}={value!r} is not allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """One client's stream options. ``None`` means "the default": camera rate, server quality,
+    full width; ``display`` None is auto."""
+
+    format: str = "json"
+    fps: float | None = None
+    quality: int | None = None
+    max_width: int | None = None
+    display: DisplayRange | None = None
+    paused: bool = False
+
+    def variant(self, default_quality: int) -> Variant:
+        """The preview variant these options ask for."""
+        return Variant(
+            quality=self.quality if self.quality is not None else default_quality,
+            max_width=self.max_width,
+            display=self.display,
+        )
+
+    def to_dict(self, default_quality: int) -> dict[str, Any]:
+        """As sent in ``connected``/``configured``: defaults resolved where the server decides them."""
+        return {
+            "format": self.format,
+            "fps": self.fps,
+            "quality": self.quality if self.quality is not None else default_quality,
+            "max_width": self.max_width,
+            "display": "auto" if self.display is None else list(self.display),
+            "paused": self.paused,
+        }
+
+
+# -- values ---------------------------------------------------------------------------------------
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float if it is a JSON number or a numeric string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        v = float(value)
+    elif isinstance(value, str):
+        try:
+            v = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _whole(value: Any) -> int | None:
+    v = _number(value)
+    if v is None or v != int(v):
+        return None
+    return int(v)
+
+
+def parse_format(value: Any) -> str:
+    if value not in FORMATS:
+        raise _not_allowed("format", value, "'json' or 'binary'")
+    return str(value)
+
+
+def parse_fps(value: Any) -> float:
+    v = _number(value)
+    lo, hi = FPS_RANGE
+    if v is None or not lo <= v <= hi:
+        raise _not_allowed("fps", value, f"a number of frames per second from {lo:g} to {hi:g}")
+    return v
+
+
+def parse_quality(value: Any) -> int:
+    v = _whole(value)
+    lo, hi = QUALITY_RANGE
+    if v is None or not lo <= v <= hi:
+        raise _not_allowed("quality", value, f"a whole number from {lo} to {hi}")
+    return v
+
+
+def parse_max_width(value: Any) -> int:
+    v = _whole(value)
+    lo, hi = MAX_WIDTH_RANGE
+    if v is None or not lo <= v <= hi:
+        raise _not_allowed("max_width", value, f"a whole number of pixels from {lo} to {hi}")
+    return v
+
+
+def parse_display(value: Any, bit_depth: int) -> DisplayRange | None:
+    """``"auto"`` → None; ``"MIN,MAX"`` or ``[MIN, MAX]`` → (MIN, MAX) with 0 <= MIN < MAX < 2**bits."""
+    top = (1 << bit_depth) - 1
+    allowed = f"'auto' or MIN,MAX with 0 <= MIN < MAX <= {top} ({bit_depth}-bit camera counts)"
+    if value == "auto":
+        return None
+    parts: list[Any]
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise _not_allowed("display", value, allowed)
+    if len(parts) != 2:
+        raise _not_allowed("display", value, allowed)
+    lo, hi = _whole(parts[0]), _whole(parts[1])
+    if lo is None or hi is None or not 0 <= lo < hi <= top:
+        raise _not_allowed("display", value, allowed)
+    return lo, hi
+
+
+# -- query parameters and control messages --------------------------------------------------------
+def parse_query(args: Mapping[str, Any], bit_depth: int) -> StreamOptions:
+    """Stream options from query parameters (values: str, bytes, or lists of them, last one wins).
+
+    Unknown parameters (``token``, cache busters) are ignored; a bad known one raises
+    ``ProtocolError`` naming it.
+    """
+
+    def get(name: str) -> str | None:
+        v = args.get(name)
+        if isinstance(v, (list, tuple)):
+            v = v[-1] if v else None
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _not_allowed(name, v, "UTF-8 text") from None
+        return v
+
+    opts = StreamOptions()
+    fmt = get("format")
+    if fmt is not None:
+        opts = replace(opts, format=parse_format(fmt))
+    changes: dict[str, Any] = {}
+    for name in ("fps", "quality", "max_width", "display"):
+        v = get(name)
+        if v is not None and v != "":
+            changes[name] = v
+    return apply_configure(opts, changes, bit_depth)
+
+
+def apply_configure(opts: StreamOptions, changes: Mapping[str, Any], bit_depth: int) -> StreamOptions:
+    """``opts`` with ``changes`` (any subset of fps/quality/max_width/display; None resets one).
+
+    Validated as a whole: raises ``ProtocolError`` and changes nothing when any value is bad.
+    """
+    new: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "format":
+            if value == opts.format:
+                continue
+            raise ProtocolError(
+                f"format cannot change on an open stream (it is {opts.format!r}); reconnect with ?format={value}"
+            )
+        if name not in ("fps", "quality", "max_width", "display"):
+            raise ProtocolError(
+                f"{name!r} is not a stream option: configure takes fps, quality, max_width, display"
+            )
+        if value is None:
+            new[name] = None
+        elif name == "fps":
+            new[name] = parse_fps(value)
+        elif name == "quality":
+            new[name] = parse_quality(value)
+        elif name == "max_width":
+            new[name] = parse_max_width(value)
+        else:
+            new[name] = parse_display(value, bit_depth)
+    return replace(opts, **new)
+
+
+def parse_control(text: str | bytes) -> dict[str, Any]:
+    """A client's control message as a dict with a known ``type``, or ``ProtocolError``."""
+    if isinstance(text, bytes):
+        raise ProtocolError("binary messages are not accepted: send JSON text")
+    try:
+        msg = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(f"the message is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError(f"a message must be a JSON object with a 'type', not {type(msg).__name__}")
+    kind = msg.get("type")
+    if kind not in CONTROL_TYPES:
+        raise ProtocolError(
+            f"type={kind!r} is not allowed: one of {', '.join(CONTROL_TYPES)}",
+            request=kind if isinstance(kind, str) else None,
+        )
+    return msg
+
+
+def parse_ping_id(msg: Mapping[str, Any]) -> Any:
+    ping_id = msg.get("id")
+    if ping_id is None or isinstance(ping_id, bool) or isinstance(ping_id, (int, float)):
+        return ping_id
+    if isinstance(ping_id, str) and len(ping_id) <= MAX_PING_ID_CHARS:
+        return ping_id
+    raise ProtocolError(
+        f"id={ping_id!r} is not allowed: a number or a string of at most {MAX_PING_ID_CHARS} characters",
+        request="ping",
+    )
+
+
+def parse_snap_format(value: Any, default: str = "png") -> str:
+    if value is None:
+        return default
+    if value not in SNAP_FORMATS:
+        raise _not_allowed("format", value, "one of " + ", ".join(SNAP_FORMATS))
+    return str(value)
+
+
+def only_fields(msg: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    """Refuse fields a message type does not take (a typo should not pass silently)."""
+    extra = [k for k in msg if k != "type" and k not in allowed]
+    if extra:
+        took = ", ".join(allowed) if allowed else "no other fields"
+        raise ProtocolError(f"{msg.get('type')} does not take {', '.join(map(repr, extra))} (it takes {took})")
+
+
+def bit_depth_of(pixel_format: str) -> int:
+    return PIXEL_FORMATS.get(pixel_format, 16)
+
+
+# -- messages ---------------------------------------------------------------------------------------
+def dumps(msg: Mapping[str, Any]) -> str:
+    return json.dumps(msg, allow_nan=False, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def connected_message(
+    *, client_id: str, camera: dict[str, Any], settings: dict[str, Any], specs: dict[str, Any],
+    stream: dict[str, Any], state: str,
+) -> str:
+    return dumps(
+        {
+            "type": "connected",
+            "protocol": PROTOCOL_VERSION,
+            "client_id": client_id,
+            "camera": camera,
+            "settings": settings,
+            "specs": specs,
+            "stream": stream,
+            "state": state,
+            "server_time": time.time(),
+        }
+    )
+
+
+def configured_message(stream: dict[str, Any]) -> str:
+    return dumps({"type": "configured", "stream": stream})
+
+
+def settings_message(settings: dict[str, Any]) -> str:
+    return dumps({"type": "settings", "settings": settings})
+
+
+def status_message(state: str, message: str = "") -> str:
+    return dumps({"type": "status", "state": state, "message": message})
+
+
+def pong_message(ping_id: Any) -> str:
+    return dumps({"type": "pong", "id": ping_id, "server_time": time.time()})
+
+
+def error_message(message: str, request: str | None = None) -> str:
+    return dumps({"type": "error", "message": message, "request": request})
+
+
+def stats_message(stats: Mapping[str, Any]) -> str:
+    return dumps({"type": "stats", **stats})
+
+
+def snap_message(fmt_wire: str, encoding: str, data: bytes, header: dict[str, Any]) -> str | bytes:
+    """A ``snap`` reply: JSON text with base64 ``data``, or a binary message laid out like a frame."""
+    fields = {"type": "snap", "encoding": encoding, **header}
+    if fmt_wire == "binary":
+        return pack_binary(fields, data)
+    import base64
+
+    return dumps({**fields, "data": base64.b64encode(data).decode("ascii")})
+
+
+__all__ = [
+    "CONTROL_TYPES",
+    "FORMATS",
+    "MAX_MESSAGE_BYTES",
+    "PROTOCOL_VERSION",
+    "ProtocolError",
+    "StreamOptions",
+    "apply_configure",
+    "bit_depth_of",
+    "configured_message",
+    "connected_message",
+    "dumps",
+    "error_message",
+    "only_fields",
+    "parse_control",
+    "parse_display",
+    "parse_fps",
+    "parse_max_width",
+    "parse_ping_id",
+    "parse_quality",
+    "parse_query",
+    "parse_snap_format",
+    "pong_message",
+    "settings_message",
+    "snap_message",
+    "stats_message",
+    "status_message",
+]

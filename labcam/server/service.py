@@ -1,0 +1,298 @@
+"""``LabcamService``: what every host (standalone app, Jupyter extension) creates once.
+
+It owns the per-process server state the handlers share: the engine, the preview hub, the
+registry of stream clients, the once-a-second stats tick, and the bridge that carries engine events
+(emitted on the capture thread) onto the event loop as ``settings``/``status`` broadcasts.
+Handlers receive it through ``initialize(service=...)``; they keep nothing global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..engine import Engine, EngineStatus
+from ..errors import CameraError
+from ..frame import Frame
+from ..preview.display import DisplayRange
+from ..preview.jpeg import encode_snapshot
+from ..preview.variants import PreviewHub
+from ..settings import Settings
+from . import protocol
+
+log = logging.getLogger("labcam.server")
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+class StreamClient(Protocol):
+    """What the service needs from a connected stream handler."""
+
+    client_id: str
+
+    def send_control(self, text: str) -> None: ...
+
+    def tick(self, now: float, camera: Mapping[str, Any]) -> None: ...
+
+    def client_stats(self) -> dict[str, Any]: ...
+
+    def shutdown(self, code: int, reason: str) -> None: ...
+
+
+class LabcamService:
+    """The shared state behind the stream and REST handlers of one camera.
+
+    ``quality``: default JPEG quality. ``max_clients``: stream connections beyond it are closed with
+    1013. ``ping_interval``: WebSocket keep-alive pings, seconds (hosts apply it; the standalone app
+    does). ``stats_interval``: how often each client gets a ``stats`` message. ``encode_workers``:
+    preview encoder threads. ``owns_engine``: close the engine in ``close()``.
+
+    Methods run on the event loop unless said otherwise; the loop is the one the first stream
+    client (or the first ``await``-ing method) runs on.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        quality: int = 80,
+        max_clients: int = 16,
+        ping_interval: float = 10.0,
+        ping_timeout: float | None = None,
+        stats_interval: float = 1.0,
+        encode_workers: int = 2,
+        snap_timeout: float = 5.0,
+        static_path: Path | str = STATIC_DIR,
+        owns_engine: bool = False,
+    ) -> None:
+        protocol.parse_quality(quality)  # a bad default is a programming error: fail loudly now
+        if max_clients < 1:
+            raise ValueError(f"max_clients={max_clients!r} is not allowed: a whole number >= 1")
+        self.engine = engine
+        self.quality = int(quality)
+        self.max_clients = int(max_clients)
+        self.ping_interval = float(ping_interval)
+        self.ping_timeout = float(ping_timeout) if ping_timeout is not None else float(ping_interval)
+        self.stats_interval = float(stats_interval)
+        self.snap_timeout = float(snap_timeout)
+        self.static_path = Path(static_path)
+        self.owns_engine = owns_engine
+        self.hub = PreviewHub(engine, workers=encode_workers)
+        self.started = time.time()
+        self._clients: dict[str, StreamClient] = {}
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._closed = False
+        self._all_gone: asyncio.Future[None] | None = None  # resolved when the last client leaves
+        self.connections_total = 0
+        self.connections_refused = 0
+        # Engine events arrive on the capture thread (or whichever thread changed the settings):
+        # each handler only hops onto the loop.
+        self._connections: list[tuple[Any, Callable[..., None]]] = [
+            (engine.events.settings_changed, self._on_settings_changed),
+            (engine.events.status_changed, self._on_status_changed),
+        ]
+        for signal, slot in self._connections:
+            signal.connect(slot)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def bind_loop(self) -> asyncio.AbstractEventLoop:
+        """Remember the running loop (called by handlers on it); returns it."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None or self._loop.is_closed():
+            self._loop = loop
+        return loop
+
+    def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._closed:
+            return  # no client ever connected: nobody to tell
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop closed in between
+            pass
+
+    def _on_settings_changed(self, settings: Settings) -> None:
+        self._call_on_loop(self.broadcast, protocol.settings_message(settings.to_dict()))
+
+    def _on_status_changed(self, status: EngineStatus) -> None:
+        self._call_on_loop(self.broadcast, protocol.status_message(status.state, status.message))
+
+    # -- clients ----------------------------------------------------------------------------------
+    def register(self, client: StreamClient) -> str | None:
+        """Admit a stream client: its id, or None when the server is full (or closing)."""
+        self.bind_loop()
+        if self._closed or len(self._clients) >= self.max_clients:
+            self.connections_refused += 1
+            return None
+        client_id = f"c{next(self._ids)}"
+        client.client_id = client_id
+        self._clients[client_id] = client
+        self.connections_total += 1
+        if self._ticker is None:
+            self._ticker = asyncio.ensure_future(self._tick_loop())
+        return client_id
+
+    def unregister(self, client: StreamClient) -> None:
+        self._clients.pop(getattr(client, "client_id", ""), None)
+        if not self._clients and self._all_gone is not None and not self._all_gone.done():
+            self._all_gone.set_result(None)
+
+    @property
+    def clients(self) -> list[StreamClient]:
+        return list(self._clients.values())
+
+    def broadcast(self, text: str) -> None:
+        """Send a control message (settings, status) to every stream client."""
+        for client in list(self._clients.values()):
+            client.send_control(text)
+
+    async def _tick_loop(self) -> None:
+        """Once per ``stats_interval``: each client sends its ``stats`` (and measures its RTT)."""
+        try:
+            while self._clients and not self._closed:
+                await asyncio.sleep(self.stats_interval)
+                now = time.monotonic()
+                camera = self.camera_figures()
+                for client in list(self._clients.values()):
+                    try:
+                        client.tick(now, camera)
+                    except Exception:  # one client's trouble must not stop the others' stats
+                        log.exception("stats tick failed for client %s", getattr(client, "client_id", "?"))
+        finally:
+            self._ticker = None
+            if self._clients and not self._closed:
+                self._ticker = asyncio.ensure_future(self._tick_loop())
+
+    # -- camera -----------------------------------------------------------------------------------
+    @property
+    def bit_depth(self) -> int:
+        """Bit depth of the current pixel format (display ranges are validated against it)."""
+        return protocol.bit_depth_of(self.engine.settings.pixel_format)
+
+    def camera_info(self) -> dict[str, Any]:
+        return {
+            "camera": self.engine.description.to_dict(),
+            "settings": self.engine.settings.to_dict(),
+            "specs": self.engine.specs.to_dict(),
+            "state": self.engine.status.state,
+        }
+
+    def camera_figures(self) -> dict[str, Any]:
+        s = self.engine.status
+        return {"state": s.state, "fps": round(s.fps, 2), "frames": s.frames, "dropped": s.dropped}
+
+    async def update_settings(self, changes: Mapping[str, Any]) -> Settings:
+        """Validate and apply camera settings off the loop (a ROI change restarts the capture).
+
+        Raises ``SettingError`` (nothing changed) or ``CameraError``.
+        """
+        loop = self.bind_loop()
+        return await loop.run_in_executor(None, self.engine.update_settings, dict(changes))
+
+    async def snap(self, timeout: float | None = None) -> Frame:
+        """The next full-resolution frame (the stream keeps running). Raises ``CameraError`` when
+        the camera is lost or no frame comes within ``timeout`` (default ``snap_timeout``)."""
+        loop = self.bind_loop()
+        state = self.engine.status.state
+        if state == "lost":
+            raise CameraError(f"the camera is lost: {self.engine.status.message}")
+        # subscribe() may wait for the engine's control lock: keep it off the loop.
+        sub = await loop.run_in_executor(None, self.engine.subscribe, "snap")
+        try:
+            return await sub.anext(self.snap_timeout if timeout is None else timeout)
+        finally:
+            sub.close()
+
+    async def encode_snapshot(
+        self, frame: Frame, fmt: str, *, quality: int = 95, display: DisplayRange | None = None
+    ) -> bytes:
+        """Encode a snapshot off the loop (a 16-bit PNG of a 5 MP frame takes ~100 ms)."""
+        loop = self.bind_loop()
+        return await loop.run_in_executor(
+            None, lambda: encode_snapshot(frame, fmt, quality=quality, display=display)
+        )
+
+    # -- figures ----------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """The ``GET api/camera/stats`` document."""
+        hub = self.hub.stats()
+        return {
+            "camera": self.camera_figures(),
+            "encoder": {
+                "variants": hub["variants"],
+                "encode_ms": hub["encode_ms"],
+                "frames_in": hub["frames_in"],
+                "frames_missed": hub["frames_missed"],
+            },
+            "clients": [c.client_stats() for c in self._clients.values()],
+            "server": {
+                "uptime_s": round(time.time() - self.started, 1),
+                "max_clients": self.max_clients,
+                "connections_total": self.connections_total,
+                "connections_refused": self.connections_refused,
+            },
+        }
+
+    # -- life cycle -------------------------------------------------------------------------------
+    async def aclose(self, timeout: float = 2.0, *, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Close every stream (``code``), wait up to ``timeout`` s for them to go, stop encoding,
+        and close the engine if this service owns it. Call on the loop."""
+        if self._closed:
+            return
+        self._closed = True
+        clients = list(self._clients.values())
+        if clients:
+            self._all_gone = asyncio.get_running_loop().create_future()
+        for client in clients:
+            try:
+                client.shutdown(code, reason)
+            except Exception:
+                log.exception("closing client %s", getattr(client, "client_id", "?"))
+        if self._all_gone is not None and self._clients:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._all_gone), timeout)
+            except asyncio.TimeoutError:
+                log.warning("%d stream(s) did not finish closing within %g s", len(self._clients), timeout)
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await self.hub.aclose()
+        self._disconnect()
+        if self.owns_engine:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.engine.close)
+
+    def close(self) -> None:
+        """Synchronous close, for when the loop is gone: no close handshakes are waited for."""
+        if not self._closed:
+            self._closed = True
+            for client in list(self._clients.values()):
+                try:
+                    client.shutdown(1001, "server shutting down")
+                except Exception:
+                    pass
+        self.hub.close()
+        self._disconnect()
+        if self.owns_engine:
+            self.engine.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _disconnect(self) -> None:
+        for signal, slot in self._connections:
+            try:
+                signal.disconnect(slot)
+            except (ValueError, RuntimeError):
+                pass
+        self._connections = []
+
+
+__all__ = ["STATIC_DIR", "LabcamService", "StreamClient"]
