@@ -202,6 +202,10 @@ def encode_snap(frame: Frame) -> tuple[bytes, str, str]:
 
 
 # -- option checks (the same rules and messages as the stream protocol) -----------------------------
+class OptionError(t.TraitError, ValueError):
+    """A live-view option out of range (a ``ValueError``, like every labcam input error)."""
+
+
 def _check_number(name: str, value: Any, low: float, high: float, integer: bool) -> Any:
     if value is None:
         return None
@@ -210,7 +214,7 @@ def _check_number(name: str, value: Any, low: float, high: float, integer: bool)
         ok = math.isfinite(float(value)) and low <= float(value) <= high and (not integer or float(value) == int(value))
     if not ok:
         kind = "a whole number" if integer else "a number"
-        raise t.TraitError(f"{name}={value!r} is not allowed: {kind} from {low:g} to {high:g}, or None")
+        raise OptionError(f"{name}={value!r} is not allowed: {kind} from {low:g} to {high:g}, or None")
     return int(value) if integer else float(value)
 
 
@@ -277,21 +281,10 @@ class LiveView(anywidget.AnyWidget):
         max_width: int | None = None,
         **kwargs: Any,
     ) -> None:
-        if mode not in ("auto", "websocket", "comm"):
-            raise ValueError(f"mode={mode!r} is not allowed: 'auto', 'websocket' or 'comm'")
-        in_process = camera is not None and hasattr(camera, "engine")
-        if url is None and camera is not None and not in_process:
-            url, camera_token = _camera_url(camera)
-            token = token or camera_token
-        if mode == "websocket" and in_process:
-            raise ValueError(
-                "mode='websocket' needs a stream server: this camera lives in the kernel, so its "
-                "frames can only reach the page through the widget (mode='comm' or 'auto')"
-            )
-        resolved = "comm" if mode == "comm" or (mode == "auto" and in_process) else "websocket"
-        # Plain state first: trait observers (mode, paused) run during super().__init__.
-        self._camera = camera
-        self._remote_args = (url, token)
+        # Plain state first: trait observers (mode, paused) run during super().__init__, and
+        # ipywidgets' __del__ calls close() even on an instance whose __init__ raised.
+        self._camera: Any = None
+        self._remote_args: tuple[str | None, str | None] = (None, None)
         self._owns_camera = False  # True when the comm fallback opened a connect() itself
         self._encoder = PreviewEncoder()
         # flow control and sender state, guarded by _cond
@@ -312,6 +305,20 @@ class LiveView(anywidget.AnyWidget):
         self.max_in_flight = 0
         self.rtt_ms: float | None = None
         self._settings_hook: Any = None
+        if mode not in ("auto", "websocket", "comm"):
+            raise ValueError(f"mode={mode!r} is not allowed: 'auto', 'websocket' or 'comm'")
+        in_process = camera is not None and hasattr(camera, "engine")
+        if url is None and camera is not None and not in_process:
+            url, camera_token = _camera_url(camera)
+            token = token or camera_token
+        if mode == "websocket" and in_process:
+            raise ValueError(
+                "mode='websocket' needs a stream server: this camera lives in the kernel, so its "
+                "frames can only reach the page through the widget (mode='comm' or 'auto')"
+            )
+        resolved = "comm" if mode == "comm" or (mode == "auto" and in_process) else "websocket"
+        self._camera = camera
+        self._remote_args = (url, token)
         super().__init__(
             mode=resolved,
             requested_mode=mode,
@@ -385,9 +392,9 @@ class LiveView(anywidget.AnyWidget):
         try:
             lo, hi = (int(v) for v in value)
         except (TypeError, ValueError):
-            raise t.TraitError(f"display_range={proposal['value']!r} is not allowed: 'auto' or (min, max)") from None
+            raise OptionError(f"display_range={proposal['value']!r} is not allowed: 'auto' or (min, max)") from None
         if not 0 <= lo < hi:
-            raise t.TraitError(f"display_range={proposal['value']!r} is not allowed: 0 <= min < max")
+            raise OptionError(f"display_range={proposal['value']!r} is not allowed: 0 <= min < max")
         return [lo, hi]
 
     @t.observe("paused", "mode")
@@ -700,4 +707,4 @@ class LiveView(anywidget.AnyWidget):
             log.debug("live view: send failed", exc_info=True)
 
 
-__all__ = ["LiveView", "PreviewEncoder", "WINDOW", "build_esm", "encode_snap"]
+__all__ = ["LiveView", "OptionError", "PreviewEncoder", "WINDOW", "build_esm", "encode_snap"]
