@@ -1,0 +1,661 @@
+// The labcam test page (index.html). Served at "/" by `labcam serve` and at "{base_url}labcam/" in
+// Jupyter: every URL is relative to the page's own directory. Page URL parameters (all optional):
+//   ?token=T        passed to the stream (Jupyter / `labcam serve --token`)
+//   ?format=json    use the json stream format instead of binary
+//   ?autoconnect=0  do not connect on load
+//   ?fps=, ?quality=, ?max_width=   initial stream options
+//   ?debug=1        show the client's debug log lines
+// Browser tests read window.labcamTestPage = {client, framesDrawn, ...}.
+
+// Same file as "./static/labcam-client.js" seen from the page.
+import { LabcamClient, pageStreamBase } from "./labcam-client.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const DEBUG = params.get("debug") === "1";
+const BITS = { mono8: 8, mono10: 10, mono12: 12, mono14: 14, mono16: 16, rgb8: 8 };
+const LOG_MAX = 400;
+
+// ---- formatting -----------------------------------------------------------------------------
+
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+const fmt = (v, digits = 1, unit = "") => (isNum(v) ? `${v.toFixed(digits)}${unit}` : "–");
+const fmtInt = (v) => (isNum(v) ? Math.round(v).toLocaleString("en-US") : "–");
+
+function fmtBytes(n, perSecond = false) {
+  if (!isNum(n)) return "–";
+  const s = perSecond ? "/s" : "";
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB${s}`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB${s}`;
+  return `${Math.round(n)} B${s}`;
+}
+
+function fmtMs(v) {
+  if (!isNum(v)) return "–";
+  return v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`;
+}
+
+function clockTime(ms) {
+  const d = new Date(ms);
+  const p = (n, w = 2) => String(n).padStart(w, "0");
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+function bitsOf(pixelFormat) {
+  return BITS[pixelFormat] || null;
+}
+
+// ---- log ------------------------------------------------------------------------------------
+
+const logEl = $("log");
+
+function log(level, message, time = Date.now()) {
+  if (level === "debug" && !DEBUG) return;
+  const atBottom = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 4;
+  const entry = document.createElement("div");
+  entry.className = `entry lvl-${level}`;
+  entry.dataset.level = level;
+  const t = document.createElement("time");
+  t.textContent = clockTime(time);
+  entry.append(t, document.createTextNode(`  ${message}`));
+  logEl.append(entry);
+  while (logEl.childElementCount > LOG_MAX) logEl.firstElementChild.remove();
+  if (atBottom) logEl.scrollTop = logEl.scrollHeight;
+}
+
+$("log-clear").addEventListener("click", () => logEl.replaceChildren());
+
+// ---- the client -----------------------------------------------------------------------------
+
+function numberParam(name) {
+  const v = params.get(name);
+  if (v === null || v.trim() === "") return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function makeClient() {
+  const base = {
+    url: pageStreamBase(),
+    token: params.get("token") || undefined,
+    format: params.get("format") === "json" ? "json" : "binary",
+  };
+  const initial = { fps: numberParam("fps"), quality: numberParam("quality"), maxWidth: numberParam("max_width") };
+  try {
+    return new LabcamClient({ ...base, ...initial });
+  } catch (e) {
+    log("warn", `ignoring the page's stream parameters: ${e.message}`);
+    return new LabcamClient(base);
+  }
+}
+
+const client = makeClient();
+const canvas = $("view");
+const ctx = canvas.getContext("2d", { alpha: false });
+let framesDrawn = 0;
+let lastMeta = null;
+let lastSnap = null;
+let drawing = false; // only for the no-ImageBitmap fallback
+
+window.labcamTestPage = {
+  get client() {
+    return client;
+  },
+  get framesDrawn() {
+    return framesDrawn;
+  },
+  get lastFrameMeta() {
+    return lastMeta;
+  },
+  get lastSnap() {
+    return lastSnap;
+  },
+};
+
+$("url").textContent = client.url.replace(/([?&]token=)[^&]*/, "$1…");
+if (client.options.fps !== undefined) $("fps").value = client.options.fps;
+if (client.options.quality !== undefined) $("quality").value = $("quality-slider").value = client.options.quality;
+if (client.options.maxWidth !== undefined) $("max-width").value = client.options.maxWidth;
+
+// ---- drawing --------------------------------------------------------------------------------
+
+function drawImage(image, width, height) {
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
+  }
+  ctx.drawImage(image, 0, 0, width, height);
+  framesDrawn++;
+}
+
+client.on("frame", (frame) => {
+  lastMeta = frame.meta;
+  if (frame.bitmap) {
+    drawImage(frame.bitmap, frame.bitmap.width, frame.bitmap.height);
+  } else if (!drawing) {
+    // No createImageBitmap: decode through an <img>, one at a time.
+    drawing = true;
+    const url = URL.createObjectURL(frame.blob);
+    const img = new Image();
+    img.onload = () => {
+      drawImage(img, img.naturalWidth, img.naturalHeight);
+      URL.revokeObjectURL(url);
+      drawing = false;
+    };
+    img.onerror = () => {
+      URL.revokeObjectURL(url);
+      drawing = false;
+    };
+    img.src = url;
+  }
+  showFrameInfo(frame.meta);
+  updateView();
+});
+
+function showFrameInfo(m) {
+  const parts = [];
+  if (isNum(m.frame_number)) parts.push(`#${m.frame_number}`);
+  if (isNum(m.width) && isNum(m.height)) {
+    let size = `${m.width}×${m.height}`;
+    if (isNum(m.source_width) && isNum(m.source_height) && (m.source_width !== m.width || m.source_height !== m.height)) {
+      size += ` of ${m.source_width}×${m.source_height}`;
+    }
+    parts.push(size);
+  }
+  if (m.pixel_format) parts.push(String(m.pixel_format));
+  if (Array.isArray(m.display) && m.display.length === 2) parts.push(`display ${m.display[0]}–${m.display[1]}`);
+  if (isNum(m.exposure_ms)) parts.push(`${+m.exposure_ms.toPrecision(4)} ms`);
+  if (isNum(m.gain_db)) parts.push(`${+m.gain_db.toFixed(2)} dB`);
+  $("frame-info").textContent = parts.join("  ·  ") || "frame";
+  updateDisplayHint(m.pixel_format);
+}
+
+// ---- status, overlay, buttons ---------------------------------------------------------------
+
+const STATUS_TEXT = {
+  idle: "not connected",
+  connecting: "connecting",
+  connected: "connected",
+  reconnecting: "reconnecting",
+  error: "error",
+  closed: "disconnected",
+  lost: "camera lost",
+};
+let reconnectInfo = null;
+
+function updateStatus() {
+  const state = client.state;
+  const lost = state === "connected" && client.cameraState === "lost";
+  const key = lost ? "lost" : state;
+  const badge = $("status");
+  badge.dataset.state = key;
+  badge.dataset.cameraState = client.cameraState || "";
+  badge.textContent = STATUS_TEXT[key] || key;
+  badge.title = state === "reconnecting" && reconnectInfo ? reconnectInfo : "";
+
+  const live = state === "connected";
+  $("url").textContent = client.url.replace(/([?&]token=)[^&]*/, "$1…");
+  if (!live) clearLiveStats();
+  $("connect").disabled = state === "connecting" || live;
+  $("connect").textContent = state === "reconnecting" ? "Retry now" : "Connect";
+  $("disconnect").disabled = state === "idle" || state === "closed" || state === "error";
+  $("pause").disabled = !live;
+  $("snap").disabled = !live;
+  for (const id of ["exposure", "exposure-slider", "gain", "gain-slider", "camera-fps", "pixel-format"]) {
+    const el = $(id);
+    el.disabled = !live || el.dataset.unavailable === "1";
+  }
+  updateView();
+}
+
+function updateView() {
+  const wrap = $("view-wrap");
+  const overlay = $("overlay");
+  const state = client.state;
+  let mode = "idle";
+  let text = "Not connected";
+  if (state === "connected") {
+    if (client.cameraState === "lost") {
+      mode = "lost";
+      text = "Camera lost. The stream resumes by itself when the camera returns.";
+    } else if (client.paused) {
+      mode = "paused";
+      text = "Paused";
+    } else if (framesDrawn === 0) {
+      mode = "waiting";
+      text = client.cameraState === "idle" ? "Camera idle" : "Waiting for the first frame…";
+    } else {
+      mode = "live";
+      text = "";
+    }
+  } else if (state === "connecting") {
+    mode = "connecting";
+    text = "Connecting…";
+  } else if (state === "reconnecting") {
+    mode = "reconnecting";
+    text = reconnectInfo ? `Connection lost. ${reconnectInfo}` : "Reconnecting…";
+  } else if (state === "error") {
+    mode = "error";
+    text = "Connection failed. See the log.";
+  } else if (state === "closed") {
+    mode = "closed";
+    text = "Disconnected";
+  }
+  wrap.dataset.state = mode;
+  if (overlay.textContent !== text) {
+    const box = document.createElement("span");
+    box.textContent = text;
+    overlay.replaceChildren(...(text ? [box] : []));
+  }
+}
+
+client.on("state", (d) => {
+  if (d.state === "reconnecting" && isNum(d.retryIn)) {
+    reconnectInfo = `Reconnecting in ${Math.round(d.retryIn / 100) / 10} s (attempt ${d.attempt}).`;
+  } else if (d.state !== "reconnecting") {
+    reconnectInfo = null;
+  }
+  updateStatus();
+});
+
+client.on("status", () => updateStatus());
+
+client.on("log", (d) => log(d.level, d.message, d.time));
+
+$("connect").addEventListener("click", () => {
+  client.connect().catch(() => {}); // failures are in the log and the badge
+});
+$("disconnect").addEventListener("click", () => client.disconnect("disconnected by the user"));
+$("pause").addEventListener("click", () => {
+  const pausing = !client.paused;
+  const p = pausing ? client.pause() : client.resume();
+  $("pause").setAttribute("aria-pressed", String(pausing));
+  $("pause").textContent = pausing ? "Resume" : "Pause";
+  log("info", pausing ? "stream paused" : "stream resumed");
+  p.catch((e) => log("error", `${pausing ? "pause" : "resume"} failed: ${e.message}`));
+  updateView();
+});
+
+window.addEventListener("pagehide", () => client.disconnect("page closed"));
+
+// ---- camera info and stats ------------------------------------------------------------------
+
+client.on("connected", (msg) => {
+  const c = msg.camera || {};
+  const parts = [c.model || c.driver || "camera"];
+  if (c.serial) parts.push(c.serial);
+  if (isNum(c.sensor_width) && isNum(c.sensor_height)) parts.push(`${c.sensor_width}×${c.sensor_height}`);
+  if (isNum(c.max_bit_depth)) parts.push(`${c.max_bit_depth}-bit`);
+  if (c.driver && c.model && !String(c.model).toLowerCase().includes(String(c.driver).toLowerCase())) parts.push(c.driver);
+  $("camera-info").textContent = parts.join("  ·  ");
+  setupCameraControls(msg.specs || {}, msg.settings || {}, c);
+  showStream(msg.stream);
+  updateStatus();
+});
+
+/** Rates mean nothing without a connection: show dashes, keep the totals. */
+function clearLiveStats() {
+  for (const id of ["stat-fps", "stat-rate", "stat-latency", "stat-age", "stat-camera-fps", "stat-encode"]) $(id).textContent = "–";
+}
+
+client.on("stats", ({ client: cs, server: ss }) => {
+  const s = ss || {};
+  $("stat-fps").textContent = fmt(cs.displayFps, 1);
+  $("stat-frames").textContent = fmtInt(cs.frames);
+  const serverSkipped = isNum(s.frames_skipped) ? s.frames_skipped : 0;
+  $("stat-skipped").textContent = fmtInt(serverSkipped + cs.framesSkipped);
+  $("stat-skipped").title = `skipped by the server for this client: ${fmtInt(s.frames_skipped)}; not decoded by this page (busy): ${fmtInt(cs.framesSkipped)}`;
+  $("stat-rate").textContent = fmtBytes(cs.bytesPerSecond, true);
+  $("stat-size").textContent = fmtBytes(cs.frameBytes);
+  $("stat-latency").textContent = fmtMs(cs.rttAvgMs ?? cs.rttMs);
+  $("stat-latency").title = `WebSocket ping round trip; last ${fmtMs(cs.rttMs)}, mean of the last 10 ${fmtMs(cs.rttAvgMs)}`;
+  $("stat-age").textContent = fmtMs(cs.frameAgeMs);
+  $("stat-camera-fps").textContent = fmt(s.camera_fps, 1);
+  $("stat-dropped").textContent = fmtInt(s.camera_dropped);
+  $("stat-encode").textContent = fmtMs(s.encode_ms);
+});
+
+// ---- stream controls ------------------------------------------------------------------------
+
+function showError(id, message) {
+  const el = $(id);
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+function readNumber(input) {
+  const raw = input.value.trim();
+  if (raw === "") return null;
+  const n = Number(raw);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** Run `fn` after `ms` of quiet (typing), or at once via .now(). */
+function debounce(fn, ms) {
+  let timer = null;
+  const run = () => {
+    clearTimeout(timer);
+    timer = null;
+    fn();
+  };
+  const debounced = () => {
+    clearTimeout(timer);
+    timer = setTimeout(run, ms);
+  };
+  debounced.now = run;
+  return debounced;
+}
+
+function applyStream(changes, what) {
+  client
+    .configure(changes)
+    .then((stream) => {
+      showError("stream-error", "");
+      log("info", `stream: ${what}`);
+      if (client.connected) showStream(stream);
+    })
+    .catch((e) => {
+      showError("stream-error", e.message);
+      if (!(e && e.name === "LabcamError")) log("warn", e.message); // server errors are logged by the client
+    });
+}
+
+function bindStreamNumber(id, key, label, integer = false) {
+  const input = $(id);
+  const apply = () => {
+    const v = readNumber(input);
+    if (v === undefined) {
+      showError("stream-error", `${label}: not a number`);
+      return;
+    }
+    if (v === client.options[key] || (v === null && (client.options[key] === null || client.options[key] === undefined))) return;
+    applyStream({ [key]: v === null ? null : integer ? Math.round(v) : v }, `${label} ${v === null ? "default" : v}`);
+  };
+  const debounced = debounce(apply, 500);
+  input.addEventListener("input", debounced);
+  input.addEventListener("change", debounced.now);
+  return input;
+}
+
+bindStreamNumber("fps", "fps", "fps cap");
+bindStreamNumber("quality", "quality", "JPEG quality", true);
+bindStreamNumber("max-width", "maxWidth", "max width", true);
+
+$("quality").addEventListener("input", () => {
+  if ($("quality").value !== "") $("quality-slider").value = $("quality").value;
+});
+{
+  const slider = $("quality-slider");
+  const sync = () => ($("quality").value = slider.value);
+  slider.addEventListener("input", sync);
+  slider.addEventListener("change", () => {
+    sync();
+    $("quality").dispatchEvent(new Event("change"));
+  });
+}
+
+function showStream(stream) {
+  if (!stream) return;
+  const set = (id, v) => {
+    const el = $(id);
+    if (document.activeElement !== el) el.value = v === null || v === undefined ? "" : v;
+  };
+  set("fps", stream.fps);
+  set("quality", stream.quality);
+  if (isNum(stream.quality)) $("quality-slider").value = stream.quality;
+  set("max-width", stream.max_width);
+  const d = stream.display;
+  if (Array.isArray(d) && d.length === 2) {
+    $("display-mode").value = "manual";
+    set("display-min", d[0]);
+    set("display-max", d[1]);
+  } else if (d === "auto") {
+    $("display-mode").value = "auto";
+  }
+  syncDisplayInputs();
+}
+
+// display range (12/16-bit)
+
+function currentBits() {
+  return bitsOf(lastMeta && lastMeta.pixel_format) || bitsOf(client.settings && client.settings.pixel_format) || (client.camera && client.camera.max_bit_depth) || 16;
+}
+
+function updateDisplayHint(pixelFormat) {
+  const bits = bitsOf(pixelFormat) || currentBits();
+  const top = 2 ** bits - 1;
+  $("display-min").max = String(top - 1);
+  $("display-max").max = String(top);
+  $("display-hint").textContent = bits > 8 ? `camera counts, 0–${top} (${bits}-bit)` : `applies to 12/16-bit formats (now ${pixelFormat || "8-bit"})`;
+}
+
+function syncDisplayInputs() {
+  const manual = $("display-mode").value === "manual";
+  $("display-min").disabled = !manual;
+  $("display-max").disabled = !manual;
+}
+
+function applyDisplay() {
+  syncDisplayInputs();
+  if ($("display-mode").value === "auto") {
+    const inForce = (client.stream && client.stream.display) || client.options.display || "auto";
+    if (inForce !== "auto") applyStream({ display: "auto" }, "display range auto");
+    return;
+  }
+  const lo = readNumber($("display-min"));
+  const hi = readNumber($("display-max"));
+  if (lo === null || hi === null) return; // still being filled in
+  if (lo === undefined || hi === undefined || !Number.isInteger(lo) || !Number.isInteger(hi) || lo < 0 || lo >= hi) {
+    showError("stream-error", "display range: whole numbers with 0 ≤ min < max");
+    return;
+  }
+  applyStream({ display: [lo, hi] }, `display range ${lo}–${hi}`);
+}
+
+const debouncedDisplay = debounce(applyDisplay, 500);
+$("display-mode").addEventListener("change", applyDisplay);
+for (const id of ["display-min", "display-max"]) {
+  $(id).addEventListener("input", debouncedDisplay);
+  $(id).addEventListener("change", debouncedDisplay.now);
+}
+$("display-from-frame").addEventListener("click", () => {
+  const d = lastMeta && lastMeta.display;
+  if (!Array.isArray(d) || d.length !== 2) {
+    log("warn", "no display range known yet: wait for a frame");
+    return;
+  }
+  $("display-mode").value = "manual";
+  $("display-min").value = d[0];
+  $("display-max").value = d[1];
+  applyDisplay();
+});
+updateDisplayHint(null);
+syncDisplayInputs();
+
+// ---- camera settings ------------------------------------------------------------------------
+
+/** One settings request in flight; changes made meanwhile are merged and sent next (latest wins). */
+const settingsSender = (() => {
+  let inFlight = false;
+  let queued = null;
+  const send = (changes) => {
+    if (inFlight) {
+      queued = { ...queued, ...changes };
+      return;
+    }
+    inFlight = true;
+    const what = Object.entries(changes).map(([k, v]) => `${k}=${v}`).join(", ");
+    client
+      .setSettings(changes)
+      .then(() => {
+        showError("settings-error", "");
+        log("info", `settings: ${what}`);
+      })
+      .catch((e) => {
+        showError("settings-error", e.message);
+        if (!(e && e.name === "LabcamError" && e.code === "server")) log("warn", `settings ${what}: ${e.message}`);
+        showSettings(client.settings || {}, true); // back to what the camera has
+      })
+      .finally(() => {
+        inFlight = false;
+        if (queued) {
+          const next = queued;
+          queued = null;
+          send(next);
+        }
+      });
+  };
+  return send;
+})();
+
+// Exposure spans decades (µs to s): its slider is logarithmic.
+let exposureRange = { min: 0.01, max: 1000 };
+const expToSlider = (v) => {
+  const { min, max } = exposureRange;
+  if (!(min > 0 && max > min)) return 500;
+  return Math.round((1000 * Math.log(Math.min(Math.max(v, min), max) / min)) / Math.log(max / min));
+};
+const sliderToExp = (t) => {
+  const { min, max } = exposureRange;
+  const v = min * (max / min) ** (t / 1000);
+  return +v.toPrecision(3);
+};
+
+function floatSpec(spec) {
+  return spec && spec.kind === "float" && isNum(spec.minimum) && isNum(spec.maximum) ? spec : null;
+}
+
+function setupNumberControl(id, sliderId, spec, rangeId) {
+  const input = $(id);
+  const slider = sliderId ? $(sliderId) : null;
+  const f = floatSpec(spec);
+  input.dataset.unavailable = spec ? "0" : "1";
+  if (slider) slider.dataset.unavailable = f ? "0" : "1";
+  if (f) {
+    input.min = String(f.minimum);
+    input.max = String(f.maximum);
+  } else {
+    input.removeAttribute("min");
+    input.removeAttribute("max");
+  }
+  if (rangeId) {
+    $(rangeId).textContent = !spec
+      ? "not available on this camera"
+      : (spec.allowed || (f ? `${f.minimum} – ${f.maximum} ${spec.unit || ""}` : "")) + (spec.settable_while_streaming === false ? " (not while streaming)" : "");
+  }
+  input.title = spec && spec.allowed ? `allowed: ${spec.allowed}` : "";
+}
+
+function setupCameraControls(specs, settings, camera) {
+  const exp = floatSpec(specs.exposure_ms);
+  if (exp && exp.minimum > 0) exposureRange = { min: exp.minimum, max: exp.maximum };
+  setupNumberControl("exposure", "exposure-slider", specs.exposure_ms, "exposure-range");
+  setupNumberControl("gain", "gain-slider", specs.gain_db, "gain-range");
+  const gain = floatSpec(specs.gain_db);
+  if (gain) {
+    $("gain-slider").min = String(gain.minimum);
+    $("gain-slider").max = String(gain.maximum);
+  }
+  setupNumberControl("camera-fps", null, specs.fps, null);
+
+  const select = $("pixel-format");
+  const spec = specs.pixel_format;
+  const choices = spec && spec.kind === "choice" && Array.isArray(spec.choices) ? spec.choices : Array.isArray(camera.pixel_formats) ? camera.pixel_formats : [];
+  select.replaceChildren(...choices.map((c) => new Option(String(c), String(c))));
+  select.dataset.unavailable = choices.length ? "0" : "1";
+  showSettings(settings, true);
+}
+
+function showSettings(settings, force = false) {
+  const set = (id, v) => {
+    const el = $(id);
+    if (isNum(v) && (force || document.activeElement !== el)) el.value = String(+v.toPrecision(6));
+  };
+  set("exposure", settings.exposure_ms);
+  if (isNum(settings.exposure_ms) && document.activeElement !== $("exposure-slider")) $("exposure-slider").value = expToSlider(settings.exposure_ms);
+  set("gain", settings.gain_db);
+  if (isNum(settings.gain_db) && document.activeElement !== $("gain-slider")) $("gain-slider").value = settings.gain_db;
+  set("camera-fps", settings.fps);
+  if (settings.pixel_format && (force || document.activeElement !== $("pixel-format"))) $("pixel-format").value = settings.pixel_format;
+  if (settings.pixel_format) updateDisplayHint(settings.pixel_format);
+}
+
+client.on("settings", (settings) => showSettings(settings));
+
+function bindSetting(id, key) {
+  const input = $(id);
+  const apply = () => {
+    const v = readNumber(input);
+    if (v === null || v === undefined) return;
+    if (client.settings && client.settings[key] === v) {
+      showError("settings-error", ""); // back at the camera's value: nothing to send, nothing wrong
+      return;
+    }
+    settingsSender({ [key]: v });
+  };
+  const debounced = debounce(apply, 500);
+  input.addEventListener("input", debounced);
+  input.addEventListener("change", debounced.now);
+}
+
+bindSetting("exposure", "exposure_ms");
+bindSetting("gain", "gain_db");
+bindSetting("camera-fps", "fps");
+
+$("exposure-slider").addEventListener("input", () => {
+  const v = sliderToExp(Number($("exposure-slider").value));
+  $("exposure").value = String(v);
+  settingsSender({ exposure_ms: v });
+});
+$("gain-slider").addEventListener("input", () => {
+  const v = +Number($("gain-slider").value).toPrecision(4);
+  $("gain").value = String(v);
+  settingsSender({ gain_db: v });
+});
+$("pixel-format").addEventListener("change", () => settingsSender({ pixel_format: $("pixel-format").value }));
+
+// ---- snapshot -------------------------------------------------------------------------------
+
+const EXT = { png: "png", tiff: "tif", npy: "npy", jpeg: "jpg" };
+
+function stamp(epochSeconds) {
+  const d = isNum(epochSeconds) ? new Date(epochSeconds * 1000) : new Date();
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+$("snap").addEventListener("click", async () => {
+  const format = $("snap-format").value;
+  const button = $("snap");
+  button.disabled = true;
+  $("snap-info").textContent = "waiting for the next frame…";
+  try {
+    const { blob, meta } = await client.snap(format);
+    const serial = (client.camera && client.camera.serial) || "camera";
+    const name = `labcam_${serial}_${stamp(meta.timestamp)}_${meta.frame_number ?? "frame"}.${EXT[format] || format}`.replace(/[^\w.-]+/g, "_");
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    const dims = isNum(meta.width) && isNum(meta.height) ? `${meta.width}×${meta.height} ` : "";
+    const info = `${name}: ${dims}${meta.pixel_format || ""}, ${fmtBytes(blob.size)}`;
+    lastSnap = { name, size: blob.size, type: blob.type, meta };
+    $("snap-info").textContent = info;
+    log("info", `snap saved: ${info}`);
+  } catch (e) {
+    $("snap-info").textContent = `snap failed: ${e.message}`;
+    if (!(e && e.name === "LabcamError" && e.code === "server")) log("error", `snap failed: ${e.message}`);
+  } finally {
+    button.disabled = !client.connected;
+  }
+});
+
+// ---- start ----------------------------------------------------------------------------------
+
+updateStatus();
+log("info", `labcam test page; stream ${client.options.format}${client.options.token ? ", with token" : ""}`);
+if (params.get("autoconnect") !== "0") client.connect().catch(() => {});
