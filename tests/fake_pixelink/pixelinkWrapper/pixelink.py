@@ -1,0 +1,147 @@
+"""The fake ``PxLApi``: same calling style, tuples, argument traps and constants as pixelinkWrapper 1.5.0.
+
+Like the real class, ``PxLApi`` is never instantiated: its attributes are plain functions called as
+``PxLApi.getFeature(h, ...)`` and nested constant classes. Every call returns a tuple whose first
+item is the return code; the payload follows on success, and on failure the tuple is ``(rc,)``
+only. API errors never raise; wrong *argument types* raise the same Python exceptions as the real
+wrapper (``getNextFrame`` with a bytearray or an ndarray, non-numeric feature parameters).
+
+The camera behaviour behind the functions lives in ``fake.py``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from . import _abi
+from .fake import FAKE
+
+
+class PxLApi:
+    """Drop-in stand-in for ``pixelinkWrapper.PxLApi`` backed by the fake cameras of ``FAKE``."""
+
+    ReturnCode = _abi.ReturnCode
+    FeatureId = _abi.FeatureId
+    FeatureFlags = _abi.FeatureFlags
+    PixelFormat = _abi.PixelFormat
+    StreamState = _abi.StreamState
+    TriggerTypes = _abi.TriggerTypes
+    TriggerModes = _abi.TriggerModes
+    TriggerParams = _abi.TriggerParams
+    Polarity = _abi.Polarity
+    RoiParams = _abi.RoiParams
+    PixelAddressingParams = _abi.PixelAddressingParams
+    PixelAddressingModes = _abi.PixelAddressingModes
+    ExposureParams = _abi.ExposureParams
+    ImageFormat = _abi.ImageFormat
+    Callback = _abi.Callback
+    EventId = _abi.EventId
+    Settings = _abi.Settings
+    InitializeExFlags = _abi.InitializeExFlags
+    FrameBufferPolicy = _abi.FrameBufferPolicy
+
+    _CameraFeatures = _abi._CameraFeatures
+    _CameraIdInfo = _abi._CameraIdInfo
+    _CameraInfo = _abi._CameraInfo
+    _ErrorReport = _abi._ErrorReport
+    _FrameDesc = _abi._FrameDesc
+    _dataProcessFunction = _abi._dataProcessFunction
+
+    def apiSuccess(rc: int) -> bool:  # noqa: N805 -- plain function in a class body, as in the wrapper
+        return rc >= 0
+
+    # -- cameras ----------------------------------------------------------------------------------
+    def getNumberCameras() -> tuple:
+        return FAKE.get_number_cameras()
+
+    def initialize(serialNumber: int, flags: int = 0) -> tuple:  # noqa: N803
+        return FAKE.initialize(serialNumber, flags)
+
+    def uninitialize(hCamera: int) -> tuple:  # noqa: N803
+        return FAKE.uninitialize(hCamera)
+
+    def getCameraInfo(hCamera: int) -> tuple:  # noqa: N803
+        return FAKE.get_camera_info(hCamera)
+
+    def getErrorReport(hCamera: int) -> tuple:  # noqa: N803
+        return FAKE.get_error_report(hCamera)
+
+    def loadSettings(hCamera: int, channel: int) -> tuple:  # noqa: N803
+        return FAKE.load_settings(hCamera, channel)
+
+    def saveSettings(hCamera: int, channel: int) -> tuple:  # noqa: N803
+        return FAKE.save_settings(hCamera, channel)
+
+    def getCurrentTimestamp(hCamera: int) -> tuple:  # noqa: N803
+        return FAKE.get_current_timestamp(hCamera)
+
+    def setFrameBufferPolicy(hCamera: int, nonTriggeredFrames: int, triggeredFrames: int,  # noqa: N803
+                             totalFrameBufferSizeInMs: int) -> tuple:  # noqa: N803
+        return FAKE.ping(hCamera, "PxLSetFrameBufferPolicy")
+
+    def setEventCallback(hCamera: int, eventId: int, context: Any, fn: Any) -> tuple:  # noqa: N803
+        # Accepted and never fired: the SDK only reports disconnects of GigE cameras this way.
+        return FAKE.ping(hCamera, "PxLSetEventCallback")
+
+    # -- features ---------------------------------------------------------------------------------
+    def getCameraFeatures(hCamera: int, featureId: int) -> tuple:  # noqa: N803
+        return FAKE.get_camera_features(hCamera, featureId)
+
+    def getFeature(hCamera: int, featureId: int, params: list[float] | None = None) -> tuple:  # noqa: N803
+        return FAKE.get_feature(hCamera, featureId)
+
+    def setFeature(hCamera: int, featureId: int, flags: int, params: list[float]) -> tuple:  # noqa: N803
+        # As in the wrapper: every parameter goes through a C float (TypeError for non-numbers).
+        values = (ctypes.c_float * len(params))()
+        for i, value in enumerate(params):
+            values[i] = value
+        return FAKE.set_feature(hCamera, featureId, flags, list(values))
+
+    # -- streaming --------------------------------------------------------------------------------
+    def setStreamState(hCamera: int, state: int) -> tuple:  # noqa: N803
+        return FAKE.set_stream_state(hCamera, state)
+
+    def getStreamState(hCamera: int) -> tuple:  # noqa: N803
+        return FAKE.get_stream_state(hCamera)
+
+    def getNextFrame(hCamera: int, frame: Any = None) -> tuple:  # noqa: N803
+        # The wrapper tests `None == frame`: for an ndarray that is an ambiguous truth value and
+        # raises ValueError, exactly as the real one does.
+        if None == frame or 0 == frame:  # noqa: E711 -- same test as the wrapper, same exceptions
+            return FAKE.software_trigger(hCamera)
+        size = len(frame)
+        ctypes.byref(frame)  # TypeError for anything that is not a ctypes instance (e.g. bytearray)
+        return FAKE.get_next_frame(hCamera, frame, size)
+
+    def getNextNumPyFrame(hCamera: int, frame: Any = None) -> tuple:  # noqa: N803
+        if frame is None:
+            return FAKE.software_trigger(hCamera)
+        # The wrapper passes frame.size (elements, not bytes) as the buffer size.
+        return FAKE.get_next_frame(hCamera, frame.ctypes.data, int(frame.size))
+
+    def setCallback(hCamera: int, callbackType: int, context: Any, dataProcessFunction: Any) -> tuple:  # noqa: N803
+        return FAKE.set_callback(hCamera, callbackType, context, dataProcessFunction)
+
+    # -- helpers without a native equivalent ------------------------------------------------------
+    def getBytesPerPixel(dataFormat: float) -> float:  # noqa: N803
+        # A dict lookup, so float keys such as frameDesc.PixelFormat.fValue work; unknown -> 0.
+        return _abi.BYTES_PER_PIXEL.get(dataFormat, 0)
+
+    def imageSize(frameDesc: Any) -> int:  # noqa: N803
+        return int(
+            (frameDesc.Roi.fWidth / frameDesc.PixelAddressingValue.fHorizontal)
+            * (frameDesc.Roi.fHeight / frameDesc.PixelAddressingValue.fVertical)
+            * PxLApi.getBytesPerPixel(frameDesc.PixelFormat.fValue)
+        )
+
+    def createByteAlignedBuffer(size: int, align: int = 8) -> Any:  # noqa: N803
+        return ctypes.create_string_buffer(size)  # ctypes allocations are already 8-byte aligned
+
+    def formatImage(srcImage: Any, srcFrameDesc: Any, outputFormat: int) -> tuple:  # noqa: N803
+        ctypes.byref(srcImage)  # the wrapper passes byref(srcImage): ctypes buffers only
+        return FAKE.format_image(srcImage, srcFrameDesc, outputFormat)
+
+    def formatNumPyImage(npImage: Any, srcFrameDesc: Any, outputFormat: int) -> tuple:  # noqa: N803
+        # Takes an ndarray, returns a ctypes buffer (not an ndarray), like the wrapper.
+        return FAKE.format_image(npImage.ctypes.data, srcFrameDesc, outputFormat)
