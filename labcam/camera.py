@@ -6,6 +6,7 @@ are all consumers of the engine, so they work while a live view streams and neve
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .frame import Frame, FrameMeta
 from .settings import Settings, SettingSpecs
 
 if TYPE_CHECKING:
+    from .recording import Recording
     from .widget import LiveView
 
 # Frames a stack acquisition may fall behind the camera before it loses frames: copying a frame
@@ -293,6 +295,33 @@ class Camera:
             self.engine.release()
         array = np.stack([f.array for f in frames])
         return Stack(array, [f.meta for f in frames], dropped=0)
+
+    def record(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        frames: int | None = None,
+        duration: float | None = None,
+        format: str | None = None,
+        overwrite: bool = False,
+        progress: bool | None = None,
+    ) -> Recording:
+        """Record every frame to an OME-TIFF or OME-Zarr file, in the background; returns at once.
+
+        The format follows the suffix (``.ome.tif``/``.ome.tiff``, ``.ome.zarr``) unless ``format``
+        says ("ome-tiff", "ome-zarr"). Stops after ``frames`` frames, ``duration`` seconds, or
+        ``rec.stop()``. The handle has ``wait()``, ``stop()``, ``progress``, ``status()``, ``events``
+        and ``error``; a live view keeps running meanwhile. A progress bar shows for long
+        recordings (``progress=True``/``False`` to choose). See ``labcam.recording``.
+
+        >>> rec = cam.record("run1.ome.tif", frames=1000)   # doctest: +SKIP
+        >>> rec.wait()                                      # doctest: +SKIP
+        """
+        from .recording import start_recording  # lazy: recording pulls in tifffile/zarr
+
+        return start_recording(
+            self.engine, path, frames=frames, duration=duration, format=format, overwrite=overwrite, progress=progress
+        )
 
     # -- live -----------------------------------------------------------------------------------
     def start_live(self) -> None:
