@@ -436,6 +436,17 @@ describe("state machine", () => {
     assert.equal(ws.closedWith.code, 4001);
   });
 
+  test("a late tick (frozen or throttled page) does not count as silence", () => {
+    let frozen = 0;
+    const { client } = connected({ pingInterval: 2000, staleTimeout: 10000, now: () => Date.now() + frozen });
+    // The page's clock jumps 15 s between two ticks, as after a long freeze: messages may be queued.
+    frozen = 15000;
+    mock.timers.tick(2000);
+    assert.equal(client.state, "connected");
+    mock.timers.tick(2000); // a punctual tick after that, still silent: now it is dead
+    assert.equal(client.state, "reconnecting");
+  });
+
   test("messages (pongs) keep a connection alive", () => {
     const { client, ws } = connected({ pingInterval: 2000, staleTimeout: 10000 });
     for (let i = 0; i < 20; i++) {

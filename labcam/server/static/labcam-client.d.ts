@@ -73,6 +73,8 @@ export interface StreamOptions {
   quality: number | null;
   max_width: number | null;
   display: DisplayRange;
+  /** Whether this client is paused (pause/resume). */
+  paused?: boolean;
   [extra: string]: unknown;
 }
 

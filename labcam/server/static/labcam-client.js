@@ -262,6 +262,7 @@ export class LabcamClient extends EventTarget {
     this._userPaused = false;
     this._hidden = false;
     this._serverPaused = false;
+    this._lastTick = null;
     this._visibilityHandler = null;
     this._blobChain = Promise.resolve();
 
@@ -539,6 +540,7 @@ export class LabcamClient extends EventTarget {
     this._waiters = [];
     for (const w of waiters) w.resolve(msg);
     if (this.options.pingInterval > 0) {
+      this._lastTick = this._now();
       this._timers.ping = setInterval(() => this._tick(), this.options.pingInterval);
       this.ping().catch(() => {});
     }
@@ -551,8 +553,13 @@ export class LabcamClient extends EventTarget {
 
   _tick() {
     if (!this._isOpen()) return;
-    const silent = this._now() - this._lastMessageAt;
-    if (this.options.staleTimeout > 0 && silent > this.options.staleTimeout) {
+    const now = this._now();
+    // A late tick means this page was frozen or throttled (busy main thread, background tab):
+    // messages may be waiting in the task queue, so silence proves nothing this time.
+    const late = this._lastTick !== null && now - this._lastTick > 2 * this.options.pingInterval;
+    this._lastTick = now;
+    const silent = now - this._lastMessageAt;
+    if (!late && this.options.staleTimeout > 0 && silent > this.options.staleTimeout) {
       this._log("warn", `nothing heard from the server for ${Math.round(silent)} ms: the connection is dead`);
       this._dropSocket(4001, "stale");
       this._onClose(4001, "nothing heard from the server");

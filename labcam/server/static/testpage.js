@@ -203,7 +203,7 @@ function updateStatus() {
   $("snap").disabled = !live;
   for (const id of ["exposure", "exposure-slider", "gain", "gain-slider", "camera-fps", "pixel-format"]) {
     const el = $(id);
-    el.disabled = !live || el.dataset.unavailable === "1";
+    el.disabled = !live || el.dataset.unavailable === "1" || el.dataset.locked === "1";
   }
   updateView();
 }
@@ -353,6 +353,7 @@ function applyStream(changes, what) {
       showError("stream-error", "");
       log("info", `stream: ${what}`);
       if (client.connected) showStream(stream);
+      $("url").textContent = client.url.replace(/([?&]token=)[^&]*/, "$1…");
     })
     .catch((e) => {
       showError("stream-error", e.message);
@@ -563,6 +564,10 @@ function setupCameraControls(specs, settings, camera) {
   const choices = spec && spec.kind === "choice" && Array.isArray(spec.choices) ? spec.choices : Array.isArray(camera.pixel_formats) ? camera.pixel_formats : [];
   select.replaceChildren(...choices.map((c) => new Option(String(c), String(c))));
   select.dataset.unavailable = choices.length ? "0" : "1";
+  // The camera may refuse this while streaming (and the page keeps it streaming): say so up front.
+  const locked = !!spec && spec.settable_while_streaming === false;
+  select.dataset.locked = locked ? "1" : "0";
+  select.title = locked ? "cannot be changed while the camera streams (use the REST API or the Python API)" : spec && spec.allowed ? `allowed: ${spec.allowed}` : "";
   showSettings(settings, true);
 }
 
