@@ -578,7 +578,7 @@ class LiveViewUI {
   syncControls() {
     const m = this.model;
     const paused = !!m.get("paused");
-    this.playBtn.textContent = paused ? "▶ Play" : "⏸ Pause";
+    this.playBtn.textContent = paused ? "▶ Play" : "❚❚ Pause";
     this.playBtn.setAttribute("aria-pressed", String(paused));
     const fps = m.get("fps");
     if (document.activeElement !== this.fpsInput) this.fpsInput.value = fps === null || fps === undefined ? "" : String(fps);

@@ -27,7 +27,6 @@ VS Code alike without any URL to the extension.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -90,20 +89,19 @@ def build_esm() -> str:
 class PreviewEncoder:
     """Camera frame -> 8-bit JPEG for the comm mode, plus what the page shows beside it.
 
-    Cheap on purpose (the kernel's CPU is the user's): decimate first by an integer stride, then map
-    12/16-bit counts to 8 bits with a lookup table built only when the display range changes, and
-    compute the histogram and auto range on a further-decimated sample. The auto range follows the
-    image smoothly (no per-frame flicker).
+    The mapping is the stream server's own (``labcam.preview``): decimate first, then map 12/16-bit
+    counts to 8 bits with integer maths, auto range smoothed over frames so it does not flicker.
+    On top of it, for 12/16-bit frames, a small histogram and this frame's own auto range (for the
+    one-shot auto-contrast button), both from a sample of at most ``SAMPLE_PIXELS`` pixels.
     """
 
     HIST_BINS = 64
-    _FINE_BINS = 1024  # for the auto-range percentiles
-    _SAMPLE_PIXELS = 65536
+    SAMPLE_PIXELS = 65536
 
     def __init__(self) -> None:
-        self._auto: tuple[float, float] | None = None
-        self._lut_key: tuple[int, int, int] | None = None
-        self._lut: np.ndarray | None = None
+        from ..preview.display import DisplayMapper
+
+        self._mapper = DisplayMapper()
 
     def encode(
         self,
@@ -114,91 +112,41 @@ class PreviewEncoder:
         max_width: int | None = None,
         display: str | Sequence[int] = "auto",
     ) -> tuple[bytes, dict[str, Any]]:
-        import simplejpeg
+        from ..preview.display import auto_range, decimate
+        from ..preview.jpeg import encode_jpeg
 
-        height, width = array.shape[:2]
-        step = 1 if not max_width or width <= max_width else math.ceil(width / max_width)
-        small = array[::step, ::step] if step > 1 else array
         bits = PIXEL_FORMATS.get(pixel_format, 8 * array.dtype.itemsize)
+        mapper = self._mapper
+        mapper.max_width = max_width
+        mapper.display = None if display == "auto" else (int(display[0]), int(display[1]))
+        image, (lo, hi) = mapper.map(array, bits)
+        jpeg = encode_jpeg(image, quality)  # before the next map() reuses the buffer
         meta: dict[str, Any] = {
-            "width": int(small.shape[1]),
-            "height": int(small.shape[0]),
-            "source_width": int(width),
-            "source_height": int(height),
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "source_width": int(array.shape[1]),
+            "source_height": int(array.shape[0]),
             "pixel_format": pixel_format,
             "bit_depth": bits,
+            "display": [int(lo), int(hi)],
         }
-        if small.ndim == 2 and bits > 8:
-            lo, hi, hist, auto = self._display_range(small, bits, display)
-            img8 = np.take(self._lut_for(lo, hi, bits), small)
-            meta["display"] = [lo, hi]
-            meta["histogram"] = hist  # HIST_BINS counts over [0, 2**bits)
-            meta["auto_range"] = auto  # this frame's own auto range: one-shot auto-contrast uses it
-        else:
-            img8 = small
-            meta["display"] = [0, 255]
-        if img8.dtype != np.uint8:
-            img8 = img8.astype(np.uint8)
-        if img8.ndim == 2:
-            jpeg = simplejpeg.encode_jpeg(
-                np.ascontiguousarray(img8[:, :, None]), quality=quality, colorspace="GRAY"
-            )
-        else:
-            jpeg = simplejpeg.encode_jpeg(np.ascontiguousarray(img8), quality=quality, colorspace="RGB")
+        if bits > 8 and array.ndim == 2:
+            view = decimate(array, max_width)
+            stride = max(1, math.ceil(math.sqrt(view.size / self.SAMPLE_PIXELS)))
+            sample = view[::stride, ::stride]
+            shift = bits - int(math.log2(self.HIST_BINS))
+            bins = np.bincount(np.minimum(sample.ravel() >> shift, self.HIST_BINS - 1), minlength=self.HIST_BINS)
+            meta["histogram"] = [int(v) for v in bins]  # HIST_BINS counts over [0, 2**bits)
+            meta["auto_range"] = [int(v) for v in auto_range(view, bits)]
         return jpeg, meta
-
-    def _display_range(
-        self, small: np.ndarray, bits: int, display: str | Sequence[int]
-    ) -> tuple[int, int, list[int], list[int]]:
-        """(lo, hi) in force, the histogram, and this frame's own auto range (0.1 - 99.9 %)."""
-        top = (1 << bits) - 1
-        stride = max(1, int(math.sqrt(small.size / self._SAMPLE_PIXELS)))
-        sample = small[::stride, ::stride]
-        shift = max(0, bits - 10)
-        fine = np.bincount(
-            np.minimum(sample.ravel() >> shift, self._FINE_BINS - 1), minlength=self._FINE_BINS
-        )
-        hist = fine.reshape(self.HIST_BINS, -1).sum(axis=1)
-        cdf = np.cumsum(fine)
-        total = int(cdf[-1]) or 1
-        lo_bin = int(np.searchsorted(cdf, 0.001 * total))
-        hi_bin = int(np.searchsorted(cdf, 0.999 * total))
-        lo_raw, hi_raw = float(lo_bin << shift), float(min(((hi_bin + 1) << shift) - 1, top))
-        if display == "auto":
-            if self._auto is None:
-                self._auto = (lo_raw, hi_raw)
-            else:  # follow the scene within a few frames, without flicker
-                a = 0.3
-                self._auto = (self._auto[0] + a * (lo_raw - self._auto[0]), self._auto[1] + a * (hi_raw - self._auto[1]))
-            lo, hi = int(round(self._auto[0])), int(round(self._auto[1]))
-        else:
-            lo, hi = int(display[0]), int(display[1])
-        lo = min(max(lo, 0), top - 1)
-        hi = min(max(hi, lo + 1), top)
-        auto_lo = min(int(lo_raw), top - 1)
-        return lo, hi, [int(v) for v in hist], [auto_lo, max(int(hi_raw), auto_lo + 1)]
-
-    def _lut_for(self, lo: int, hi: int, bits: int) -> np.ndarray:
-        key = (lo, hi, bits)
-        if key != self._lut_key or self._lut is None:
-            values = np.arange(1 << bits, dtype=np.float32)
-            lut = np.clip((values - lo) * (255.0 / (hi - lo)), 0, 255) + 0.5
-            # A 16-bit frame may hold values above its nominal range (mono12 data is in uint16).
-            self._lut = np.concatenate([lut.astype(np.uint8), np.full(65536 - (1 << bits), 255, np.uint8)])
-            self._lut_key = key
-        return self._lut
 
 
 def encode_snap(frame: Frame) -> tuple[bytes, str, str]:
     """A lossless PNG of a full frame (12/16-bit counts kept as 16-bit PNG): bytes, mime, filename."""
-    from PIL import Image
+    from ..preview.jpeg import encode_snapshot
 
-    array = np.ascontiguousarray(frame.array)
-    image = Image.fromarray(array.astype("<u2") if array.dtype.itemsize == 2 else array)
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1)
     name = f"labcam-{frame.meta.camera_serial or 'camera'}-{frame.meta.frame_number}.png"
-    return buf.getvalue(), "image/png", name
+    return encode_snapshot(frame, "png"), "image/png", name
 
 
 # -- option checks (the same rules and messages as the stream protocol) -----------------------------
