@@ -239,7 +239,7 @@ export class LabcamClient extends EventTarget {
       throw new TypeError("LabcamClient needs options.url: the server's root or the stream URL");
     }
     for (const key of Object.keys(options)) {
-      if (!(key in DEFAULTS)) throw new TypeError(`unknown LabcamClient option ${JSON.stringify(key)}`);
+      if (!Object.prototype.hasOwnProperty.call(DEFAULTS, key)) throw new TypeError(`unknown LabcamClient option ${JSON.stringify(key)}`);
     }
     this.options = { ...DEFAULTS, ...options };
     if (this.options.decode === undefined) this.options.decode = typeof globalThis.createImageBitmap === "function";
