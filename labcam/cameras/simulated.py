@@ -616,7 +616,7 @@ class SimulatedFaults:
                 cam._plugged = False
                 cam._resume_after_replug = cam._streaming
                 cam._streaming = False
-                cam._triggers.clear()
+                cam._schedule.triggers.clear()
             cam._replug_ready = reconnect_after is not None and reconnect_after <= 0
             cam._replug_countdown = reconnect_after if reconnect_after and reconnect_after > 0 else None
             cam._cond.notify_all()
@@ -757,6 +757,7 @@ class SimulatedCamera(CameraDriver):
         self._pending_timeouts = 0
         self._pending_drops = 0
         self._stall_until = 0.0
+        self._reads_waiting = 0
         # Timestamps are derived from the monotonic clock (deadlines), mapped once to epoch seconds.
         self._epoch_minus_mono = time.time() - time.monotonic()
         self.faults = SimulatedFaults(self)
@@ -832,6 +833,12 @@ class SimulatedCamera(CameraDriver):
     @property
     def streaming(self) -> bool:
         return self._streaming
+
+    @property
+    def reads_waiting(self) -> int:
+        """How many ``read_frame`` calls are blocked waiting right now (lets tests act on a
+        blocked read without sleeping)."""
+        return self._reads_waiting
 
     def reconnect(self) -> bool:
         """Get an unplugged camera back (see ``SimulatedFaults.disconnect``): True when it is back,
@@ -916,7 +923,11 @@ class SimulatedCamera(CameraDriver):
                     what = "trigger" if due == math.inf else "frame"
                     raise FrameTimeout(f"no {what} within {timeout:g} s ({settings.trigger_mode})")
                 # Wakes early on stop(), faults, triggers and settings changes: then re-evaluate.
-                self._cond.wait(min(target, call_deadline) - now)
+                self._reads_waiting += 1
+                try:
+                    self._cond.wait(min(target, call_deadline) - now)
+                finally:
+                    self._reads_waiting -= 1
             stamp = self._take(settings, due, target, now)
             number = self._next_number + self._pending_drops
             self._next_number = number + 1

@@ -1,0 +1,59 @@
+"""How fast the simulated camera makes frames, on one core, with fps set to its maximum.
+
+Prints frames/s and MB/s of ``read_frame`` in a loop (the driver alone, no engine) for
+1280x1024 mono8 (target >= 300 frames/s), 2448x2048 mono16 (target >= 60 frames/s) and
+4096x3000 mono16, plus the one-off cost of rendering the specimen when the camera opens.
+
+    python benchmarks/bench_simulated.py [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from labcam.cameras.simulated import SimulatedCamera, clear_caches
+
+CASES = [
+    ("1280x1024 mono8", dict(width=1280, height=1024, pixel_format="mono8"), 300.0),
+    ("2448x2048 mono16", dict(width=2448, height=2048, pixel_format="mono16"), 60.0),
+    ("4096x3000 mono16", dict(width=4096, height=3000, pixel_format="mono16"), None),
+]
+
+
+def run(shape: dict, seconds: float) -> tuple[float, float, float]:
+    """(open seconds, frames/s, MB/s) for one sensor shape."""
+    clear_caches()  # measure the first open honestly, and keep memory bounded between cases
+    cam = SimulatedCamera(**shape, seed=1)
+    t0 = time.perf_counter()
+    cam.open()
+    opened = time.perf_counter() - t0
+    max_fps = float(cam.specs["fps"].maximum)
+    # the exposure must fit in the frame period at the maximum rate
+    cam.update_settings({"exposure_ms": min(cam.settings.exposure_ms, 1000.0 / max_fps), "fps": max_fps})
+    cam.start()
+    cam.read_frame(1.0)  # warm up (look-up tables, caches)
+    n, nbytes, t0 = 0, 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        frame = cam.read_frame(1.0)
+        n += 1
+        nbytes += frame.array.nbytes
+    dt = time.perf_counter() - t0
+    cam.close()
+    return opened, n / dt, nbytes / dt / 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=3.0, help="measuring time per case")
+    args = ap.parse_args()
+    print(f"{'case':<18} {'open s':>7} {'frames/s':>9} {'MB/s':>8}  target")
+    for name, shape, target in CASES:
+        opened, fps, mbps = run(shape, args.seconds)
+        verdict = "" if target is None else f">= {target:g} frames/s: {'ok' if fps >= target else 'MISSED'}"
+        print(f"{name:<18} {opened:7.2f} {fps:9.1f} {mbps:8.1f}  {verdict}")
+    clear_caches()
+
+
+if __name__ == "__main__":
+    main()
