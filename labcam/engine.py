@@ -230,6 +230,7 @@ class Engine:
         self._control = threading.RLock()
         self._thread: threading.Thread | None = None
         self._stop_requested = threading.Event()
+        self._capture_finished = threading.Event()  # set by the capture thread as it ends
         self._idle_timer: threading.Timer | None = None
         # status
         self._state = "idle"
@@ -279,7 +280,7 @@ class Engine:
     @property
     def running(self) -> bool:
         """True while the capture thread runs (the camera streams or is being recovered)."""
-        return self._thread is not None
+        return self._thread is not None and not self._capture_finished.is_set()
 
     # -- consumers --------------------------------------------------------------------------------
     def subscribe(self, name: str = "", *, buffer: int = 0) -> Subscription:
@@ -404,9 +405,12 @@ class Engine:
             self._idle_timer = None
 
     def _start_capture(self) -> None:
-        if self._thread is not None:
+        if self.running:
             return
+        if self._thread is not None:  # a capture that ended by itself (camera failed to start)
+            self._thread.join()
         self._stop_requested.clear()
+        self._capture_finished.clear()
         self._thread = threading.Thread(target=self._capture_loop, name="labcam-capture", daemon=True)
         self._thread.start()
 
@@ -421,6 +425,13 @@ class Engine:
 
     # -- the capture thread ---------------------------------------------------------------------
     def _capture_loop(self) -> None:
+        try:
+            self._capture()
+        finally:
+            self._capture_finished.set()
+            self.events.streaming_stopped.emit()
+
+    def _capture(self) -> None:
         try:
             self.driver.start()
         except CameraDisconnected as exc:
@@ -473,7 +484,6 @@ class Engine:
             log.debug("stopping the camera: %s", exc)
         if self._state != "closed":
             self._set_state("idle")
-        self.events.streaming_stopped.emit()
 
     def _read_timeout(self) -> float:
         s = self.settings

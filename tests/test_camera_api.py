@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -69,13 +70,19 @@ def test_acquire_returns_consecutive_frames_with_metadata(cam: Camera) -> None:
 
 def test_acquire_counts_camera_drops_honestly(cam: Camera) -> None:
     sim = cam.engine.driver
-    with cam.frames() as live:
-        next(live)  # camera running
-        sim.faults.drop_frames(2)
-        stack = cam.acquire(10, progress=False)
+    result: list[Stack] = []
+    worker = threading.Thread(target=lambda: result.append(cam.acquire(200, progress=False)))
+    worker.start()
+    # Inject the gap once the acquisition has its first frame, so the gap falls inside it.
+    deadline = time.monotonic() + 10
+    while not any(s.name == "acquire" and s.delivered for s in list(cam.engine._subs)):
+        assert time.monotonic() < deadline, "the acquisition never started"
+        threading.Event().wait(0.002)
+    sim.faults.drop_frames(2)
+    worker.join(20)
+    (stack,) = result
     assert stack.dropped == 2
-    gaps = np.diff(stack.frame_numbers)
-    assert gaps.sum() == 9 + 2
+    assert np.diff(stack.frame_numbers).sum() == 199 + 2
 
 
 def test_acquire_of_16_bit_frames(cam: Camera) -> None:
