@@ -326,8 +326,9 @@ class PixelinkCamera(CameraDriver):
         """
         deadline = time.monotonic() + timeout
         buffer_regrown = False
+        last_timeout: int | None = None  # the SDK's last timeout code in this call, for the message
         while True:
-            read = self._read_once(deadline, timeout)
+            read = self._read_once(deadline)
             codes = self._codes
             if read.rc >= 0:
                 self._consecutive_timeouts = 0
@@ -337,16 +338,16 @@ class PixelinkCamera(CameraDriver):
                 return self._to_frame(read.buffer, read.desc)
             if read.deadline_hit and read.rc in codes.stopped:
                 self._count_timeout(read.rc)
-                raise FrameTimeout(f"no frame from PixeLINK camera {self._serial} within {timeout:g} s")
+                raise self._timeout_error(timeout, last_timeout)
             if read.rc in codes.stopped:
                 if self._lost:  # another thread found the camera gone and stopped the stream
                     raise CameraDisconnected(f"PixeLINK camera {self._serial} disconnected")
                 raise StreamStopped(f"the PixeLINK camera {self._serial} stopped streaming")
             if read.rc in codes.timeouts:
+                last_timeout = read.rc
                 self._count_timeout(read.rc)
                 if time.monotonic() >= deadline:
-                    raise FrameTimeout(f"no frame from PixeLINK camera {self._serial} within {timeout:g} s "
-                                       f"({codes.name(read.rc)})")
+                    raise self._timeout_error(timeout, last_timeout)
                 continue
             if read.rc in codes.lost:
                 with self._lock:
@@ -362,15 +363,17 @@ class PixelinkCamera(CameraDriver):
             with self._lock:
                 raise self._error_locked("getNextFrame", read.rc)
 
-    def _read_once(self, deadline: float, timeout: float) -> _Read:
+    def _timeout_error(self, timeout: float, sdk_rc: int | None) -> FrameTimeout:
+        why = f" (the SDK said {self._codes.name(sdk_rc)})" if sdk_rc is not None else ""
+        return FrameTimeout(f"no frame from PixeLINK camera {self._serial} within {timeout:g} s{why}")
+
+    def _read_once(self, deadline: float) -> _Read:
         """One ``getNextFrame``, run without the lock so ``stop`` can interrupt it."""
         with self._lock:
             if not self._streaming:
                 if self._lost:
                     raise CameraDisconnected(f"PixeLINK camera {self._serial} is disconnected")
                 raise StreamStopped("the PixeLINK camera is not streaming")
-            if time.monotonic() >= deadline:
-                raise FrameTimeout(f"no frame from PixeLINK camera {self._serial} within {timeout:g} s")
             handle, buffer = self._handle, self._buffer
             self._reading = True
             self._deadline_hit = False

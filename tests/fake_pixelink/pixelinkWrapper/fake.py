@@ -390,6 +390,7 @@ class FakeCamera:
         self.low_memory_on_start = False  # START answers ApiSuccessLowMemory (small Linux USB buffers)
         self.unplugged_frame_rc = RC.ApiNoCameraError
         self.received: list[SetFeatureCall] = []
+        self.refused: dict[int, int] = {}  # feature id -> rc every setFeature of it gets
 
     @property
     def serial(self) -> int:
@@ -459,6 +460,17 @@ class FakeCamera:
         """Block until some thread is waiting inside getNextFrame (or a FRAME callback loop waits for a trigger)."""
         with self._sdk._cond:
             return self._sdk._cond.wait_for(lambda: self.state.readers_waiting > 0, timeout)
+
+    def clear_injections(self) -> None:
+        """Forget injected errors and frame loss not consumed yet."""
+        with self._sdk._cond:
+            self.state.injected_errors.clear()
+            self.state.pending_loss = 0
+
+    def refuse_feature(self, fid: int, rc: int = RC.ApiOutOfRangeError) -> None:
+        """Every later setFeature of ``fid`` fails with ``rc`` (a firmware that rejects a value)."""
+        with self._sdk._cond:
+            self.refused[fid] = rc
 
     def force_feature(self, fid: int, params: Sequence[float]) -> None:
         """Change a feature behind the driver's back (as another program with access would)."""
@@ -753,7 +765,10 @@ class FakeSdk:
                 return self._fail(conn, "PxLSetFeature", rc)
             if conn.monitor_only:
                 return self._fail(conn, "PxLSetFeature", RC.ApiRequiresControlAccess)
-            rc, report = conn.state.set_feature(feature_id, flags, params)
+            if feature_id in conn.camera.refused:
+                rc, report = conn.camera.refused[feature_id], "refused (test setting)"
+            else:
+                rc, report = conn.state.set_feature(feature_id, flags, params)
             conn.camera.received.append(SetFeatureCall(feature_id, flags, tuple(params), rc))
             self._cond.notify_all()
             if rc < 0:
