@@ -3,13 +3,15 @@
 The public surface:
 
 - ``labcam.open(camera="auto", ...)`` → ``Camera``: snap, acquire, frames, time-lapse, settings.
+- ``labcam.connect(url=None, token=None)`` → ``RemoteCamera``: the same API for a camera served by
+  a Jupyter server (the kernel's own, found without arguments) or ``labcam serve``.
 - ``Frame``/``FrameMeta``/``Stack``: what acquisitions return.
 - ``Settings`` and the errors in ``labcam.errors``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .camera import Camera, FrameStream, Stack
 from .engine import Engine, EngineStatus
@@ -23,6 +25,9 @@ from .errors import (
 )
 from .frame import Frame, FrameMeta
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .remote import RemoteCamera
 
 __version__ = "0.1.0"
 
@@ -46,6 +51,14 @@ def open(camera: str = "auto", *, serial: int | None = None, idle_grace: float =
     return Camera(Engine(driver, idle_grace=idle_grace))
 
 
+def connect(url: str | None = None, *, token: str | None = None, timeout: float = 10.0) -> RemoteCamera:
+    """The camera of a labcam server (the Jupyter server running this kernel, another Jupyter
+    server, or ``labcam serve``), with the same API as ``open()``. See ``labcam.remote.connect``."""
+    from .remote import connect as _connect
+
+    return _connect(url, token=token, timeout=timeout)
+
+
 __all__ = [
     "Camera",
     "CameraDisconnected",
@@ -61,5 +74,6 @@ __all__ = [
     "SettingError",
     "Settings",
     "Stack",
+    "connect",
     "open",
 ]

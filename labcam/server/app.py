@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 from tornado import httpserver, netutil, web
 
 from ..engine import Engine
-from . import handlers
+from . import handlers, rawframes
 from .service import LabcamService
 
 log = logging.getLogger("labcam.server")
@@ -143,6 +143,16 @@ class StreamHandler(StandaloneSecurity, handlers.StreamHandler):
         return self.service.ping_timeout
 
 
+class RawFramesHandler(StandaloneSecurity, rawframes.RawFramesHandler):
+    @property
+    def ping_interval(self) -> float:
+        return self.service.ping_interval
+
+    @property
+    def ping_timeout(self) -> float:
+        return self.service.ping_timeout
+
+
 class CameraHandler(StandaloneSecurity, handlers.CameraHandler):
     pass
 
@@ -175,6 +185,7 @@ STANDALONE_CLASSES = handlers.HandlerClasses(
     stats=StatsHandler,
     static=StaticHandler,
     page=TestPageHandler,
+    raw=RawFramesHandler,
 )
 
 

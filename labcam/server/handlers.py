@@ -43,6 +43,7 @@ from ..preview.jpeg import SNAP_EXTENSIONS, SNAP_FORMATS
 from ..preview.variants import EncodedFrame, Variant
 from . import protocol
 from .protocol import ProtocolError, StreamOptions
+from .rawframes import RawFramesHandler
 from .service import LabcamService
 
 log = logging.getLogger("labcam.server")
@@ -664,10 +665,12 @@ class HandlerClasses:
     stats: type[web.RequestHandler] = StatsHandler
     static: type[web.RequestHandler] | None = StaticHandler
     page: type[web.RequestHandler] | None = TestPageHandler
+    raw: type[web.RequestHandler] | None = RawFramesHandler  # lossless frames for labcam.connect()
 
 
 ROUTES: tuple[tuple[str, str], ...] = (
     ("ws/camera/stream", "stream"),
+    ("ws/camera/frames", "raw"),
     ("api/camera", "camera"),
     ("api/camera/settings", "settings"),
     ("api/camera/snap", "snap"),

@@ -1,0 +1,118 @@
+"""The ``LabcamApp`` server extension: one camera engine in the Jupyter server process.
+
+The engine (camera driver + capture thread) is created when the extension loads and lives as long
+as the server: kernels come and go (restart, crash, shutdown) without the camera noticing, because
+they only ever talk to it over HTTP/WebSocket like any other client. The camera only streams while
+someone consumes frames (the engine starts and stops it by itself), so an idle Jupyter server does
+not keep it running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
+
+import labcam
+
+from .handlers import build_handlers
+
+
+class LabcamApp(ExtensionApp):
+    """Serves labcam's stream (``labcam/ws/camera/stream``), REST API (``labcam/api/camera``), raw frames
+    (``labcam/ws/camera/frames``), test page and JavaScript client under the server's base URL, with
+    Jupyter's own authentication and authorization."""
+
+    name = "labcam"
+    extension_url = "/labcam/"
+    load_other_extensions = True
+
+    # -- the camera ---------------------------------------------------------------------------
+    camera = CaselessStrEnum(
+        ["auto", "simulated", "pixelink"],
+        default_value="auto",
+        help="Which camera: 'auto' (a PixeLINK camera when present, else the simulated one, with a "
+        "warning saying why), 'pixelink' (an error when unavailable) or 'simulated'.",
+    ).tag(config=True)
+    serial = Int(None, allow_none=True, help="PixeLINK camera serial number (default: the first found).").tag(
+        config=True
+    )
+    width = Int(None, allow_none=True, help="Simulated camera: sensor width in pixels.").tag(config=True)
+    height = Int(None, allow_none=True, help="Simulated camera: sensor height in pixels.").tag(config=True)
+    fps = Float(None, allow_none=True, help="Initial frame rate (frames/s).").tag(config=True)
+    bit_depth = Int(
+        None, allow_none=True, help="Initial bit depth, 8, 12 or 16 (pixel format mono8/mono12/mono16)."
+    ).tag(config=True)
+    exposure_ms = Float(None, allow_none=True, help="Initial exposure in milliseconds.").tag(config=True)
+    gain_db = Float(None, allow_none=True, help="Initial gain in dB.").tag(config=True)
+    idle_grace = Float(
+        2.0, help="Seconds the camera keeps streaming after its last consumer leaves (a reloading page)."
+    ).tag(config=True)
+
+    # -- the stream -------------------------------------------------------------------------------
+    quality = Int(80, help="Default JPEG quality of the live stream (1-100).").tag(config=True)
+    max_clients = Int(16, help="Most simultaneous stream connections; more are closed with 1013.").tag(config=True)
+    recordings_dir = Unicode(
+        help="Where recordings started through the server are written (default: 'labcam-recordings' "
+        "under the server's root_dir)."
+    ).tag(config=True)
+    enabled = Bool(True, help="Set False to load the extension without opening any camera.").tag(config=True)
+
+    @default("recordings_dir")
+    def _default_recordings_dir(self) -> str:
+        import os
+
+        root = getattr(self.serverapp, "root_dir", None) or os.getcwd()
+        return os.path.join(root, "labcam-recordings")
+
+    # -- life cycle --------------------------------------------------------------------------------
+    def camera_options(self) -> dict[str, Any]:
+        """The configured initial settings, as ``labcam.open`` keyword arguments."""
+        options: dict[str, Any] = {}
+        for name in ("width", "height", "fps", "exposure_ms", "gain_db"):
+            value = getattr(self, name)
+            if value is not None:
+                options[name] = value
+        if self.bit_depth is not None:
+            if self.bit_depth not in (8, 12, 16):
+                raise ValueError(f"LabcamApp.bit_depth={self.bit_depth!r} is not allowed: 8, 12 or 16")
+            options["pixel_format"] = f"mono{self.bit_depth}"
+        return options
+
+    def initialize_settings(self) -> None:
+        # The engine is created here, once per server: handlers of every request share it through
+        # the service, and nothing a kernel does can reach it except through those handlers.
+        self.service: Any = None
+        self.camera_handle: labcam.Camera | None = None
+        if not self.enabled:
+            return
+        from labcam.server.service import LabcamService
+
+        self.camera_handle = labcam.open(
+            self.camera, serial=self.serial, idle_grace=self.idle_grace, **self.camera_options()
+        )
+        self.service = LabcamService(
+            self.camera_handle.engine, quality=self.quality, max_clients=self.max_clients
+        )
+        d = self.camera_handle.description
+        self.log.info(
+            "labcam: %s camera %r (serial %s) at %slabcam/",
+            d.driver, d.model, d.serial, self.serverapp.base_url if self.serverapp else "/",
+        )
+
+    def initialize_handlers(self) -> None:
+        if self.service is None:
+            return
+        self.handlers.extend(build_handlers(self.service))
+
+    async def stop_extension(self) -> None:
+        service, camera = self.service, self.camera_handle
+        self.service, self.camera_handle = None, None
+        if service is not None:
+            await service.aclose()  # streams closed with 1001, encoders stopped
+        if camera is not None:
+            # Closing joins the capture thread: keep it off the server's event loop.
+            await asyncio.to_thread(camera.close)
+

@@ -1,0 +1,179 @@
+"""labcam's handler logic with Jupyter's authentication and authorization in front.
+
+The logic classes (``labcam.server.handlers``, ``labcam.server.rawframes``) carry no security of
+their own; here each one is composed with Jupyter's base classes, so every labcam route, the
+WebSockets included, answers only to requests Jupyter authenticates (token, login cookie, or
+whatever IdentityProvider the server uses) and its Authorizer allows on the ``labcam`` resource:
+
+- WebSockets: ``ExtensionHandlerMixin, WebSocketMixin, <logic>, JupyterHandler`` with
+  ``@ws_authenticated`` + ``@authorized`` on an async ``get`` (without ``ws_authenticated`` an
+  unauthenticated client could open the socket). ``WebSocketMixin`` brings Jupyter's origin check
+  (``allow_origin``/``allow_origin_pat``; token-authenticated requests skip it, so an external app
+  can connect with ``?token=``) and keep-alive pings.
+- REST: ``ExtensionHandlerMixin, <logic>, APIHandler`` with ``@web.authenticated`` + ``@authorized``:
+  403 (not a login redirect) without credentials, Jupyter's CORS and XSRF rules (token-authenticated
+  writes skip the XSRF check).
+- The test page and static files: ``JupyterHandler`` pages that redirect to the login page.
+
+The logic's ``write_error`` (``{"error": ...}`` JSON) sits before Jupyter's in the MRO, so clients
+get the same error bodies from both hosts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+
+from labcam.server import handlers as logic
+from labcam.server import rawframes
+from labcam.server.protocol import ProtocolError
+from labcam.server.service import LabcamService
+
+AUTH_RESOURCE = "labcam"
+"""The resource name Jupyter authorizers see for every labcam route (reads and writes)."""
+
+ROUTE_PREFIX = "/labcam/"
+"""Where the routes hang, relative to the server's base URL (the ExtensionApp prefixes base_url)."""
+
+
+class _JupyterWebSocket(ExtensionHandlerMixin, WebSocketMixin):
+    """What every labcam WebSocket needs from Jupyter, in front of the logic."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def set_default_headers(self) -> None:
+        """JupyterHandler's page headers (CSP etc.) make no sense on a WebSocket upgrade."""
+
+    def on_pong(self, data: bytes) -> None:
+        # WebSocketMixin.on_pong does not chain: keep the logic's RTT measurement (see its docstring).
+        record = getattr(self, "record_pong", None)
+        if record is not None:
+            record(data)
+        super().on_pong(data)  # type: ignore[misc]
+
+
+class StreamHandler(_JupyterWebSocket, logic.StreamHandler, JupyterHandler):  # type: ignore[misc]
+    """``labcam/ws/camera/stream``. Connecting needs "read"; settings messages also need "write"."""
+
+    _may_write = False
+
+    @ws_authenticated
+    @authorized("read", resource=AUTH_RESOURCE)
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        # Settings travel on the stream socket too: decide now (authorizers may be async) whether
+        # this user may change them, as a PATCH would require.
+        self._may_write = bool(
+            await ensure_async(self.authorizer.is_authorized(self, self.current_user, "write", AUTH_RESOURCE))
+        )
+        await super().get(*args, **kwargs)
+
+    def _control_settings(self, msg: dict[str, Any]) -> None:
+        if not self._may_write:
+            raise ProtocolError("not authorized to change camera settings (write on labcam)", request="settings")
+        super()._control_settings(msg)
+
+
+class RawFramesHandler(_JupyterWebSocket, rawframes.RawFramesHandler, JupyterHandler):  # type: ignore[misc]
+    """``labcam/ws/camera/frames``: lossless frames for ``labcam.connect()``."""
+
+    @ws_authenticated
+    @authorized("read", resource=AUTH_RESOURCE)
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await super().get(*args, **kwargs)
+
+
+class _JupyterApi(ExtensionHandlerMixin):
+    """REST: Jupyter's ``APIHandler`` behind the logic (403 instead of a login redirect)."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def finish(self, *args: Any, **kwargs: Any) -> Any:
+        # APIHandler.finish forces "application/json"; snaps are PNG/JPEG/TIFF/npy and say so.
+        kwargs.setdefault("set_content_type", self._headers.get("Content-Type", "application/json"))  # type: ignore[attr-defined]
+        return super().finish(*args, **kwargs)  # type: ignore[misc]
+
+
+class CameraHandler(_JupyterApi, logic.CameraHandler, APIHandler):  # type: ignore[misc]
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        super().get()
+
+
+class SettingsHandler(_JupyterApi, logic.SettingsHandler, APIHandler):  # type: ignore[misc]
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        super().get()
+
+    @web.authenticated
+    @authorized
+    async def patch(self) -> None:
+        await super().patch()
+
+    @web.authenticated
+    @authorized
+    async def put(self) -> None:
+        await super().put()
+
+
+class SnapHandler(_JupyterApi, logic.SnapHandler, APIHandler):  # type: ignore[misc]
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await super().get()
+
+
+class StatsHandler(_JupyterApi, logic.StatsHandler, APIHandler):  # type: ignore[misc]
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        super().get()
+
+
+class StaticHandler(ExtensionHandlerMixin, logic.StaticHandler, JupyterHandler):  # type: ignore[misc]
+    """``labcam/static/...``: the JavaScript client and the test page's assets (logged-in users)."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str, include_body: bool = True) -> None:  # HEAD comes here too
+        await super().get(path, include_body)
+
+
+class TestPageHandler(ExtensionHandlerMixin, logic.TestPageHandler, JupyterHandler):  # type: ignore[misc]
+    """``labcam/``: the test page (Jupyter's login page first, for a browser without a session)."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        super().get()
+
+
+JUPYTER_CLASSES = logic.HandlerClasses(
+    stream=StreamHandler,
+    camera=CameraHandler,
+    settings=SettingsHandler,
+    snap=SnapHandler,
+    stats=StatsHandler,
+    static=StaticHandler,
+    page=TestPageHandler,
+    raw=RawFramesHandler,
+)
+
+
+def build_handlers(service: LabcamService) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
+    """The extension's routes, relative to the base URL: ``/labcam/...`` for every labcam route."""
+    return logic.route_table(service, JUPYTER_CLASSES, prefix=ROUTE_PREFIX)
+
+
+__all__ = ["AUTH_RESOURCE", "JUPYTER_CLASSES", "build_handlers"]

@@ -1,0 +1,855 @@
+"""``labcam.connect()``: the scripted camera API over the network, for kernels and other processes.
+
+The camera lives in one server process (a Jupyter server with the labcam extension, or
+``labcam serve``); any number of kernels and scripts reach it through ``RemoteCamera``, which has
+the same methods as the in-process ``labcam.Camera``: ``snap``, ``acquire``, ``frames``,
+``timelapse``, ``settings``/``set`` and the setting properties, ``description``, ``status``,
+``live``, ``close``. A kernel restart only drops its connections; the camera keeps streaming for
+everybody else.
+
+Transport, chosen for speed and exactness:
+
+- frames come over the lossless raw WebSocket ``ws/camera/frames`` (``labcam.server.rawframes``):
+  the camera's own numbers at full bit depth, one binary message per frame, no encoding;
+  ``acquire(n)`` reads every frame in order (``mode=all``), ``snap``/``frames`` pull the newest;
+- settings and descriptions go over REST (``api/camera...``).
+
+WebSockets run on one private asyncio loop in a daemon thread (tornado's client), so the sync API
+works inside Jupyter kernels whose own loop is already running, and ``async for`` works from any
+loop.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from concurrent.futures import Future as ConcurrentFuture
+from pathlib import Path
+from typing import Any, Literal, TypeVar, overload
+
+import numpy as np
+
+from .camera import Stack, _positive_int, _progress
+from .cameras.base import CameraDescription
+from .engine import EngineStatus
+from .errors import CameraDisconnected, CameraError, CameraUnavailable, FrameTimeout, LabcamError, SettingError
+from .frame import Frame, FrameMeta
+from .settings import Settings, SettingSpec, SettingSpecs
+
+log = logging.getLogger("labcam.remote")
+
+T = TypeVar("T")
+
+# Frames can be large (4096x3000 mono16 is 24 MB); tornado's client refuses messages above 10 MiB
+# by default.
+MAX_FRAME_MESSAGE = 1024 * 1024 * 1024
+# Extra time allowed for the network on top of a frame timeout (the first frame of a connection
+# also pays for the handshake and possibly the camera starting).
+NETWORK_SLACK_S = 2.0
+# How often a waiting acquisition updates its progress bar.
+PROGRESS_INTERVAL_S = 0.1
+_SETTING_FIELDS = ("exposure_ms", "gain_db", "fps", "roi", "pixel_format", "trigger_mode")
+
+
+class AuthenticationError(LabcamError, PermissionError):
+    """The server refused the request: no token, or a wrong one (HTTP 403)."""
+
+
+# -- the private IO loop -----------------------------------------------------------------------------
+class _IOThread:
+    """One asyncio loop in a daemon thread, shared by every ``RemoteCamera`` of this process."""
+
+    _lock = threading.Lock()
+    _instance: _IOThread | None = None
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="labcam-remote-io", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @classmethod
+    def get(cls) -> _IOThread:
+        with cls._lock:
+            if cls._instance is None or not cls._instance._thread.is_alive():
+                cls._instance = _IOThread()
+            return cls._instance
+
+    def submit(self, coro: Awaitable[T]) -> ConcurrentFuture[T]:
+        return asyncio.run_coroutine_threadsafe(_as_coroutine(coro), self.loop)
+
+    def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the IO loop and wait for its result in this thread."""
+        fut = self.submit(coro)
+        try:
+            return fut.result(timeout)
+        except BaseException:
+            fut.cancel()  # e.g. KeyboardInterrupt in a notebook: do not leave the read running
+            raise
+
+    async def run_async(self, coro: Awaitable[T]) -> T:
+        """Await ``coro`` (run on the IO loop) from another event loop."""
+        return await asyncio.wrap_future(self.submit(coro))
+
+
+async def _as_coroutine(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+# -- HTTP ---------------------------------------------------------------------------------------------
+def _error_message(body: bytes) -> str:
+    """The message of an error response: labcam's ``{"error"}``, Jupyter's ``{"message"}`` or text."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        text = re.sub(r"<[^>]+>", " ", body.decode("utf-8", "replace"))
+        return " ".join(text.split())[:300]
+    if isinstance(data, dict):
+        for key in ("error", "message", "reason"):
+            if data.get(key):
+                return str(data[key])
+    return str(data)[:300]
+
+
+_SETTING_ERROR = re.compile(r"^(?P<name>\w+)=(?P<value>.*?) is not allowed: (?P<allowed>.*)$", re.S)
+
+
+def _setting_error(message: str, data: Any = None) -> SettingError | None:
+    """Rebuild the server's ``SettingError`` from a 400 answer (structured fields or its message)."""
+    m = _SETTING_ERROR.match(message.strip())
+    if m:
+        try:
+            value: Any = ast.literal_eval(m["value"])
+        except (ValueError, SyntaxError):
+            value = m["value"]  # a repr literal_eval cannot read: keep its text
+        name, allowed = m["name"], m["allowed"]
+        if isinstance(data, dict) and {"setting", "allowed"} <= data.keys():
+            name, allowed = str(data["setting"]), str(data["allowed"])
+        return SettingError(name, value, allowed)
+    if isinstance(data, dict) and {"setting", "allowed"} <= data.keys():
+        return SettingError(str(data["setting"]), data.get("value"), str(data["allowed"]))
+    return None
+
+
+def _reach_error(url: str, exc: BaseException) -> CameraUnavailable:
+    reason: Any = getattr(exc, "reason", exc)
+    if isinstance(reason, ConnectionRefusedError):
+        why = "connection refused"
+    elif isinstance(reason, (socket.timeout, TimeoutError)):
+        why = "timed out"
+    elif isinstance(reason, socket.gaierror):
+        why = f"unknown host ({reason.strerror})"
+    else:
+        why = str(reason) or type(reason).__name__
+    return CameraUnavailable(f"cannot reach labcam at {url}: {why}")
+
+
+class _Http:
+    """Small synchronous JSON-over-HTTP client with labcam's error mapping."""
+
+    def __init__(self, root: str, token: str | None, timeout: float) -> None:
+        self.root = root
+        self.token = token
+        self.timeout = timeout
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"} if self.token else {}
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        url = urllib.parse.urljoin(self.root, path)
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json", **self.headers()}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                payload = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise self._http_error(url, exc.code, exc.read()) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise _reach_error(self.root, exc) from None
+        return json.loads(payload) if payload else None
+
+    def _http_error(self, url: str, code: int, body: bytes) -> Exception:
+        message = _error_message(body)
+        if code == 403:
+            how = "the token was refused" if self.token else "it needs a token: labcam.connect(url, token=...)"
+            return AuthenticationError(f"{url}: 403 Forbidden ({how}): {message}")
+        if code == 400:
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = None
+            return _setting_error(message, data) or ValueError(f"{url}: {message}")
+        if code == 404:
+            return CameraUnavailable(f"{url}: 404 Not Found (is this a labcam server?)")
+        if code == 503:
+            return CameraDisconnected(f"{url}: {message}")
+        return CameraError(f"{url}: HTTP {code}: {message}")
+
+
+# -- raw frame connections ------------------------------------------------------------------------
+class _RawSocket:
+    """One ``ws/camera/frames`` connection, used from one caller thread (sync) or loop (async)."""
+
+    def __init__(self, camera: RemoteCamera, conn: Any, url: str) -> None:
+        self._camera = camera
+        self._conn = conn
+        self._url = url
+        self._outstanding = 0  # frames asked for (mode=latest) and not yet received
+
+    @classmethod
+    async def open(cls, camera: RemoteCamera, query: dict[str, Any]) -> _RawSocket:
+        from tornado.httpclient import HTTPClientError, HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        http_url = urllib.parse.urljoin(camera.url, "ws/camera/frames") + "?" + urllib.parse.urlencode(query)
+        ws_url = "ws" + http_url[len("http") :]  # http→ws, https→wss
+        request = HTTPRequest(
+            ws_url, headers=camera._http.headers(), connect_timeout=camera.timeout, request_timeout=camera.timeout
+        )
+        try:
+            conn = await websocket_connect(request, max_message_size=MAX_FRAME_MESSAGE)
+        except HTTPClientError as exc:
+            body = exc.response.body if exc.response is not None and exc.response.body else b""
+            reason = _error_message(body) if body else (exc.message or "")
+            raise camera._http._http_error(http_url, exc.code, reason.encode()) from None
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise _reach_error(camera.url, exc) from None
+        try:  # the small "next" requests must not wait for Nagle
+            conn.protocol.stream.set_nodelay(True)
+        except AttributeError:
+            pass
+        return cls(camera, conn, http_url)
+
+    async def request(self, frames: int = 1, fresh: bool = False) -> None:
+        msg: dict[str, Any] = {"type": "next"}
+        if frames != 1:
+            msg["frames"] = frames
+        if fresh:
+            msg["fresh"] = True
+        await self._conn.write_message(json.dumps(msg))
+        self._outstanding += frames
+
+    async def receive(self, timeout: float | None) -> tuple[Frame, dict[str, Any]]:
+        """The next frame message; ``FrameTimeout`` if none within ``timeout`` seconds."""
+        from .server.rawframes import decode_frame
+
+        while True:
+            try:
+                message = await asyncio.wait_for(self._conn.read_message(), timeout)
+            except asyncio.TimeoutError:
+                raise FrameTimeout(f"no frame from {self._camera.url} within {timeout:g} s") from None
+            if message is None:
+                code, reason = self._conn.close_code, self._conn.close_reason
+                if code == 1000:
+                    raise CameraError(f"the server ended the frame stream early ({reason or 'done'})")
+                raise CameraDisconnected(
+                    f"the frame stream from {self._camera.url} closed ({code}: {reason or 'connection lost'})"
+                )
+            if isinstance(message, str):  # an error answer to a request of ours: a bug, say it
+                raise CameraError(f"labcam server: {_error_message(message.encode())}")
+            if self._outstanding:
+                self._outstanding -= 1
+            return decode_frame(message)
+
+    async def next_latest(self, timeout: float | None, fresh: bool = False) -> Frame:
+        """Pull one frame (mode=latest): ask only when no earlier request is still outstanding."""
+        if self._outstanding == 0 or fresh:
+            await self.request(fresh=fresh)
+        frame, _ = await self.receive(timeout)
+        return frame
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class RemoteFrameStream:
+    """Frames as they arrive from a remote camera, for ``for`` and ``async for`` loops.
+
+    Like ``labcam.FrameStream``: latest frame wins (a slow loop skips frames, counted in
+    ``missed``), iteration ends after ``limit`` frames, a gap longer than ``timeout`` raises
+    ``FrameTimeout``. Close it (or leave the ``with`` block) to release the connection.
+    """
+
+    def __init__(self, camera: RemoteCamera, timeout: float | None, limit: int | None) -> None:
+        self._camera = camera
+        self._timeout = timeout
+        self._remaining = limit
+        self._sock: _RawSocket | None = None
+        self._closed = False
+        self.missed = 0
+
+    def _wait(self) -> float | None:
+        return None if self._timeout is None else self._timeout + NETWORK_SLACK_S
+
+    async def _next(self) -> Frame:
+        if self._closed:
+            raise CameraError("this frame stream is closed")
+        if self._sock is None:
+            self._sock = await _RawSocket.open(self._camera, {"mode": "latest"})
+        if self._sock._outstanding == 0:
+            await self._sock.request()
+        frame, header = await self._sock.receive(self._timeout)
+        self.missed += int(header.get("missed", 0))
+        return frame
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        if self._remaining == 0:
+            self.close()
+            raise StopIteration
+        frame = self._camera._io.run(self._next(), None)
+        if self._remaining is not None:
+            self._remaining -= 1
+        return frame
+
+    def __aiter__(self) -> AsyncIterator[Frame]:
+        return self
+
+    async def __anext__(self) -> Frame:
+        if self._remaining == 0:
+            self.close()
+            raise StopAsyncIteration
+        frame = await self._camera._io.run_async(self._next())
+        if self._remaining is not None:
+            self._remaining -= 1
+        return frame
+
+    def close(self) -> None:
+        self._closed = True
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._camera._io.loop.call_soon_threadsafe(sock.close)
+
+    def __enter__(self) -> RemoteFrameStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the loop may be gone already
+            pass
+
+
+# -- the camera ---------------------------------------------------------------------------------------
+class RemoteCamera:
+    """A camera served by another process, with the API of ``labcam.Camera``. Create with
+    ``labcam.connect()``.
+
+    >>> cam = labcam.connect()                        # doctest: +SKIP
+    >>> img = cam.snap()                              # full bit depth numpy array
+    >>> stack = cam.acquire(100)                      # every frame, in order, with metadata
+    >>> cam.exposure_ms = 5                           # SettingError names the allowed range
+
+    ``url`` is the labcam root (``.../labcam/`` inside Jupyter); ``token`` the one used.
+    """
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.token = token
+        self.timeout = timeout
+        self._http = _Http(self.url, token, timeout)
+        self._io = _IOThread.get()
+        self._description: CameraDescription | None = None
+        self._specs: SettingSpecs | None = None
+        self._live: _RawSocket | None = None
+        self._closed = False
+
+    # -- what it is ---------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """``GET api/camera``: description, settings, specs and state in one answer."""
+        return dict(self._http.request("GET", "api/camera"))
+
+    @property
+    def description(self) -> CameraDescription:
+        if self._description is None:  # never changes while the camera is open
+            self._description = _description_from_dict(self.info()["camera"])
+        return self._description
+
+    @property
+    def status(self) -> EngineStatus:
+        """The server's engine status (state, frames, dropped, measured fps)."""
+        stats = self._http.request("GET", "api/camera/stats")
+        cam = dict(stats.get("camera", {}))
+        return EngineStatus(
+            state=str(cam.get("state", "unknown")),
+            frames=int(cam.get("frames", 0)),
+            dropped=int(cam.get("dropped", 0)),
+            timeouts=int(cam.get("timeouts", 0)),
+            fps=float(cam.get("fps", 0.0)),
+            consumers=int(cam.get("consumers", 0)),
+            message=str(cam.get("message", "")),
+        )
+
+    # -- settings -------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return _settings_from_dict(self._http.request("GET", "api/camera/settings"))
+
+    @property
+    def specs(self) -> SettingSpecs:
+        """What each setting allows (ranges, choices)."""
+        if self._specs is None:
+            self._specs = _specs_from_dict(self.info().get("specs", {}))
+        return self._specs
+
+    def set(self, **changes: Any) -> Settings:
+        """Change several settings at once; all are validated (by the server) before any is applied.
+
+        Raises ``SettingError`` naming the setting, the value and the allowed range.
+        """
+        if "roi" in changes and changes["roi"] is not None and not isinstance(changes["roi"], str):
+            try:
+                changes["roi"] = [int(v) if isinstance(v, (int, np.integer)) else v for v in changes["roi"]]
+            except TypeError:
+                pass  # not a sequence: let the server say what is allowed
+        return _settings_from_dict(self._http.request("PATCH", "api/camera/settings", _jsonable(changes)))
+
+    @property
+    def exposure_ms(self) -> float:
+        return self.settings.exposure_ms
+
+    @exposure_ms.setter
+    def exposure_ms(self, value: float) -> None:
+        self.set(exposure_ms=value)
+
+    @property
+    def gain_db(self) -> float:
+        return self.settings.gain_db
+
+    @gain_db.setter
+    def gain_db(self, value: float) -> None:
+        self.set(gain_db=value)
+
+    @property
+    def fps(self) -> float:
+        return self.settings.fps
+
+    @fps.setter
+    def fps(self, value: float) -> None:
+        self.set(fps=value)
+
+    @property
+    def roi(self) -> tuple[int, int, int, int]:
+        return self.settings.roi
+
+    @roi.setter
+    def roi(self, value: Sequence[int]) -> None:
+        self.set(roi=tuple(value))
+
+    @property
+    def pixel_format(self) -> str:
+        return self.settings.pixel_format
+
+    @pixel_format.setter
+    def pixel_format(self, value: str) -> None:
+        self.set(pixel_format=value)
+
+    # -- acquisition ----------------------------------------------------------------------------
+    @overload
+    def snap(self, *, timeout: float = ..., meta: Literal[False] = ...) -> np.ndarray: ...
+    @overload
+    def snap(self, *, timeout: float = ..., meta: Literal[True]) -> Frame: ...
+
+    def snap(self, *, timeout: float = 5.0, meta: bool = False) -> np.ndarray | Frame:
+        """The next full-resolution frame captured after this call, at full bit depth.
+
+        Works while live views stream, without disturbing them. The array is read-only, like an
+        in-process snap: ``.copy()`` it to modify.
+        """
+        self._check_open()
+
+        async def one() -> Frame:
+            sock = await _RawSocket.open(self, {"mode": "latest", "count": 1})
+            try:
+                return await sock.next_latest(timeout)
+            finally:
+                sock.close()
+
+        frame = self._io.run(one(), timeout + self.timeout + NETWORK_SLACK_S)
+        return frame if meta else frame.array
+
+    def frames(self, *, timeout: float | None = 5.0, limit: int | None = None) -> RemoteFrameStream:
+        """Iterate over frames as they arrive (newest first when the loop is slow), sync or async.
+
+        >>> for frame in cam.frames(limit=100):            # doctest: +SKIP
+        ...     process(frame.array)
+        """
+        self._check_open()
+        if limit is not None:
+            limit = _positive_int("limit", limit)
+        return RemoteFrameStream(self, timeout, limit)
+
+    def acquire(self, n: int, *, timeout: float = 5.0, progress: bool | None = None) -> Stack:
+        """``n`` consecutive frames as a ``Stack`` (every frame the camera delivers, in order).
+
+        Frames the camera skipped, or that the server could not buffer for this connection, are
+        counted in ``Stack.dropped``, never hidden. Raises ``FrameTimeout`` if no frame comes for
+        ``timeout`` seconds.
+        """
+        self._check_open()
+        n = _positive_int("n", n)
+        done = [0]  # frames in the stack so far, for the progress bar
+        # The whole acquisition runs on the IO thread: receiving and copying into the stack in one
+        # place avoids a thread hand-off (and GIL ping-pong) per frame, which halved the rate.
+        fut = self._io.submit(self._acquire(n, timeout, done))
+        try:
+            with _progress(n, progress, "acquire") as bar:
+                shown = 0
+                while True:
+                    finished, _ = concurrent.futures.wait([fut], timeout=PROGRESS_INTERVAL_S)
+                    if done[0] > shown:
+                        bar.update(done[0] - shown)
+                        shown = done[0]
+                    if finished:
+                        return fut.result()
+        except BaseException:
+            fut.cancel()  # Ctrl-C in a notebook: stop reading, which closes the connection
+            raise
+
+    async def _acquire(self, n: int, timeout: float, done: list[int]) -> Stack:
+        sock = await _RawSocket.open(self, {"mode": "all", "count": n})
+        try:
+            # The first frame may wait for the camera to start; later ones come at the camera's rate.
+            first, header = await sock.receive(timeout + NETWORK_SLACK_S)
+            stack = np.empty((n, *first.array.shape), dtype=first.array.dtype)
+            metas: list[FrameMeta] = []
+            dropped = 0
+            frame = first
+            for i in range(n):
+                if i:
+                    frame, header = await sock.receive(timeout)
+                    dropped += frame.meta.dropped_before + int(header.get("missed", 0))
+                if frame.array.shape != stack.shape[1:] or frame.array.dtype != stack.dtype:
+                    raise CameraError(
+                        "the frame size or pixel format changed during the acquisition "
+                        f"({stack.shape[1:]} {stack.dtype} -> {frame.array.shape} {frame.array.dtype})"
+                    )
+                stack[i] = frame.array
+                metas.append(frame.meta)
+                done[0] = i + 1
+        finally:
+            sock.close()
+        return Stack(stack, metas, dropped)
+
+    def timelapse(
+        self, n: int, interval_s: float, *, timeout: float = 5.0, progress: bool | None = None
+    ) -> Stack:
+        """``n`` frames, one every ``interval_s`` seconds (the first now), paced by absolute deadlines.
+
+        Each is the first frame captured after its deadline. One connection stays open for the whole
+        time-lapse, which keeps the camera streaming in between (other views stay live).
+        """
+        self._check_open()
+        n = _positive_int("n", n)
+        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
+            raise ValueError(f"interval_s={interval_s!r} is not allowed: a number of seconds > 0")
+        io = self._io
+        sock = io.run(_RawSocket.open(self, {"mode": "latest"}), self.timeout + NETWORK_SLACK_S)
+        frames: list[Frame] = []
+        try:
+            start = time.monotonic()
+            with _progress(n, progress if progress is not None else n >= 10, "time-lapse") as bar:
+                for i in range(n):
+                    delay = start + i * interval_s - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)  # pacing the time-lapse itself, not synchronisation
+                    frames.append(io.run(sock.next_latest(timeout, fresh=True)))
+                    bar.update(1)
+        finally:
+            io.loop.call_soon_threadsafe(sock.close)
+        array = np.stack([f.array for f in frames])
+        return Stack(array, [f.meta for f in frames], dropped=0)
+
+    # -- live -----------------------------------------------------------------------------------
+    def live(self, **options: Any) -> Any:
+        """The live view of this camera in a notebook: the browser opens the server's stream itself,
+        so frames never pass through the kernel."""
+        try:
+            from .widget import LiveView  # type: ignore[attr-defined]
+        except ImportError as exc:
+            raise LabcamError(f"the live view needs labcam.widget and the [jupyter] extra: {exc}") from exc
+        if self.token:
+            options.setdefault("token", self.token)
+        return LiveView(url=self.url, **options)
+
+    def start_live(self) -> None:
+        """Keep the camera streaming (a connection that asks for nothing). ``stop_live`` undoes it."""
+        self._check_open()
+        if self._live is None:
+            self._live = self._io.run(_RawSocket.open(self, {"mode": "latest"}), self.timeout + NETWORK_SLACK_S)
+
+    def stop_live(self) -> None:
+        sock, self._live = self._live, None
+        if sock is not None:
+            self._io.loop.call_soon_threadsafe(sock.close)
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Drop this process's hold on the camera; the server and its other clients carry on."""
+        self.stop_live()
+        self._closed = True
+
+    def __enter__(self) -> RemoteCamera:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CameraError("this RemoteCamera is closed")
+
+    def __repr__(self) -> str:
+        try:
+            d, s = self.description, self.settings
+        except LabcamError as exc:
+            return f"<labcam.RemoteCamera {self.url} (unreachable: {exc})>"
+        x, y, w, h = s.roi
+        return (
+            f"<labcam.RemoteCamera {self.url} {d.driver} {d.model!r} serial={d.serial} {w}x{h} "
+            f"{s.pixel_format} exposure={s.exposure_ms:g} ms gain={s.gain_db:g} dB fps={s.fps:g}>"
+        )
+
+
+# -- conversions ---------------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _settings_from_dict(d: dict[str, Any]) -> Settings:
+    values = {k: d[k] for k in _SETTING_FIELDS if k in d}
+    if "roi" in values:
+        values["roi"] = tuple(int(v) for v in values["roi"])
+    return Settings(**values)
+
+
+def _description_from_dict(d: dict[str, Any]) -> CameraDescription:
+    known = {
+        "driver", "model", "serial", "sensor_width", "sensor_height", "pixel_formats", "max_bit_depth",
+        "firmware", "pixel_size_um",
+    }
+    values = {k: d[k] for k in known if k in d}
+    values["pixel_formats"] = tuple(values.get("pixel_formats", ()))
+    extra = {k: str(v) for k, v in d.items() if k not in known}
+    return CameraDescription(**values, extra=extra)
+
+
+def _specs_from_dict(d: dict[str, Any]) -> SettingSpecs:
+    specs = {}
+    for name, s in d.items():
+        specs[name] = SettingSpec(
+            name=name,
+            kind=s["kind"],
+            unit=s.get("unit", ""),
+            minimum=s.get("minimum"),
+            maximum=s.get("maximum"),
+            choices=tuple(s.get("choices", ())),
+            sensor=tuple(s.get("sensor", (0, 0))),  # type: ignore[arg-type]
+            step=int(s.get("step", 1)),
+            settable_while_streaming=bool(s.get("settable_while_streaming", True)),
+        )
+    return SettingSpecs(specs)
+
+
+# -- finding the server -----------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def runtime_dir() -> Path:
+    """Jupyter's runtime directory (``JUPYTER_RUNTIME_DIR``, else jupyter_core's default)."""
+    if os.environ.get("JUPYTER_RUNTIME_DIR"):
+        return Path(os.environ["JUPYTER_RUNTIME_DIR"])
+    try:
+        from jupyter_core.paths import jupyter_runtime_dir
+    except ImportError:  # no Jupyter here: look where jupyter_core would on Linux/macOS
+        return Path.home() / ".local" / "share" / "jupyter" / "runtime"
+    return Path(jupyter_runtime_dir())
+
+
+def running_jupyter_servers(directory: Path | None = None) -> list[dict[str, Any]]:
+    """The Jupyter servers of this machine: their ``jpserver-*.json`` files whose process is alive."""
+    directory = runtime_dir() if directory is None else directory
+    servers = []
+    for path in sorted(directory.glob("jpserver-*.json")):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being written or removed right now
+        if not isinstance(info, dict) or "pid" not in info:
+            continue
+        if _pid_alive(int(info["pid"])):
+            info["_file"] = str(path)
+            servers.append(info)
+    return servers
+
+
+def _server_url(info: dict[str, Any]) -> str:
+    if info.get("sock"):
+        raise CameraUnavailable(
+            f"the Jupyter server in {info.get('_file')} listens on a unix socket ({info['sock']}), "
+            "which labcam.connect() does not support: pass a http URL"
+        )
+    url = str(info.get("url") or "")
+    if not url:
+        scheme = "https" if info.get("secure") else "http"
+        url = f"{scheme}://{info.get('hostname') or 'localhost'}:{info['port']}{info.get('base_url', '/')}"
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname in ("0.0.0.0", "::", ""):  # a wildcard bind: talk to it on loopback
+        port = f":{parts.port}" if parts.port else ""
+        url = urllib.parse.urlunsplit((parts.scheme, f"127.0.0.1{port}", parts.path, "", ""))
+    return url if url.endswith("/") else url + "/"
+
+
+def _describe(servers: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{_server_url(s)} (root {s.get('root_dir')}, pid {s.get('pid')})" for s in servers)
+
+
+def _within(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def discover_jupyter_server(directory: Path | None = None) -> tuple[str, str | None]:
+    """(url, token) of the Jupyter server this kernel belongs to. See ``connect`` for the rules."""
+    directory = runtime_dir() if directory is None else directory
+    servers = running_jupyter_servers(directory)
+    if not servers:
+        raise CameraUnavailable(
+            f"labcam.connect(): no running Jupyter server found (no live jpserver-*.json in {directory}). "
+            "Outside a Jupyter server (a plain script, nbval) pass its address: "
+            "labcam.connect('http://host:port/', token=...), or use labcam.open() for a camera in this process"
+        )
+
+    def pick(chosen: dict[str, Any]) -> tuple[str, str | None]:
+        return _server_url(chosen), (chosen.get("token") or None)
+
+    # 1. The server that started this kernel: jupyter_client tells a kernel its parent's pid.
+    parents = {os.getppid()}
+    if os.environ.get("JPY_PARENT_PID", "").isdigit():
+        parents.add(int(os.environ["JPY_PARENT_PID"]))
+    by_pid = [s for s in servers if int(s["pid"]) in parents]
+    if len(by_pid) == 1:
+        return pick(by_pid[0])
+    # 2. The server whose root holds this notebook (JPY_SESSION_NAME, else the kernel's cwd);
+    #    nested roots: the innermost one.
+    session = os.environ.get("JPY_SESSION_NAME", "")
+    where = Path(session) if session and os.path.isabs(session) else Path.cwd()
+    holding = [s for s in servers if s.get("root_dir") and _within(where, Path(s["root_dir"]))]
+    if holding:
+        depth = max(len(Path(s["root_dir"]).resolve().parts) for s in holding)
+        innermost = [s for s in holding if len(Path(s["root_dir"]).resolve().parts) == depth]
+        if len(innermost) == 1:
+            return pick(innermost[0])
+        servers = innermost
+    # 3. The only server running.
+    if len(servers) == 1:
+        return pick(servers[0])
+    raise CameraUnavailable(
+        f"labcam.connect(): {len(servers)} Jupyter servers could be this kernel's and none is its parent: "
+        f"{_describe(servers)}. Choose one: labcam.connect(url, token=...)"
+    )
+
+
+def connect(url: str | None = None, *, token: str | None = None, timeout: float = 10.0) -> RemoteCamera:
+    """A ``RemoteCamera`` for the camera of a labcam server: the same API as ``labcam.open()``.
+
+    With a ``url``: any Jupyter server with the labcam extension (``http://host:8888/base/``; the
+    camera is under ``labcam/``) or a ``labcam serve`` server (``http://host:8001/``); which one is
+    found out by asking ``labcam/api/camera``, then ``api/camera``. ``token`` is the server's token
+    (Jupyter's, or ``labcam serve --token``).
+
+    Without a ``url``, in this order:
+
+    1. ``LABCAM_URL`` (and ``LABCAM_TOKEN``) from the environment, if set;
+    2. the Jupyter server that started this kernel: the live ``jpserver-<pid>.json`` files in Jupyter's
+       runtime directory (``JUPYTER_RUNTIME_DIR`` or jupyter_core's default; files of dead processes
+       are ignored) are matched against the kernel's parent process (``JPY_PARENT_PID``, set by
+       jupyter_client, or the OS parent pid);
+    3. else the server whose ``root_dir`` holds this notebook (``JPY_SESSION_NAME``, else the current
+       directory), the innermost if roots are nested;
+    4. else the only server running.
+
+    The token comes from that server's json file. No server, or several that fit equally: a
+    ``CameraUnavailable`` that lists what was found and says to pass ``url``/``token``.
+
+    Errors: ``CameraUnavailable`` when nothing answers ("cannot reach labcam at http://…: connection
+    refused") or no labcam is there; ``AuthenticationError`` (a ``PermissionError``) for a missing or
+    wrong token; later, ``SettingError`` for invalid settings, as in-process.
+    """
+    if url is None and os.environ.get("LABCAM_URL"):
+        url = os.environ["LABCAM_URL"]
+        token = token if token is not None else os.environ.get("LABCAM_TOKEN") or None
+    if url is None:
+        url, found_token = discover_jupyter_server()
+        token = token if token is not None else found_token
+    if not re.match(r"^https?://", url):
+        raise ValueError(f"url={url!r} is not allowed: an http:// or https:// address")
+    base = url if url.endswith("/") else url + "/"
+    # A Jupyter server serves the camera under labcam/; labcam serve at its root. A URL that already
+    # ends in labcam/ answers on the second probe.
+    tried = []
+    for root in (urllib.parse.urljoin(base, "labcam/"), base):
+        http = _Http(root, token, timeout)
+        try:
+            http.request("GET", "api/camera")
+        except CameraUnavailable as exc:
+            if "404" not in str(exc):
+                raise  # unreachable: the same for both probes
+            tried.append(urllib.parse.urljoin(root, "api/camera"))
+            continue
+        return RemoteCamera(root, token=token, timeout=timeout)
+    raise CameraUnavailable(
+        f"no labcam at {base}: {' and '.join(tried)} answered 404 "
+        "(for Jupyter: is the labcam_jupyter server extension enabled? `jupyter server extension list`)"
+    )
+
+
+__all__ = [
+    "AuthenticationError",
+    "RemoteCamera",
+    "RemoteFrameStream",
+    "connect",
+    "discover_jupyter_server",
+    "running_jupyter_servers",
+]

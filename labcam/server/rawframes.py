@@ -1,0 +1,388 @@
+"""Lossless raw frames over a WebSocket: ``ws/camera/frames``, what ``labcam.connect()`` reads.
+
+The preview stream (``ws/camera/stream``) sends 8-bit JPEGs for eyes. Analysis code needs the
+camera's own numbers at full bit depth, so this endpoint sends the frame's array bytes unchanged,
+one binary message per frame::
+
+    | N: uint32 big-endian | N bytes: UTF-8 JSON header | the array's bytes, C order |
+
+The header says how to rebuild the array (``dtype`` as a numpy type string with its byte order,
+``shape``) and carries the frame's metadata (``frame_number``, ``timestamp``, ``pixel_format``,
+``bit_depth``, ``exposure_ms``, ``gain_db``, ``roi``, ``camera_serial``, ``dropped_before``: frame
+numbers the camera skipped just before this frame), plus ``missed``: frames the camera delivered
+since this connection's previous message that this connection did not get (skipped because latest
+wins, or lost to a full buffer), and ``index``: the message's position on the connection.
+
+Two modes, chosen by the ``mode`` query parameter:
+
+- ``latest`` (default), pull: every ``{"type": "next"}`` text message from the client is answered
+  by one frame, the newest this connection has not been sent yet (waiting for one if there is none).
+  The first frame is the first captured after the connection opened. ``{"type": "next",
+  "fresh": true}`` asks for a frame captured after the request arrived (time-lapse deadlines);
+  ``"frames": k`` asks for k frames at once. A slow reader never gets a backlog: latest wins.
+- ``all``, push: every frame, in order, from the first captured after the connection opened,
+  through a bounded buffer (``buffer`` frames; default a budget of ``DEFAULT_BUFFER_BYTES``). A
+  client that falls more than the buffer behind loses frames; the loss is reported in ``missed``
+  and shows as a gap in ``frame_number``. ``count=N`` closes the connection (1000) after N frames:
+  that is how ``acquire(n)`` reads.
+
+This module holds the handler's *logic* only (no authentication, no host): each host composes it
+with its own auth, like the stream's handlers (``handlers.HandlerClasses.raw``). The codec functions
+(``encode_frame``/``decode_frame``) are shared with the client so the format lives in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from ..errors import CameraError
+from ..frame import Frame, FrameMeta, PIXEL_FORMATS
+
+log = logging.getLogger("labcam.server")
+
+# Default budget for a ``mode=all`` connection's buffer: frames are shared references, but a buffer
+# keeps them alive, so its size is what a slow reader can cost the server in memory.
+DEFAULT_BUFFER_BYTES = 256 * 1024 * 1024
+MIN_BUFFER_FRAMES = 4
+MAX_BUFFER_FRAMES = 4096
+MAX_COUNT = 100_000_000
+# Frames one ``next`` request may ask for: a pipelining window, not a backlog.
+MAX_REQUEST_FRAMES = 64
+# Client messages are small JSON requests; anything bigger is a broken or hostile client.
+MAX_CLIENT_MESSAGE = 64 * 1024
+
+_LEN = struct.Struct(">I")
+
+
+# -- the wire format (shared with labcam.remote) -------------------------------------------------
+def encode_frame(frame: Frame, *, missed: int = 0, index: int | None = None) -> bytes:
+    """One binary message for ``frame``: length-prefixed JSON header, then the raw array bytes.
+
+    The array is copied once (into the message); its dtype string keeps the byte order, so the
+    client rebuilds exactly the same numbers on any machine.
+    """
+    array = np.ascontiguousarray(frame.array)
+    m = frame.meta
+    header: dict[str, Any] = {
+        "type": "frame",
+        "frame_number": m.frame_number,
+        "timestamp": m.timestamp,
+        "dtype": array.dtype.str,
+        "shape": list(array.shape),
+        "pixel_format": m.pixel_format,
+        "bit_depth": PIXEL_FORMATS.get(m.pixel_format, array.dtype.itemsize * 8),
+        "exposure_ms": m.exposure_ms,
+        "gain_db": m.gain_db,
+        "roi": list(m.roi),
+        "camera_serial": m.camera_serial,
+        "dropped_before": m.dropped_before,
+        "missed": missed,
+    }
+    if index is not None:
+        header["index"] = index
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join((_LEN.pack(len(head)), head, memoryview(array).cast("B")))
+
+
+def decode_frame(message: bytes | bytearray | memoryview) -> tuple[Frame, dict[str, Any]]:
+    """The ``Frame`` in a message made by ``encode_frame``, and the whole header.
+
+    The array is a read-only view of ``message`` (no copy), like frames shared by the engine.
+    Raises ``ValueError`` for a message that is not a raw frame.
+    """
+    view = memoryview(message)
+    if len(view) < _LEN.size:
+        raise ValueError(f"raw frame message too short ({len(view)} bytes)")
+    (n,) = _LEN.unpack_from(view)
+    start = _LEN.size + n
+    if start > len(view):
+        raise ValueError(f"raw frame header length {n} exceeds the message ({len(view)} bytes)")
+    header = json.loads(bytes(view[_LEN.size : start]))
+    if header.get("type") != "frame":
+        raise ValueError(f"not a raw frame message: type={header.get('type')!r}")
+    dtype = np.dtype(header["dtype"])
+    shape = tuple(int(s) for s in header["shape"])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(view) - start != expected:
+        raise ValueError(
+            f"raw frame payload is {len(view) - start} bytes, header says {shape} {dtype} ({expected} bytes)"
+        )
+    array = np.frombuffer(view, dtype=dtype, offset=start).reshape(shape)
+    meta = FrameMeta(
+        frame_number=int(header["frame_number"]),
+        timestamp=float(header["timestamp"]),
+        exposure_ms=float(header["exposure_ms"]),
+        gain_db=float(header["gain_db"]),
+        roi=tuple(int(v) for v in header["roi"]),  # type: ignore[arg-type]
+        pixel_format=str(header["pixel_format"]),
+        camera_serial=str(header.get("camera_serial", "")),
+        dropped_before=int(header.get("dropped_before", 0)),
+    )
+    return Frame(array, meta), header
+
+
+# -- the request's options -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RawOptions:
+    """What a client asked for in the query string."""
+
+    mode: str = "latest"  # "latest" (pull, latest wins) | "all" (push, every frame)
+    count: int | None = None  # close after this many frames
+    buffer: int | None = None  # mode=all: buffer size in frames (None: from DEFAULT_BUFFER_BYTES)
+
+
+def parse_options(args: dict[str, str | None]) -> RawOptions:
+    """Validate the query parameters; ``ValueError`` naming the bad one (the handshake answers 400)."""
+
+    def whole(name: str, low: int, high: int) -> int | None:
+        raw = args.get(name)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise ValueError(f"{name}={raw!r} is not allowed: a whole number from {low} to {high}")
+        return value
+
+    mode = args.get("mode") or "latest"
+    if mode not in ("latest", "all"):
+        raise ValueError(f"mode={mode!r} is not allowed: 'latest' or 'all'")
+    buffer = whole("buffer", 1, MAX_BUFFER_FRAMES)
+    if buffer is not None and mode != "all":
+        raise ValueError(f"buffer={args.get('buffer')!r} is not allowed: only with mode=all")
+    return RawOptions(mode=mode, count=whole("count", 1, MAX_COUNT), buffer=buffer)
+
+
+def default_buffer(frame_bytes: int, count: int | None) -> int:
+    """Frames a ``mode=all`` connection may fall behind: a memory budget, never more than needed."""
+    frames = DEFAULT_BUFFER_BYTES // max(frame_bytes, 1)
+    frames = max(MIN_BUFFER_FRAMES, min(MAX_BUFFER_FRAMES, frames))
+    return min(frames, count) if count else frames
+
+
+def frame_nbytes(settings: Any) -> int:
+    """Bytes of one frame at these settings (ROI × samples × bytes per sample)."""
+    _, _, w, h = settings.roi
+    fmt = settings.pixel_format
+    samples = 3 if fmt.startswith("rgb") else 1
+    itemsize = 1 if PIXEL_FORMATS.get(fmt, 8) <= 8 else 2
+    return int(w) * int(h) * samples * itemsize
+
+
+# -- the handler logic -----------------------------------------------------------------------------
+class RawFramesHandler(WebSocketHandler):
+    """Logic of ``ws/camera/frames``; hosts compose it with their auth, like the stream's handlers.
+
+    Receives the shared service through ``initialize(service=...)`` (cooperatively, so host mixins
+    such as Jupyter's ``ExtensionHandlerMixin`` can sit in front). The connection registers with
+    the service like a stream client, so it counts against ``max_clients``, shows in
+    ``api/camera/stats`` and is closed with 1001 when the server shuts down. The engine's waits are
+    asyncio-aware (``Subscription.anext``), so no thread is tied up per connection; subscribing
+    (which may start the camera) runs in a worker thread so the host's event loop never waits on it.
+    """
+
+    service: Any
+    client_id: str = ""
+
+    def initialize(self, service: Any, **kwargs: Any) -> None:
+        self.service = service
+        self._options = RawOptions()
+        self._sub: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._registered = False
+        self._wanted = 0
+        self._fresh = False
+        self._more = asyncio.Event()
+        self.frames_sent = 0
+        self.bytes_sent = 0
+        self.frames_missed = 0
+        self.connected_at = time.time()
+        self._tick_at = time.monotonic()
+        self._tick_frames = 0
+        self._tick_bytes = 0
+        self.fps = 0.0
+        self.bytes_per_s = 0.0
+        super().initialize(**kwargs)
+
+    # -- Tornado hooks --------------------------------------------------------------------------
+    @property
+    def max_message_size(self) -> int:
+        return MAX_CLIENT_MESSAGE
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return None  # raw pixels barely compress and deflate would cost more than the network saves
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        """Validate the query before the upgrade, so a bad option is a plain HTTP 400."""
+        query = {k: (v[-1].decode("utf-8", "replace") if v else None) for k, v in self.request.query_arguments.items()}
+        try:
+            self._options = parse_options(query)
+        except ValueError as exc:
+            self.set_status(400)
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(json.dumps({"error": str(exc)}))
+            return
+        await super().get(*args, **kwargs)
+
+    async def open(self, *args: Any, **kwargs: Any) -> None:
+        sup = super().open(*args, **kwargs)  # host mixins (Jupyter's keep-alive pings)
+        if sup is not None:
+            await sup
+        self.service.bind_loop()
+        if self.service.register(self) is None:
+            closing = self.service.closed
+            self.close(1001 if closing else 1013, "server shutting down" if closing else f"too many clients ({self.service.max_clients})")
+            return
+        self._registered = True
+        self.set_nodelay(True)  # the small "next" requests and replies go out at once
+        engine = self.service.engine
+        opts = self._options
+        buffer = 0
+        if opts.mode == "all":
+            buffer = opts.buffer or default_buffer(frame_nbytes(engine.settings), opts.count)
+        try:
+            # Subscribing may start the camera or wait for a settings change: off the loop.
+            sub = await asyncio.to_thread(engine.subscribe, f"raw-{opts.mode}-{self.client_id}", buffer=buffer)
+        except CameraError as exc:
+            self.close(1011, f"camera unavailable: {exc}"[:120])
+            return
+        if self.ws_connection is None or self.ws_connection.is_closing():  # the client left meanwhile
+            sub.close()
+            return
+        self._sub = sub
+        self._task = asyncio.ensure_future(self._pump())
+        log.info("raw frames %s opened from %s (mode=%s, count=%s, buffer=%s)", self.client_id,
+                 self.request.remote_ip, opts.mode, opts.count, buffer or "-")
+
+    def on_message(self, message: str | bytes) -> None:
+        if self._options.mode != "latest":
+            self._error("this connection pushes every frame (mode=all): send nothing")
+            return
+        try:
+            request = json.loads(message)
+            if not isinstance(request, dict) or request.get("type") != "next":
+                raise ValueError
+        except ValueError:
+            self._error('expected {"type": "next"} (optionally with "frames": k and "fresh": true)')
+            return
+        k = request.get("frames", 1)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_REQUEST_FRAMES:
+            self._error(f"frames={k!r} is not allowed: a whole number from 1 to {MAX_REQUEST_FRAMES}")
+            return
+        if request.get("fresh"):
+            self._fresh = True
+        self._wanted = min(self._wanted + k, MAX_REQUEST_FRAMES)
+        self._more.set()
+
+    def on_close(self) -> None:
+        if self._sub is not None:
+            self._sub.close()  # wakes the pump with an error, which ends it quietly
+        if self._task is not None:
+            self._task.cancel()
+        if self._registered:
+            self._registered = False
+            self.service.unregister(self)
+            log.info("raw frames %s closed (code %s): %d frames sent, %d missed", self.client_id,
+                     self.close_code, self.frames_sent, self.frames_missed)
+        return super().on_close()
+
+    # -- the service's view of a client (labcam.server.service.StreamClient) -----------------------
+    def send_control(self, text: str) -> None:
+        """Broadcasts (settings, status) are for the preview stream; raw connections carry frames only."""
+
+    def tick(self, now: float, camera: Any) -> None:
+        dt = max(now - self._tick_at, 1e-9)
+        self.fps = self._tick_frames / dt
+        self.bytes_per_s = self._tick_bytes / dt
+        self._tick_at, self._tick_frames, self._tick_bytes = now, 0, 0
+
+    def client_stats(self) -> dict[str, Any]:
+        return {
+            "id": self.client_id,
+            "remote": self.request.remote_ip,
+            "format": f"raw-{self._options.mode}",
+            "fps": round(self.fps, 2),
+            "frames_sent": self.frames_sent,
+            "frames_skipped": self.frames_missed,
+            "bytes_per_s": int(self.bytes_per_s),
+            "rtt_ms": None,
+            "in_flight": 1 if self._task is not None and not self._task.done() else 0,
+            "connected_s": round(time.time() - self.connected_at, 1),
+        }
+
+    def shutdown(self, code: int, reason: str) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        if self.ws_connection is not None and not self.ws_connection.is_closing():
+            self.close(code, reason)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _error(self, message: str) -> None:
+        try:
+            self.write_message(json.dumps({"type": "error", "message": message}))
+        except WebSocketClosedError:
+            pass
+
+    async def _pump(self) -> None:
+        sub, opts = self._sub, self._options
+        previous: int | None = None
+        try:
+            while opts.count is None or self.frames_sent < opts.count:
+                if opts.mode == "latest":
+                    while self._wanted == 0:
+                        self._more.clear()
+                        await self._more.wait()
+                    if self._fresh:
+                        self._fresh = False
+                        sub.poll()  # drop what is pending: the next frame is captured after the request
+                frame = await sub.anext()
+                if opts.mode == "latest":
+                    self._wanted -= 1
+                # Frames this connection did not get, counted from the frame numbers: exact and in
+                # place (the subscription's own counter also counts frames after the last one sent).
+                number = frame.meta.frame_number
+                missed = 0
+                if previous is not None:
+                    missed = max(0, number - previous - 1 - frame.meta.dropped_before)
+                previous = number
+                self.frames_missed += missed
+                message = encode_frame(frame, missed=missed, index=self.frames_sent)
+                # Awaiting the write is the flow control: one frame in flight per connection; in
+                # mode=all the engine's bounded buffer absorbs what the network is behind.
+                await self.write_message(message, binary=True)
+                self.frames_sent += 1
+                self.bytes_sent += len(message)
+                self._tick_frames += 1
+                self._tick_bytes += len(message)
+            self.close(1000, "done")
+        except (WebSocketClosedError, asyncio.CancelledError):
+            pass
+        except CameraError as exc:
+            if not sub.closed:  # the engine closed under us, not our own on_close
+                self.close(1011, f"camera error: {exc}"[:120])
+        except Exception:  # never die silently: the client would only see its timeout
+            log.exception("raw frames %s failed", self.client_id)
+            self.close(1011, "server error")
+        finally:
+            sub.close()
+
+
+__all__ = [
+    "RawFramesHandler",
+    "RawOptions",
+    "decode_frame",
+    "default_buffer",
+    "encode_frame",
+    "parse_options",
+]
