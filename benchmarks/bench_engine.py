@@ -51,8 +51,10 @@ def driver_alone(shape: dict, seconds: float) -> tuple[float, float]:
 def engine_run(shape: dict, seconds: float, fast: int, stalled: int) -> dict:
     cam = make_camera(shape)
     engine = Engine(cam, idle_grace=0)
-    subs = [engine.subscribe(f"fast-{i}") for i in range(fast)]
-    stalled_subs = [engine.subscribe(f"stalled-{i}", buffer=0) for i in range(stalled)]
+    # Fast consumers that want every frame subscribe with a small buffer (a thread may be
+    # descheduled for a frame or two); stalled ones: one latest-only, one buffered (stays bounded).
+    subs = [engine.subscribe(f"fast-{i}", buffer=8) for i in range(fast)]
+    stalled_subs = [engine.subscribe(f"stalled-{i}", buffer=8 * (i % 2)) for i in range(stalled)]
     stop = threading.Event()
     seen = [0] * fast
 
@@ -92,6 +94,40 @@ def engine_run(shape: dict, seconds: float, fast: int, stalled: int) -> dict:
     }
 
 
+def publish_cost(shape: dict, consumers: int, repeat: int = 20000) -> float:
+    """Microseconds the capture thread spends handing one frame to ``consumers`` subscribers.
+
+    This is all the engine adds to the capture: the frame is published by reference.
+    """
+    cam = make_camera(shape)
+    engine = Engine(cam, idle_grace=0)
+    cam.start()
+    frame = cam.read_frame(1.0)
+    cam.stop()
+    subs = []
+    if not subs:
+        # Subscribers without starting the capture thread: publish is driven by hand below.
+        from labcam.engine import Subscription
+
+        subs = [Subscription(engine, f"c{i}", 2 if i % 4 == 3 else 0) for i in range(consumers)]
+        engine._subs.extend(subs)
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        engine._publish(frame)
+        for sub in subs:  # keep buffered ones from overflowing, as a reading consumer would
+            sub.poll()
+    dt = time.perf_counter() - t0
+    # subtract the consumers' own poll cost, measured alone
+    t1 = time.perf_counter()
+    for _ in range(repeat):
+        for sub in subs:
+            sub.poll()
+    polls = time.perf_counter() - t1
+    engine._subs.clear()
+    engine.close()
+    return max(0.0, dt - polls) / repeat * 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -105,6 +141,9 @@ def main() -> None:
             added = max(0.0, 1000.0 / r["fps"] - 1000.0 / base_fps)
             missed = f"{r['fast_missed']} of {r['fast_delivered'] + r['fast_missed']}"
             print(f"{name:<18} {label:<28} {r['fps']:9.1f} {r['mbps']:8.1f} {added:15.3f} {missed:>22}")
+        for consumers in (1, 8):
+            us = publish_cost(shape, consumers)
+            print(f"{name:<18} {'publish, %d consumers' % consumers:<28} {'':>9} {'':>8} {us / 1000:15.4f} {'':>22}")
 
 
 if __name__ == "__main__":
