@@ -16,8 +16,9 @@ The contract with hosts:
   or ``options``: those are the host's;
 - ``StreamHandler.open``/``on_close``/``on_pong`` call ``super()`` so host mixins placed after the
   logic still run; a host mixin placed *before* it that defines ``on_pong`` without chaining (Jupyter's
-  ``WebSocketMixin`` does) should call ``self.record_pong(data)`` from its own ``on_pong`` so per-client
-  RTT is measured;
+  ``WebSocketMixin`` does) should call ``self.record_pong(data)`` from its own ``on_pong``: pongs are
+  how the stream knows a frame reached the client (see ``StreamHandler``). Without them the stream
+  still works, with the weaker "written to the socket" window;
 - WebSocket keep-alive pings are the host's (``ping_interval``); the logic only sets
   ``max_message_size`` (64 KiB, close 1009 beyond).
 """
@@ -48,8 +49,8 @@ from .service import LabcamService
 
 log = logging.getLogger("labcam.server")
 
-# Frames written to a client's socket and not yet drained. More than 1 so a round trip does not
-# halve the frame rate; few, so a slow client's frames are fresh (latest frame wins).
+# Frames sent to a client and not yet known to have reached it. More than 1 so a round trip does
+# not halve the frame rate; few, so a slow client's frames are fresh (latest frame wins).
 MAX_IN_FLIGHT = 2
 # Control replies (pong, configured, error, stats, broadcasts) a client may leave undrained before
 # it counts as not reading and is closed (1008): keeps a flooding, never-reading client bounded.
@@ -63,6 +64,11 @@ MAX_SNAPS_WAITING = 4
 # An fps cap lets a frame through this early (seconds) so camera jitter does not halve the rate.
 FPS_SLACK_S = 0.002
 RTT_PING = b"labcam-rtt"
+# Each frame is followed by a WebSocket ping carrying this prefix and the frame's sequence number.
+FRAME_PING = b"f"
+# A client that has never answered a frame ping this long after one was written is served with the
+# "written to the socket" window instead (a host whose on_pong does not reach record_pong).
+PONG_FALLBACK_S = 2.0
 
 
 class ServiceHandlerMixin:
@@ -92,10 +98,21 @@ class ServiceHandlerMixin:
 class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
     """One client's live stream (``ws/camera/stream``): frames, stats, control messages.
 
-    Per client: latest frame wins with at most ``MAX_IN_FLIGHT`` frames written and not yet drained
-    (tracked with ``write_message`` futures); a frame arriving while the window is full waits in a
-    one-frame slot, and a newer one replaces it (counted in ``frames_skipped``). Nothing is queued,
-    so a stalled client holds at most two frames plus a one-frame slot, and never slows the others.
+    Per client, latest frame wins: at most ``MAX_IN_FLIGHT`` frames are in flight; a frame arriving
+    while the window is full waits in a one-frame slot, and a newer one replaces it (counted in
+    ``frames_skipped``). Nothing is queued, so a stalled client holds at most two frames plus a
+    one-frame slot, and never slows the others.
+
+    "In flight" is measured end to end where it can be. Writing to the socket says little: the
+    kernel buffers on both sides hold megabytes (Linux grows a slow reader's receive buffer to
+    several MB: measured here, a client reading 4 frames/s of 33 KB frames saw them 3 s old). So
+    each frame is followed by a WebSocket ping carrying its sequence number; every client must
+    answer pings (RFC 6455), and it answers this one only once it has read the frame, so the pong
+    acknowledges delivery without any protocol message (measured: the same client then sees frames
+    0.8 s old, its own read pace times the window). If no frame ping is ever answered within
+    ``PONG_FALLBACK_S`` (a host whose ``on_pong`` does not reach ``record_pong``), the window falls
+    back to frames written and not yet drained into the kernel (``write_message`` futures), which
+    the small ``SO_SNDBUF`` keeps meaningful on the server's side.
     """
 
     client_id: str = ""
@@ -183,7 +200,13 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         self._closed = False
         self._registered = False
         self._variant: Variant | None = None  # the variant followed, None while paused or closed
-        self._in_flight = 0
+        self._writing = 0  # frames whose write_message future is not done
+        self._seq_sent = 0  # frames sent on this connection (the frame pings' sequence numbers)
+        self._seq_acked = 0  # highest frame sequence number acknowledged by a pong
+        self._ever_ponged = False  # a frame ping was answered: pongs are reliable on this connection
+        self._pong_fallback = False  # never answered in time: count written frames instead
+        self._sent_at: dict[int, float] = {}  # seq -> send time of unacknowledged frames (bounded)
+        self.delivery_ms: float | None = None  # send -> pong of recent frames (moving average)
         self._replies_in_flight = 0
         self._pending: EncodedFrame | None = None
         self._next_due = 0.0
@@ -245,13 +268,35 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             now = time.monotonic()
             if now < self._next_due - FPS_SLACK_S:
                 return  # above the client's fps cap: not "skipped", it asked for fewer
-            self._next_due = max(self._next_due + 1.0 / fps, now)
-        if self._in_flight >= MAX_IN_FLIGHT:
+            period = 1.0 / fps
+            if now - self._next_due > period:
+                self._next_due = now + period  # first frame, or after a gap: re-anchor, no burst
+            else:
+                self._next_due += period  # keeps the average at the cap despite arrival jitter
+        if self.in_flight >= MAX_IN_FLIGHT:
+            self._check_pong_fallback()
             if self._pending is not None:
                 self.frames_skipped += 1
             self._pending = encoded
             return
         self._send_frame(encoded)
+
+    @property
+    def in_flight(self) -> int:
+        """Frames sent and not yet acknowledged by a pong (in fallback: not yet written)."""
+        if self._pong_fallback:
+            return self._writing
+        return self._seq_sent - self._seq_acked
+
+    def _check_pong_fallback(self) -> None:
+        if self._ever_ponged or self._pong_fallback or not self._sent_at or self._writing:
+            return
+        oldest = min(self._sent_at.values())
+        if time.monotonic() - oldest > PONG_FALLBACK_S:
+            self._pong_fallback = True
+            self._sent_at.clear()
+            log.info("stream %s: pings unanswered; flow control by socket writes", self.client_id)
+            self._send_pending()
 
     def _send_frame(self, encoded: EncodedFrame) -> None:
         binary = self.options.format == "binary"
@@ -261,21 +306,32 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         except WebSocketClosedError:
             self._pending = None
             return
-        self._in_flight += 1
+        self._writing += 1
+        self._seq_sent += 1
         self.frames_sent += 1
         self.bytes_sent += len(message)  # JSON frames are ASCII: characters == bytes
         self.last_frame_number = encoded.frame_number
         self.last_frame_timestamp = encoded.timestamp
         fut.add_done_callback(self._frame_written)
+        # The delivery acknowledgement: answered once the client has read everything before it.
+        try:
+            self.ping(FRAME_PING + str(self._seq_sent).encode())
+        except WebSocketClosedError:
+            return
+        if not self._pong_fallback and len(self._sent_at) < 64:
+            self._sent_at[self._seq_sent] = time.monotonic()
 
     def _frame_written(self, fut: asyncio.Future[None]) -> None:
-        self._in_flight -= 1
+        self._writing -= 1
         if not fut.cancelled():
             fut.exception()  # a closed stream is handled by on_close; mark the error as seen
+        self._send_pending()
+
+    def _send_pending(self) -> None:
         if self._closed:
             return
         pending = self._pending
-        if pending is not None and self._in_flight < MAX_IN_FLIGHT:
+        if pending is not None and self.in_flight < MAX_IN_FLIGHT:
             self._pending = None
             self._send_frame(pending)
 
@@ -327,7 +383,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         self.bytes_per_s = (self.bytes_sent - self._tick_bytes) / dt
         self._tick_at, self._tick_frames, self._tick_bytes = now, self.frames_sent, self.bytes_sent
         # A client that is behind gets no stats on top of its frames: its next one says it all.
-        if self._in_flight < MAX_IN_FLIGHT:
+        if self.in_flight < MAX_IN_FLIGHT:
             self.send_control(protocol.stats_message(self._stats_fields(camera)))
         if self._rtt_ping_at is None or now - self._rtt_ping_at > 5 * self.service.stats_interval:
             try:
@@ -337,9 +393,32 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
                 pass
 
     def record_pong(self, data: bytes) -> None:
-        """Note the RTT of our own stats-tick ping (hosts whose mixins shadow ``on_pong`` call this)."""
-        if data == RTT_PING and self._rtt_ping_at is not None:
-            self.rtt_ms = (time.monotonic() - self._rtt_ping_at) * 1000.0
+        """Handle a pong: a frame delivery acknowledgement or the stats tick's RTT probe.
+
+        Hosts whose mixins shadow ``on_pong`` without chaining must call this from theirs.
+        """
+        if not getattr(self, "_state_ready", False):
+            return
+        now = time.monotonic()
+        if data.startswith(FRAME_PING):
+            try:
+                seq = int(data[len(FRAME_PING):])
+            except ValueError:
+                return
+            if seq <= self._seq_acked or seq > self._seq_sent:
+                return  # stale (pongs may be coalesced to the latest ping) or not ours
+            self._seq_acked = seq
+            self._ever_ponged = True
+            self._pong_fallback = False
+            sent = self._sent_at.pop(seq, None)
+            for old in [k for k in self._sent_at if k < seq]:
+                del self._sent_at[old]
+            if sent is not None:
+                ms = (now - sent) * 1000.0
+                self.delivery_ms = ms if self.delivery_ms is None else self.delivery_ms + 0.2 * (ms - self.delivery_ms)
+            self._send_pending()
+        elif data == RTT_PING and self._rtt_ping_at is not None:
+            self.rtt_ms = (now - self._rtt_ping_at) * 1000.0
             self._rtt_ping_at = None
 
     def _stats_fields(self, camera: dict[str, Any]) -> dict[str, Any]:
@@ -353,8 +432,9 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             "camera_dropped": camera["dropped"],
             "camera_state": camera["state"],
             "encode_ms": round(self.service.hub.encode_ms, 2),
-            "in_flight": self._in_flight,
+            "in_flight": self.in_flight,
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 2),
+            "delivery_ms": None if self.delivery_ms is None else round(self.delivery_ms, 2),
         }
 
     def client_stats(self) -> dict[str, Any]:
@@ -372,7 +452,9 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             "frames_skipped": self.frames_skipped,
             "bytes_per_s": int(self.bytes_per_s),
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 2),
-            "in_flight": self._in_flight,
+            "in_flight": self.in_flight,
+            "acknowledged": self._ever_ponged,
+            "delivery_ms": None if self.delivery_ms is None else round(self.delivery_ms, 2),
             "last_frame_number": self.last_frame_number,
             "last_frame_age_ms": age,
             "connected_s": round(time.time() - self.connected_at, 1),
