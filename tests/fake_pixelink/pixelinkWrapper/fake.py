@@ -305,7 +305,7 @@ class _CameraState:
             limit = 1.0 / self.value(FID.FRAME_RATE)
             if free_running and v[0] > limit * (1 + 1e-6):
                 # The exposure cannot outlast a frame at the current frame rate: clamp it.
-                v[0] = math.floor(limit / EXPOSURE_STEP_S) * EXPOSURE_STEP_S
+                v[0] = math.floor(limit / EXPOSURE_STEP_S + 1e-6) * EXPOSURE_STEP_S  # 1e-6: 0.04/1e-5 is 3999.99...
         elif fid == FID.GAIN:
             v[0] = round(v[0] / GAIN_STEP_DB) * GAIN_STEP_DB
         elif fid == FID.FRAME_RATE:

@@ -1,0 +1,256 @@
+"""The fake pixelinkWrapper behaves like the real one where a driver can tell the difference.
+
+One test per item of the checklist in section 7 of /work/shared/reference/pixelink-api.md, called
+through ``PxLApi`` exactly as a driver would. If the fake drifts from the SDK, the driver tests
+stop meaning anything; these catch that.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest_plugins = ["fixtures_pixelink"]
+
+
+@pytest.fixture
+def h(pxl: Any, camera: Any) -> int:
+    """A handle on the ``camera`` fixture's camera, stream stopped."""
+    rc, handle = pxl.initialize(camera.serial)
+    assert rc == 0
+    return handle
+
+
+def _frame_in_thread(pxl: Any, handle: int, buffer: Any) -> tuple[threading.Thread, list[tuple]]:
+    out: list[tuple] = []
+    thread = threading.Thread(target=lambda: out.append(pxl.getNextFrame(handle, buffer)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_constants_have_the_sdks_values(pxl: Any) -> None:
+    rc = pxl.ReturnCode
+    assert rc.ApiCameraTimeoutError == -1879048180  # 0x9000000C as a signed C int
+    assert rc.ApiNoCameraError == -2147483640 and rc.ApiStreamStopped == -2147483630
+    assert rc.ApiSuccessParametersChanged == 1 and rc.ApiSuccessWithFrameLoss == 9
+    assert (pxl.FeatureId.SHUTTER, pxl.FeatureId.ROI, pxl.FeatureId.ALL) == (7, 19, -1)
+    assert pxl.FeatureFlags.MOD_BITS == 30 and pxl.FeatureFlags.SETTABLE_WHILE_STREAMING == 128
+    assert (pxl.PixelFormat.MONO8, pxl.PixelFormat.MONO16, pxl.PixelFormat.MONO12_PACKED) == (0, 1, 13)
+    assert (pxl.ImageFormat.RAW_MONO8, pxl.ImageFormat.RAW_BGR24_NON_DIB) == (4096, 4130)
+    assert not hasattr(pxl.Callback, "FORMAT_IMAGE")
+    assert pxl.apiSuccess(1) and pxl.apiSuccess(0) and not pxl.apiSuccess(-1)
+
+
+def test_failures_return_only_the_code(pxl: Any, camera: Any) -> None:
+    ret = pxl.initialize(1)  # an index is not a serial number
+    assert ret == (pxl.ReturnCode.ApiNoCameraError,)
+    with pytest.raises(IndexError):
+        ret[1]  # noqa: B018 -- the trap an unchecked driver falls into
+    assert pxl.getFeature(12345, pxl.FeatureId.SHUTTER) == (pxl.ReturnCode.ApiInvalidHandleError,)
+
+
+def test_enumeration_and_info(pxl: Any, fake_sdk: Any, camera: Any, h: int) -> None:
+    rc, cameras = pxl.getNumberCameras()
+    assert [c.CameraSerialNum for c in cameras] == [camera.serial]
+    assert pxl.initialize(camera.serial) == (pxl.ReturnCode.ApiCameraInUseError,)
+    rc, info = pxl.getCameraInfo(h)
+    assert isinstance(info.ModelName, bytes) and info.SerialNumber == str(camera.serial).encode()
+    fake_sdk.unplug(camera.serial)
+    assert pxl.getNumberCameras() == (0, [])
+
+
+def test_features_modes_rounding_and_coupling(pxl: Any, camera: Any, h: int) -> None:
+    fid, ff, rc = pxl.FeatureId, pxl.FeatureFlags, pxl.ReturnCode
+    assert [len(pxl.getFeature(h, f)[2]) for f in (fid.ROI, fid.PIXEL_ADDRESSING, fid.TRIGGER, fid.GAIN)] == [4, 4, 5, 1]
+    # The samples' ~MOD_BITS | MANUAL sets junk high bits: the mode comes from the mode bits.
+    assert pxl.setFeature(h, fid.GAIN, ~ff.MOD_BITS | ff.MANUAL, [3.0]) == (rc.ApiSuccess,)
+    assert pxl.setFeature(h, fid.ROI, ff.MANUAL, [3, 5, 101, 51]) == (rc.ApiSuccessParametersChanged,)
+    assert pxl.getFeature(h, fid.ROI)[2] == [2, 4, 96, 48]
+    assert pxl.setFeature(h, fid.GAIN, ff.MANUAL, [99]) == (rc.ApiOutOfRangeError,)
+    with pytest.raises(TypeError):
+        pxl.setFeature(h, fid.GAIN, ff.MANUAL, ["loud"])
+    # Exposure (seconds) cannot outlast a frame: at 25 fps, 0.5 s is clamped to 40 ms.
+    assert pxl.setFeature(h, fid.SHUTTER, ff.MANUAL, [0.5]) == (rc.ApiSuccessParametersChanged,)
+    assert pxl.getFeature(h, fid.SHUTTER)[2] == [pytest.approx(0.04)]
+    # One-push reports ONEPUSH for a few polls, then settles.
+    pxl.setFeature(h, fid.SHUTTER, ff.ONEPUSH, [0.01])
+    flags = [pxl.getFeature(h, fid.SHUTTER)[1] & ff.MOD_BITS for _ in range(4)]
+    assert flags[0] == ff.ONEPUSH and flags[-1] == ff.MANUAL
+    rc_, table = pxl.getCameraFeatures(h, fid.ALL)
+    by_id = {table.Features[i].uFeatureId: table.Features[i] for i in range(table.uNumberOfFeatures)}
+    assert by_id[fid.ROI].uNumberOfParameters == 4 and by_id[fid.ROI].Params[2].fMaxValue == 640
+    assert not by_id[fid.ROI].uFlags & ff.SETTABLE_WHILE_STREAMING
+
+
+def test_stream_state_machine(pxl: Any, camera: Any, h: int) -> None:
+    ss, rc, fid = pxl.StreamState, pxl.ReturnCode, pxl.FeatureId
+    buffer = ctypes.create_string_buffer(640 * 480 * 2)
+    assert pxl.getNextFrame(h, buffer) == (rc.ApiNoStreamError,)
+    camera.low_memory_on_start = True
+    assert pxl.setStreamState(h, ss.START) == (rc.ApiSuccessLowMemory,)
+    assert pxl.setStreamState(h, ss.START) == (rc.ApiSuccessAlreadyRunning,)
+    assert pxl.setFeature(h, fid.ROI, 2, [0, 0, 64, 64]) == (rc.ApiNotPermittedWhileStreaming,)
+    assert pxl.getStreamState(h)[:2] == (0, ss.START)
+
+
+def test_get_next_frame_buffers(pxl: Any, camera: Any, h: int) -> None:
+    pxl.setFeature(h, pxl.FeatureId.ROI, 2, [0, 0, 64, 32])
+    pxl.setStreamState(h, pxl.StreamState.START)
+    with pytest.raises(TypeError, match="ctypes instance"):
+        pxl.getNextFrame(h, bytearray(64 * 32))
+    with pytest.raises(ValueError, match="ambiguous"):
+        pxl.getNextFrame(h, np.zeros(64 * 32, np.uint8))
+    assert pxl.getNextFrame(h, ctypes.create_string_buffer(100)) == (pxl.ReturnCode.ApiBufferTooSmall,)
+    # getNextNumPyFrame counts elements, not bytes: a uint16 array of the right shape is "too small".
+    pxl.setStreamState(h, pxl.StreamState.STOP)
+    pxl.setFeature(h, pxl.FeatureId.PIXEL_FORMAT, 2, [pxl.PixelFormat.MONO16])
+    pxl.setStreamState(h, pxl.StreamState.START)
+    assert pxl.getNextNumPyFrame(h, np.zeros((32, 64), np.uint16))[0] == pxl.ReturnCode.ApiBufferTooSmall
+    frame = np.zeros((32, 128), np.uint8)
+    rc, desc = pxl.getNextNumPyFrame(h, frame)
+    assert rc == 0 and pxl.imageSize(desc) == frame.size
+
+
+def test_mono16_is_big_endian_and_msb_aligned(pxl: Any, camera: Any, h: int) -> None:
+    pxl.setFeature(h, pxl.FeatureId.PIXEL_FORMAT, 2, [pxl.PixelFormat.MONO16])
+    pxl.setFeature(h, pxl.FeatureId.ROI, 2, [8, 4, 32, 32])
+    pxl.setStreamState(h, pxl.StreamState.START)
+    buffer = ctypes.create_string_buffer(32 * 32 * 2)
+    rc, desc = pxl.getNextFrame(h, buffer)
+    assert isinstance(desc.PixelFormat.fValue, float) and int(desc.PixelFormat.fValue) == 1
+    assert desc.u64FrameNumber == desc.uFrameNumber == camera.frame_number
+    raw = np.frombuffer(buffer, ">u2", count=32 * 32).reshape(32, 32)
+    np.testing.assert_array_equal(raw, camera.expected_values(desc.u64FrameNumber).astype(np.uint32) << 4)
+    assert not (raw & 0xF).any()
+
+
+def test_helpers(pxl: Any) -> None:
+    assert pxl.getBytesPerPixel(pxl.PixelFormat.MONO12_PACKED) == 1.5
+    assert pxl.getBytesPerPixel(pxl.PixelFormat.MONO10_PACKED_MSFIRST) == 1.25
+    assert pxl.getBytesPerPixel(1.0) == 2  # float keys, as from frameDesc.PixelFormat.fValue
+    assert pxl.getBytesPerPixel(99) == 0
+
+
+def test_stop_and_uninitialize_wake_a_blocked_read(pxl: Any, fake_sdk: Any, camera: Any, h: int) -> None:
+    rc, ss = pxl.ReturnCode, pxl.StreamState
+    pxl.setFeature(h, pxl.FeatureId.TRIGGER, 2, [0, pxl.TriggerTypes.HARDWARE, 1, 0, 0])
+    pxl.setStreamState(h, ss.START)
+    buffer = ctypes.create_string_buffer(640 * 480)
+    thread, out = _frame_in_thread(pxl, h, buffer)
+    assert camera.wait_for_reader(5.0)
+    pxl.setStreamState(h, ss.STOP)
+    thread.join(5.0)
+    assert out == [(rc.ApiStreamStopped,)]
+
+    pxl.setStreamState(h, ss.START)
+    thread, out = _frame_in_thread(pxl, h, buffer)
+    assert camera.wait_for_reader(5.0)
+    assert pxl.uninitialize(h) == (0,)
+    thread.join(5.0)
+    assert out == [(rc.ApiInvalidHandleError,)]
+    assert len(fake_sdk.violations) == 1 and "uninitialize" in fake_sdk.violations[0]
+
+
+def test_hardware_trigger(pxl: Any, camera: Any, h: int) -> None:
+    pxl.setFeature(h, pxl.FeatureId.TRIGGER, 2, [0, pxl.TriggerTypes.HARDWARE, 1, 0, 0])
+    pxl.setStreamState(h, pxl.StreamState.START)
+    assert not camera.fire_trigger()  # nobody waits: dropped
+    thread, out = _frame_in_thread(pxl, h, ctypes.create_string_buffer(640 * 480))
+    assert camera.wait_for_reader(5.0)
+    assert camera.fire_trigger()
+    thread.join(5.0)
+    assert out[0][0] == 0 and out[0][1].u64FrameNumber == 1
+
+
+def test_unplug_and_replug(pxl: Any, fake_sdk: Any, camera: Any, h: int) -> None:
+    rc, fid = pxl.ReturnCode, pxl.FeatureId
+    pxl.setFeature(h, fid.GAIN, 2, [7.0])
+    fake_sdk.unplug(camera.serial)
+    assert pxl.getFeature(h, fid.SHUTTER) == (rc.ApiNoCameraError,)
+    fake_sdk.replug(camera.serial)
+    assert pxl.getFeature(h, fid.SHUTTER) == (rc.ApiInvalidHandleError,)  # the old handle stays dead
+    new = pxl.initialize(camera.serial)[1]
+    assert pxl.getFeature(new, fid.GAIN)[2] == [2.0]  # power-on value again
+
+
+def test_injected_timeouts_and_frame_loss(pxl: Any, camera: Any, h: int) -> None:
+    rc = pxl.ReturnCode
+    pxl.setFeature(h, pxl.FeatureId.ROI, 2, [0, 0, 32, 32])
+    pxl.setStreamState(h, pxl.StreamState.START)
+    buffer = ctypes.create_string_buffer(32 * 32)
+    camera.inject_timeouts(2)
+    assert [pxl.getNextFrame(h, buffer)[0] for _ in range(3)] == [rc.ApiCameraTimeoutError] * 2 + [0]
+    camera.inject_frame_loss(2)
+    ret = pxl.getNextFrame(h, buffer)
+    assert ret[0] == rc.ApiSuccessWithFrameLoss and ret[1].u64FrameNumber == 4
+
+
+def test_error_report_describes_the_last_failure(pxl: Any, camera: Any, h: int) -> None:
+    pxl.setFeature(h, pxl.FeatureId.GAIN, 2, [99])
+    rc, report = pxl.getErrorReport(h)
+    assert rc == 0
+    assert (report.strFunctionName, report.strReturnCode) == (b"PxLSetFeature", b"ApiOutOfRangeError")
+    assert b"outside" in report.strReport
+
+
+def test_frame_callbacks_come_from_another_thread_with_a_reused_buffer(pxl: Any, camera: Any, h: int) -> None:
+    pxl.setFeature(h, pxl.FeatureId.ROI, 2, [0, 0, 32, 32])
+    pxl.setFeature(h, pxl.FeatureId.TRIGGER, 2, [0, pxl.TriggerTypes.SOFTWARE, 1, 0, 0])
+    got: list[tuple[int, bytes, np.ndarray]] = []
+    done = threading.Event()
+
+    @pxl._dataProcessFunction
+    def on_frame(handle: int, data: Any, data_format: int, desc: Any, context: Any) -> int:
+        view = np.ctypeslib.as_array(data, shape=(32 * 32,))
+        got.append((threading.get_ident(), view.tobytes(), view))  # a copy, and a view that goes stale
+        done.set()
+        return 0
+
+    assert pxl.setCallback(h, pxl.Callback.FRAME, None, on_frame) == (0,)
+    pxl.setStreamState(h, pxl.StreamState.START)
+    assert pxl.getNextFrame(h, ctypes.create_string_buffer(32 * 32)) == (pxl.ReturnCode.ApiGetNextFrameBusy,)
+    assert pxl.getNextFrame(h, None)[0] == 0  # a software trigger only: the image goes to the callback
+    assert done.wait(5.0)
+    assert pxl.setCallback(h, pxl.Callback.FRAME, None, None) == (0,)  # joins the callback thread
+    thread_id, copied, view = got[0]
+    assert thread_id != threading.get_ident()
+    expected = (camera.expected_values(1) >> 4).astype(np.uint8).tobytes()
+    assert copied == expected
+    assert view.tobytes() != expected  # the SDK reused the memory after the callback returned
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("no_library", OSError), ("no_sdk_env", ValueError), ("short_version", IndexError)],
+)
+def test_import_can_fail_like_without_the_sdk(fake_sdk: Any, kind: str, error: type) -> None:
+    import subprocess
+
+    fake_sdk.fail_import(kind)
+    with pytest.raises(error):
+        import pixelinkWrapper  # noqa: F401
+    fake_sdk.fail_import("bad_sdk_dir")
+    with pytest.raises(subprocess.CalledProcessError):
+        import pixelinkWrapper  # noqa: F401,F811
+    fake_sdk.allow_import()
+    import pixelinkWrapper  # noqa: F811
+
+    assert "pixelinkWrapper" in sys.modules and pixelinkWrapper.PxLApi.apiSuccess(0)
+
+
+def test_format_image_returns_a_ctypes_buffer(pxl: Any, fake_sdk: Any) -> None:
+    cam = fake_sdk.add_camera(99, colour=True)
+    h = pxl.initialize(99)[1]
+    pxl.setFeature(h, pxl.FeatureId.ROI, 2, [0, 0, 32, 32])
+    pxl.setStreamState(h, pxl.StreamState.START)
+    buffer = ctypes.create_string_buffer(32 * 32)
+    rc, desc = pxl.getNextFrame(h, buffer)
+    rc, out = pxl.formatImage(buffer, desc, pxl.ImageFormat.RAW_RGB24_NON_DIB)
+    assert rc == 0 and isinstance(out, ctypes.Array)
+    rgb = np.frombuffer(out, np.uint8, count=32 * 32 * 3).reshape(32, 32, 3)
+    np.testing.assert_array_equal(rgb, cam.expected_rgb(desc.u64FrameNumber))
