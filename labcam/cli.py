@@ -201,6 +201,15 @@ async def _serve(
     from .server.app import make_app
     from .server.service import LabcamService
 
+    # Signals first: "listening on" must never be printed before Ctrl-C/SIGTERM shut down cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C raises KeyboardInterrupt
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+
     engine = Engine(opened.driver, idle_grace=args.idle_grace)
     service = LabcamService(
         engine, quality=args.quality, max_clients=args.max_clients,
@@ -236,14 +245,6 @@ async def _serve(
         import webbrowser
 
         threading.Thread(target=webbrowser.open, args=(page,), daemon=True).start()
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C raises KeyboardInterrupt
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
     await stop.wait()
 
     log.info("shutting down: closing %d stream(s), stopping the camera", len(service.clients))
