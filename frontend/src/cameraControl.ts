@@ -1,0 +1,167 @@
+// The parts of CameraControl.vue that are plain logic (no Vue, no DOM): formatting, control ranges,
+// snap file names and the connection diagnosis. Unit-tested in tests/unit/cameraControl.test.ts.
+
+import { STREAM_PATH } from "../../labcam/server/static/labcam-client.js";
+import type { FloatSettingSpec, SettingSpec, SnapFormat } from "./types";
+
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+export function fmt(v: unknown, digits = 1, unit = ""): string {
+  return isNum(v) ? `${v.toFixed(digits)}${unit}` : "–";
+}
+
+export function fmtInt(v: unknown): string {
+  return isNum(v) ? Math.round(v).toLocaleString("en-US") : "–";
+}
+
+export function fmtBytes(n: unknown, perSecond = false): string {
+  if (!isNum(n)) return "–";
+  const s = perSecond ? "/s" : "";
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB${s}`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB${s}`;
+  return `${Math.round(n)} B${s}`;
+}
+
+export function fmtMs(v: unknown): string {
+  if (!isNum(v)) return "–";
+  return v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`;
+}
+
+export function fmtSeconds(ms: number): string {
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
+}
+
+/** A setting's spec when it is a float range (exposure, gain, fps), else null. */
+export function floatSpec(spec: SettingSpec | undefined | null): FloatSettingSpec | null {
+  return spec && spec.kind === "float" && isNum(spec.minimum) && isNum(spec.maximum) && spec.maximum >= spec.minimum ? spec : null;
+}
+
+/** Exposure spans decades (µs to s): its slider is logarithmic, 0..SLIDER_STEPS. */
+export const SLIDER_STEPS = 1000;
+
+export function toLogSlider(value: number, min: number, max: number): number {
+  if (!(min > 0 && max > min) || !isNum(value)) return SLIDER_STEPS / 2;
+  const v = Math.min(Math.max(value, min), max);
+  return Math.round((SLIDER_STEPS * Math.log(v / min)) / Math.log(max / min));
+}
+
+export function fromLogSlider(t: number, min: number, max: number): number {
+  if (!(min > 0 && max > min)) return min;
+  const v = min * (max / min) ** (Math.min(Math.max(t, 0), SLIDER_STEPS) / SLIDER_STEPS);
+  // Three significant digits, kept inside the range.
+  return Math.min(Math.max(+v.toPrecision(3), min), max);
+}
+
+/**
+ * Check a value typed for a float setting against its spec. Returns the number, or throws a
+ * RangeError worded like the server's messages ("exposure_ms=5000 is not allowed: ...").
+ */
+export function checkSetting(name: string, raw: string | number, spec: FloatSettingSpec): number {
+  const v = typeof raw === "number" ? raw : raw.trim() === "" ? NaN : Number(raw);
+  if (!isNum(v) || v < spec.minimum || v > spec.maximum) {
+    const allowed = spec.allowed || `a number from ${spec.minimum} to ${spec.maximum}${spec.unit ? ` ${spec.unit}` : ""}`;
+    throw new RangeError(`${name}=${typeof raw === "string" ? JSON.stringify(raw) : raw} is not allowed: ${allowed}`);
+  }
+  return v;
+}
+
+export interface DownscaleOption {
+  label: string;
+  /** The `maxWidth` stream option: null = full width. */
+  maxWidth: number | null;
+}
+
+/**
+ * The downscale choices for frames `width` pixels wide: full width, then 1/2, 1/4, 1/8 (while at
+ * least 16 px, the protocol's minimum). A `current` maxWidth that is none of them is listed too.
+ */
+export function downscaleOptions(width: number | null | undefined, current: number | null = null): DownscaleOption[] {
+  const out: DownscaleOption[] = [{ label: width ? `full (${width} px)` : "full width", maxWidth: null }];
+  if (isNum(width) && width > 0) {
+    for (const [factor, name] of [[2, "½"], [4, "¼"], [8, "⅛"]] as const) {
+      const w = Math.floor(width / factor);
+      if (w >= 16) out.push({ label: `${name} (${w} px)`, maxWidth: w });
+    }
+  }
+  if (isNum(current) && !out.some((o) => o.maxWidth === current)) {
+    out.push({ label: `≤ ${current} px`, maxWidth: current });
+  }
+  return out;
+}
+
+/** The frames-per-second caps offered (null = the camera's own rate). */
+export const FPS_CHOICES: ReadonlyArray<number | null> = [null, 60, 30, 15, 10, 5, 2, 1];
+
+export const SNAP_EXTENSIONS: Record<SnapFormat, string> = { png: "png", tiff: "tif", npy: "npy", jpeg: "jpg" };
+
+function stamp(epochSeconds: unknown): string {
+  const d = isNum(epochSeconds) ? new Date(epochSeconds * 1000) : new Date();
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** `labcam_<serial>_<yyyymmdd-hhmmss>_<frame>.<ext>`, safe as a file name. */
+export function snapFileName(serial: string | null | undefined, format: SnapFormat, meta: { timestamp?: unknown; frame_number?: unknown }): string {
+  const frame = isNum(meta.frame_number) ? String(meta.frame_number) : "frame";
+  return `labcam_${serial || "camera"}_${stamp(meta.timestamp)}_${frame}.${SNAP_EXTENSIONS[format] || format}`.replace(/[^\w.-]+/g, "_");
+}
+
+/** The server's http(s) root from what the component was given (a root URL or the stream URL). */
+export function httpRoot(serverUrl: string, base?: string): URL {
+  const here = base ?? (globalThis.location ? globalThis.location.href : undefined);
+  const url = here ? new URL(serverUrl, here) : new URL(serverUrl);
+  if (url.protocol === "ws:") url.protocol = "http:";
+  else if (url.protocol === "wss:") url.protocol = "https:";
+  url.pathname = url.pathname.replace(new RegExp(`${STREAM_PATH}/?$`), "");
+  if (!url.pathname.endsWith("/")) url.pathname += "/";
+  url.search = "";
+  url.hash = "";
+  return url;
+}
+
+type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
+
+/**
+ * Why the stream cannot connect, in words, found out over HTTP (a failed WebSocket handshake tells a
+ * page nothing: 403, 400 and "nothing listening" all look alike). Returns null when the server looks
+ * fine over HTTP.
+ *
+ * - `GET api/camera` answers 403: the server's own message (a wrong token, or a refused origin).
+ * - The request fails as a CORS error but an opaque (no-cors) request gets through: the server is
+ *   there and refuses this page's origin (`--allow-origin`).
+ * - Both fail: nothing answers at that address.
+ */
+export async function diagnoseConnection(serverUrl: string, token: string | null | undefined, fetchImpl: Fetch = globalThis.fetch.bind(globalThis)): Promise<string | null> {
+  let root: URL;
+  try {
+    root = httpRoot(serverUrl);
+  } catch {
+    return `not a valid server URL: ${serverUrl}`;
+  }
+  const api = new URL("api/camera", root);
+  if (token) api.searchParams.set("token", token);
+  const origin = globalThis.location ? globalThis.location.origin : null;
+  try {
+    const r = await fetchImpl(api.href, { cache: "no-store", credentials: "omit" });
+    if (r.status === 403) {
+      let detail = "";
+      try {
+        const body = await r.json();
+        detail = body && typeof body.error === "string" ? body.error : "";
+      } catch {
+        /* not JSON */
+      }
+      return `the server refused this page (403${detail ? `: ${detail}` : ""}): check the token`;
+    }
+    return null;
+  } catch {
+    try {
+      await fetchImpl(root.href, { mode: "no-cors", cache: "no-store", credentials: "omit" });
+      return origin
+        ? `the server at ${root.origin} answers but refuses pages from ${origin}: start it with --allow-origin ${origin}`
+        : `the server at ${root.origin} answers but refuses this page's origin (--allow-origin)`;
+    } catch {
+      return `nothing answers at ${root.origin}: is labcam serve running there?`;
+    }
+  }
+}

@@ -1,0 +1,24 @@
+/// <reference types="vitest/config" />
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vite";
+import vue from "@vitejs/plugin-vue";
+
+// The component imports the shared client straight from the Python package
+// (../labcam/server/static/labcam-client.js): one client, no fork. The dev server may read it.
+const repoRoot = fileURLToPath(new URL("..", import.meta.url));
+
+export default defineConfig({
+  plugins: [vue()],
+  server: {
+    port: 5173,
+    fs: { allow: [repoRoot] },
+  },
+  build: {
+    target: "es2022",
+  },
+  test: {
+    environment: "jsdom",
+    include: ["tests/unit/**/*.test.ts"],
+    restoreMocks: true,
+  },
+});
