@@ -204,6 +204,7 @@ class Recorder:
         buffer_frames: int | None = None,
         max_buffer_bytes: int | None = None,
         fsync: bool = True,
+        progress_interval: float | None = None,
         writer_factory: Callable[[Path, RecordingFormat, bool, int | None], FrameWriter] | None = None,
     ) -> None:
         self.frames_target = _check_frames(frames)
@@ -216,6 +217,7 @@ class Recorder:
             raise ValueError(f"buffer_frames={buffer_frames!r} is not allowed: a whole number >= 1")
         self.engine = engine
         self.on_overflow = on_overflow
+        self.progress_interval = PROGRESS_INTERVAL_S if progress_interval is None else float(progress_interval)
         self.fault_timeout = None if fault_timeout is None else float(fault_timeout)
         self.path, self.format = check_output_path(path, format, overwrite=overwrite)
         self.events = RecordingEvents()
@@ -223,10 +225,13 @@ class Recorder:
         self.buffer_capacity = buffer_frames or buffer_budget(frame_bytes, max_bytes=max_buffer_bytes)
 
         # Create the file now: permission and disk problems are the caller's to see, at once.
-        if writer_factory is None:
-            self._writer = open_writer(self.path, self.format, overwrite=overwrite, expected_frames=self.frames_target, fsync=fsync)
-        else:
-            self._writer = writer_factory(self.path, self.format, overwrite, self.frames_target)
+        try:
+            if writer_factory is None:
+                self._writer = open_writer(self.path, self.format, overwrite=overwrite, expected_frames=self.frames_target, fsync=fsync)
+            else:
+                self._writer = writer_factory(self.path, self.format, overwrite, self.frames_target)
+        except OSError as exc:
+            raise RecordingError(str(exc), "disk") from exc
 
         self._sub: Subscription | None = None
         self._thread: threading.Thread | None = None
@@ -262,7 +267,7 @@ class Recorder:
             self._sub = self.engine.subscribe(name, buffer=self.buffer_capacity)
         except CameraError as exc:
             self._writer.close({"frames_written": 0, "stop_reason": "error", "error": str(exc)})
-            raise RecordingError(f"cannot start recording {str(self.path)!r}: {exc}") from exc
+            raise RecordingError(f"cannot start recording {str(self.path)!r}: {exc}", "camera") from exc
         self.engine.events.camera_lost.connect(self._on_camera_lost)
         self.engine.events.camera_recovered.connect(self._on_camera_recovered)
         self._thread = threading.Thread(target=self._run, name=f"labcam-{name}", daemon=True)
@@ -509,11 +514,13 @@ class Recorder:
 
     def _overflow_error(self, missed: int) -> RecordingError:
         p = self.progress
+        fps = self.engine.status.fps or self.engine.settings.fps
+        camera_mb_s = fps * (self._info.frame_bytes if self._info else 0) / 1e6
         return RecordingError(
             f"the disk could not keep up: the recording buffer ({self.buffer_capacity} frames) was full and "
             f"{missed} frame(s) could not be queued; stopped with {p.frames_written} frames in {str(self.path)!r} "
-            f"(no gaps). Disk took {p.write_mb_per_s:.0f} MB/s while writing; the camera delivered about "
-            f"{p.mb_per_s:.0f} MB/s. Record to a faster disk, lower the frame rate or ROI, or pass "
+            f"(no gaps). The disk took {p.write_mb_per_s:.0f} MB/s while writing; the camera delivers about "
+            f"{camera_mb_s:.0f} MB/s ({fps:.0f} frames/s). Record to a faster disk, lower the frame rate or ROI, or pass "
             "on_overflow='continue' to record on and count the lost frames",
             "overflow",
         )
@@ -544,7 +551,7 @@ class Recorder:
 
     def _maybe_progress(self) -> None:
         now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_INTERVAL_S:
+        if now - self._last_progress >= self.progress_interval:
             self._last_progress = now
             self._emit(self.events.progress)
 

@@ -174,7 +174,7 @@ def write_error(exc: BaseException, path: Path, what: str) -> RecordingWriteErro
         msg = f"{what} {str(path)!r}: the file system is read-only; choose another folder"
     elif code == errno.ENOENT:
         msg = f"{what} {str(path)!r}: the folder does not exist"
-    elif code in (errno.ENOTDIR,):
+    elif code == errno.ENOTDIR or (code == errno.EEXIST and not path.parent.is_dir()):
         msg = f"{what} {str(path)!r}: part of the path is a file, not a folder"
     else:
         msg = f"{what} {str(path)!r}: {exc}"
@@ -261,6 +261,13 @@ class _LinkLastFile(io.RawIOBase):
         for pos, data in reversed(self._pending):
             _pwrite_all(self._fd, data, pos)
         self._pending.clear()
+
+    def pwrite(self, data: bytes, pos: int) -> None:
+        """Overwrite bytes at ``pos`` now (not deferred), leaving the file position alone."""
+        _pwrite_all(self._fd, data, pos)
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
 
     def discard(self) -> None:
         self._pending.clear()
@@ -379,7 +386,7 @@ class OmeTiffWriter(FrameWriter):
         if self._raw is not None:
             if self.fsync and self.frames_written:
                 try:
-                    os.fsync(self._raw.fileno())
+                    self._raw.sync()
                 except OSError:
                     pass
             self._raw.close()
@@ -498,7 +505,7 @@ class OmeTiffWriter(FrameWriter):
         region = self._count_region(n).encode("utf-8")
         if len(region) != self._count_field[1]:  # pragma: no cover - needs > 10**13 frames
             return
-        _pwrite_all(self._raw.fileno(), region, self._desc_offset + self._count_field[0])
+        self._raw.pwrite(region, self._desc_offset + self._count_field[0])
 
     def _finish_description(self, summary: dict[str, Any]) -> None:
         """Rewrite the OME-XML with every frame's Plane and the summary; never lose what is on disk."""
