@@ -42,7 +42,7 @@ class LabcamTestServer(BackgroundServer):
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., LabcamTestServer]]:
     """Start servers: ``make_server(width=, height=, pixel_format=, fps=, seed=, idle_grace=,
-    token=, allowed_origins=, allowed_hosts=, **service_kwargs)``."""
+    token=, allowed_origins=, allowed_hosts=, port=0 (a free one), **service_kwargs)``."""
     started: list[LabcamTestServer] = []
 
     def start(
@@ -57,6 +57,7 @@ def make_server() -> Iterator[Callable[..., LabcamTestServer]]:
         token: str | None = None,
         allowed_origins: tuple[str, ...] = (),
         allowed_hosts: tuple[str, ...] | None = None,
+        port: int = 0,
         **service_kwargs: Any,
     ) -> LabcamTestServer:
         camera = SimulatedCamera(
@@ -69,6 +70,7 @@ def make_server() -> Iterator[Callable[..., LabcamTestServer]]:
 
         srv = LabcamTestServer(
             factory,
+            port=port,
             service_kwargs=service_kwargs,
             token=token,
             allowed_origins=allowed_origins,
