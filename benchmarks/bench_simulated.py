@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 from labcam.cameras.simulated import SimulatedCamera, clear_caches
 
@@ -21,14 +22,15 @@ CASES = [
 ]
 
 
-def run(shape: dict, seconds: float) -> tuple[float, float, float]:
+def run(shape: dict[str, Any], seconds: float) -> tuple[float, float, float]:
     """(open seconds, frames/s, MB/s) for one sensor shape."""
     clear_caches()  # measure the first open honestly, and keep memory bounded between cases
     cam = SimulatedCamera(**shape, seed=1)
     t0 = time.perf_counter()
     cam.open()
     opened = time.perf_counter() - t0
-    max_fps = float(cam.specs["fps"].maximum)
+    max_fps = cam.specs["fps"].maximum
+    assert max_fps is not None
     # the exposure must fit in the frame period at the maximum rate
     cam.update_settings({"exposure_ms": min(cam.settings.exposure_ms, 1000.0 / max_fps), "fps": max_fps})
     cam.start()

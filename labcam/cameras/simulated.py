@@ -150,12 +150,18 @@ class _Motion:
     def stage(self, n: int) -> tuple[int, int]:
         """Stage drift of frame ``n`` as (dx, dy) pixels, within +-DRIFT_PX."""
         p = self.phases
-        return (self._wave(n, DRIFT_PX, p[0], p[1], 3001.0, 1103.0), self._wave(n, DRIFT_PX, p[2], p[3], 2503.0, 887.0))
+        return (
+            self._wave(n, DRIFT_PX, p[0], p[1], 3001.0, 1103.0),
+            self._wave(n, DRIFT_PX, p[2], p[3], 2503.0, 887.0),
+        )
 
     def crawl(self, n: int) -> tuple[int, int]:
         """Offset of the cell sheet relative to the tissue, within +-CRAWL_PX."""
         p = self.phases
-        return (self._wave(n, CRAWL_PX, p[4], p[5], 1999.0, 701.0), self._wave(n, CRAWL_PX, p[6], p[7], 1601.0, 557.0))
+        return (
+            self._wave(n, CRAWL_PX, p[4], p[5], 1999.0, 701.0),
+            self._wave(n, CRAWL_PX, p[6], p[7], 1601.0, 557.0),
+        )
 
     def breathing_key(self, n: int, amplitude: float) -> int:
         """Breathing factor of frame ``n`` as an integer key: factor = 1 + key / BREATHING_STEPS."""
@@ -449,7 +455,9 @@ def _specimen(seed: int, sensor_w: int, sensor_h: int, kind: str) -> _Specimen:
 
 
 @functools.lru_cache(maxsize=2)
-def _exposure_layers(seed: int, sensor_w: int, sensor_h: int, kind: str, exposure_ms: float) -> tuple[np.ndarray, np.ndarray]:
+def _exposure_layers(
+    seed: int, sensor_w: int, sensor_h: int, kind: str, exposure_ms: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The specimen's layers in the sqrt domain for one exposure, as uint16 (the cell layer of rgb
     holds two's-complement negatives: uint16 addition wraps, so adding it subtracts exactly)."""
     spec = _specimen(seed, sensor_w, sensor_h, kind)
@@ -575,9 +583,15 @@ class _RenderState:
 class SimulatedFaults:
     """Camera misbehaviour on demand, for tests of what sits on top of a camera. Thread-safe.
 
+    >>> cam = SimulatedCamera(width=64, height=48); cam.open(); cam.start()
     >>> cam.faults.drop_frames(3)   # the next frame arrives with frame_number 3 higher than usual
     >>> cam.faults.disconnect()     # reads raise CameraDisconnected; reconnect() is False ...
+    >>> cam.reconnect()
+    False
     >>> cam.faults.replug()         # ... until the camera is plugged back in
+    >>> cam.reconnect(), cam.streaming
+    (True, True)
+    >>> cam.close()
     """
 
     def __init__(self, camera: SimulatedCamera) -> None:
@@ -674,8 +688,9 @@ class SimulatedCamera(CameraDriver):
     >>> cam = SimulatedCamera(width=640, height=480, seed=1)
     >>> cam.open(); cam.start()
     >>> frame = cam.read_frame(timeout=1.0)
-    >>> (frame.array == cam.expected_frame(frame.meta.frame_number)).all()
+    >>> bool((frame.array == cam.expected_frame(frame.meta.frame_number)).all())
     True
+    >>> cam.close()
 
     Beyond the driver interface: ``trigger()`` (hardware trigger mode), ``faults`` (misbehaviour
     for tests, see ``SimulatedFaults``), ``expected_frame(n)`` and ``stage_drift(n)``.
@@ -699,8 +714,12 @@ class SimulatedCamera(CameraDriver):
     ) -> None:
         super().__init__()
         for name, side in (("width", width), ("height", height)):
-            if isinstance(side, bool) or not isinstance(side, int) or not (ROI_MIN <= side <= MAX_SENSOR_SIDE) or side % ROI_STEP:
-                raise ValueError(f"{name}={side!r}: the sensor side must be an even number of pixels from {ROI_MIN} to {MAX_SENSOR_SIDE}")
+            ok = isinstance(side, int) and not isinstance(side, bool) and ROI_MIN <= side <= MAX_SENSOR_SIDE
+            if not ok or side % ROI_STEP:
+                raise ValueError(
+                    f"{name}={side!r}: the sensor side must be an even number of pixels "
+                    f"from {ROI_MIN} to {MAX_SENSOR_SIDE}"
+                )
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed={seed!r}: must be an integer")
         if not (isinstance(max_fps, (int, float)) and math.isfinite(max_fps) and max_fps >= MIN_FPS):
@@ -723,7 +742,8 @@ class SimulatedCamera(CameraDriver):
                 "gain_db": SettingSpec("gain_db", "float", "dB", *GAIN_RANGE_DB),
                 "fps": SettingSpec("fps", "float", "frames/s", MIN_FPS, float(max_fps)),
                 "roi": SettingSpec(
-                    "roi", "roi", "px", minimum=ROI_MIN, sensor=(width, height), step=ROI_STEP, settable_while_streaming=False
+                    "roi", "roi", "px", minimum=ROI_MIN, sensor=(width, height), step=ROI_STEP,
+                    settable_while_streaming=False,
                 ),
                 "pixel_format": SettingSpec(
                     "pixel_format", "choice", choices=tuple(PIXEL_FORMATS), settable_while_streaming=False
@@ -782,7 +802,8 @@ class SimulatedCamera(CameraDriver):
     def __repr__(self) -> str:
         w, h = self._sensor
         s = self._settings
-        return f"SimulatedCamera({w}x{h}, {s.pixel_format}, seed={self._seed}, serial={self._description.serial!r})"
+        serial = self._description.serial
+        return f"SimulatedCamera({w}x{h}, {s.pixel_format}, seed={self._seed}, serial={serial!r})"
 
     # -- life cycle ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -792,7 +813,8 @@ class SimulatedCamera(CameraDriver):
             if self._is_open:
                 return
             if not self._plugged:
-                raise CameraUnavailable(f"simulated camera {self._description.serial} is unplugged (faults.disconnect())")
+                serial = self._description.serial
+                raise CameraUnavailable(f"simulated camera {serial} is unplugged (faults.disconnect())")
         state = self._state_for(self._settings)  # slow the first time: outside the lock
         with self._cond:
             self._state = state
@@ -903,7 +925,8 @@ class SimulatedCamera(CameraDriver):
                     raise StreamStopped("the simulated camera is not streaming")
                 if self._pending_timeouts:
                     self._pending_timeouts -= 1
-                    raise FrameTimeout(f"simulated timeout (faults.timeouts), {self._pending_timeouts} more to come")
+                    left = self._pending_timeouts
+                    raise FrameTimeout(f"simulated timeout (faults.timeouts), {left} more to come")
                 now = time.monotonic()
                 settings = self._settings
                 exposure_s = settings.exposure_ms / 1000.0
