@@ -50,15 +50,15 @@ def test_failures_return_only_the_code(pxl: Any, camera: Any) -> None:
     ret = pxl.initialize(1)  # an index is not a serial number
     assert ret == (pxl.ReturnCode.ApiNoCameraError,)
     with pytest.raises(IndexError):
-        ret[1]  # noqa: B018 -- the trap an unchecked driver falls into
+        ret[1]  # the trap an unchecked driver falls into
     assert pxl.getFeature(12345, pxl.FeatureId.SHUTTER) == (pxl.ReturnCode.ApiInvalidHandleError,)
 
 
 def test_enumeration_and_info(pxl: Any, fake_sdk: Any, camera: Any, h: int) -> None:
-    rc, cameras = pxl.getNumberCameras()
+    _, cameras = pxl.getNumberCameras()
     assert [c.CameraSerialNum for c in cameras] == [camera.serial]
     assert pxl.initialize(camera.serial) == (pxl.ReturnCode.ApiCameraInUseError,)
-    rc, info = pxl.getCameraInfo(h)
+    _, info = pxl.getCameraInfo(h)
     assert isinstance(info.ModelName, bytes) and info.SerialNumber == str(camera.serial).encode()
     fake_sdk.unplug(camera.serial)
     assert pxl.getNumberCameras() == (0, [])
@@ -66,7 +66,8 @@ def test_enumeration_and_info(pxl: Any, fake_sdk: Any, camera: Any, h: int) -> N
 
 def test_features_modes_rounding_and_coupling(pxl: Any, camera: Any, h: int) -> None:
     fid, ff, rc = pxl.FeatureId, pxl.FeatureFlags, pxl.ReturnCode
-    assert [len(pxl.getFeature(h, f)[2]) for f in (fid.ROI, fid.PIXEL_ADDRESSING, fid.TRIGGER, fid.GAIN)] == [4, 4, 5, 1]
+    counts = [len(pxl.getFeature(h, f)[2]) for f in (fid.ROI, fid.PIXEL_ADDRESSING, fid.TRIGGER, fid.GAIN)]
+    assert counts == [4, 4, 5, 1]
     # The samples' ~MOD_BITS | MANUAL sets junk high bits: the mode comes from the mode bits.
     assert pxl.setFeature(h, fid.GAIN, ~ff.MOD_BITS | ff.MANUAL, [3.0]) == (rc.ApiSuccess,)
     assert pxl.setFeature(h, fid.ROI, ff.MANUAL, [3, 5, 101, 51]) == (rc.ApiSuccessParametersChanged,)
@@ -81,7 +82,7 @@ def test_features_modes_rounding_and_coupling(pxl: Any, camera: Any, h: int) -> 
     pxl.setFeature(h, fid.SHUTTER, ff.ONEPUSH, [0.01])
     flags = [pxl.getFeature(h, fid.SHUTTER)[1] & ff.MOD_BITS for _ in range(4)]
     assert flags[0] == ff.ONEPUSH and flags[-1] == ff.MANUAL
-    rc_, table = pxl.getCameraFeatures(h, fid.ALL)
+    _, table = pxl.getCameraFeatures(h, fid.ALL)
     by_id = {table.Features[i].uFeatureId: table.Features[i] for i in range(table.uNumberOfFeatures)}
     assert by_id[fid.ROI].uNumberOfParameters == 4 and by_id[fid.ROI].Params[2].fMaxValue == 640
     assert not by_id[fid.ROI].uFlags & ff.SETTABLE_WHILE_STREAMING
@@ -122,6 +123,7 @@ def test_mono16_is_big_endian_and_msb_aligned(pxl: Any, camera: Any, h: int) -> 
     pxl.setStreamState(h, pxl.StreamState.START)
     buffer = ctypes.create_string_buffer(32 * 32 * 2)
     rc, desc = pxl.getNextFrame(h, buffer)
+    assert rc == 0
     assert isinstance(desc.PixelFormat.fValue, float) and int(desc.PixelFormat.fValue) == 1
     assert desc.u64FrameNumber == desc.uFrameNumber == camera.frame_number
     raw = np.frombuffer(buffer, ">u2", count=32 * 32).reshape(32, 32)
@@ -233,12 +235,12 @@ def test_import_can_fail_like_without_the_sdk(fake_sdk: Any, kind: str, error: t
 
     fake_sdk.fail_import(kind)
     with pytest.raises(error):
-        import pixelinkWrapper  # noqa: F401
+        import pixelinkWrapper
     fake_sdk.fail_import("bad_sdk_dir")
     with pytest.raises(subprocess.CalledProcessError):
-        import pixelinkWrapper  # noqa: F401,F811
+        import pixelinkWrapper
     fake_sdk.allow_import()
-    import pixelinkWrapper  # noqa: F811
+    import pixelinkWrapper
 
     assert "pixelinkWrapper" in sys.modules and pixelinkWrapper.PxLApi.apiSuccess(0)
 

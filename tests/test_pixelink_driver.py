@@ -52,7 +52,7 @@ class Reader:
     def _run(self, driver: PixelinkCamera, timeout: float) -> None:
         try:
             self.result = driver.read_frame(timeout)
-        except BaseException as exc:  # noqa: BLE001 -- handed to the test
+        except BaseException as exc:  # handed to the test
             self.result = exc
 
     def join(self, timeout: float = 5.0) -> Frame | BaseException | None:
@@ -119,7 +119,7 @@ def test_production_code_cannot_import_the_fake() -> None:
 
 
 def test_no_camera(fake_sdk: Any) -> None:
-    with pytest.raises(CameraUnavailable, match="^no PixeLINK camera found$"):
+    with pytest.raises(CameraUnavailable, match=r"^no PixeLINK camera found$"):
         PixelinkCamera().open()
 
 
@@ -620,7 +620,9 @@ def test_close_without_stop_while_a_read_is_blocked_is_safe(
     driver.close()  # twice is fine
 
 
-def test_close_after_a_disconnect_is_safe(fake_sdk: Any, camera: Any, make_driver: Callable[..., PixelinkCamera]) -> None:
+def test_close_after_a_disconnect_is_safe(
+    fake_sdk: Any, camera: Any, make_driver: Callable[..., PixelinkCamera]
+) -> None:
     driver = make_driver()
     driver.start()
     fake_sdk.unplug(camera.serial)

@@ -78,7 +78,7 @@ def _import_pxlapi() -> Any:
         else:
             reason = f"{type(exc).__name__}: {exc}"
         raise CameraUnavailable(f"PixeLINK SDK not usable: {reason}") from exc
-    except Exception as exc:  # noqa: BLE001 -- see the docstring: every failure means the same thing
+    except Exception as exc:  # see the docstring: whatever the import raises means the same thing
         raise CameraUnavailable(f"PixeLINK SDK not usable: {type(exc).__name__}: {exc}") from exc
     return pixelinkWrapper.PxLApi
 
@@ -150,6 +150,8 @@ class PixelinkCamera(CameraDriver):
     cameras, rgb8 (the camera's Bayer8 data converted by the SDK's ``formatImage``).
     """
 
+    _codes: _Codes  # the SDK's return codes, grouped; set by open() together with _api
+
     def __init__(
         self,
         serial: int | None = None,
@@ -169,8 +171,7 @@ class PixelinkCamera(CameraDriver):
             "pixel_format": pixel_format, "trigger_mode": trigger_mode,
         }
         self._api_override = api
-        self._api: Any = None
-        self._codes: _Codes | None = None
+        self._api: Any = None  # the PxLApi class; self._codes is set with it, by open()
 
         self._lock = threading.Lock()
         self._read_done = threading.Condition(self._lock)  # notified when a read leaves getNextFrame
@@ -425,6 +426,7 @@ class PixelinkCamera(CameraDriver):
         settings = self.settings
         name = self._format_name(camera_format, settings.pixel_format)
         count = width * height
+        array: np.ndarray
         if name == "mono8":
             array = np.frombuffer(buffer, np.uint8, count=count).reshape(height, width).copy()
         elif name in _SHIFT_FROM_MSB:
@@ -665,7 +667,7 @@ class PixelinkCamera(CameraDriver):
             exposure_ms=_from_camera(exposure, 1000.0),
             gain_db=_from_camera(gain),
             fps=_from_camera(fps),
-            roi=tuple(int(round(v)) for v in roi[:4]),  # type: ignore[arg-type]
+            roi=tuple(round(v) for v in roi[:4]),  # type: ignore[arg-type]
             pixel_format=self._format_name(camera_format, pixel_format),
             trigger_mode=trigger_mode,
         )

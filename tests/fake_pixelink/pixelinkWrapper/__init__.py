@@ -1,3 +1,4 @@
+# ruff: noqa: N999 -- the vendor's package name
 """A fake of the vendor package ``pixelinkWrapper`` for labcam's tests. Never importable in production.
 
 It lives under tests/fake_pixelink/ and is only on ``sys.path`` while the ``fake_sdk`` fixture

@@ -420,8 +420,8 @@ class _FrameDesc(Structure):
     ]
 
 
-# Decorator for FRAME callbacks, exactly the Linux prototype of the wrapper.
-_dataProcessFunction = CFUNCTYPE(
+# Decorator for FRAME callbacks, exactly the Linux prototype of the wrapper (and its name).
+_dataProcessFunction = CFUNCTYPE(  # noqa: N816
     c_uint, c_uint, POINTER(c_ubyte), c_uint, POINTER(_FrameDesc), c_void_p
 )
 

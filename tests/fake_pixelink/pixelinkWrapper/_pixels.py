@@ -12,8 +12,12 @@ import numpy as np
 
 from ._abi import ImageFormat, PixelFormat
 
-BAYER8_FORMATS = frozenset({PixelFormat.BAYER8_GRBG, PixelFormat.BAYER8_RGGB, PixelFormat.BAYER8_GBRG, PixelFormat.BAYER8_BGGR})
-BAYER16_FORMATS = frozenset({PixelFormat.BAYER16_GRBG, PixelFormat.BAYER16_RGGB, PixelFormat.BAYER16_GBRG, PixelFormat.BAYER16_BGGR})
+BAYER8_FORMATS = frozenset(
+    {PixelFormat.BAYER8_GRBG, PixelFormat.BAYER8_RGGB, PixelFormat.BAYER8_GBRG, PixelFormat.BAYER8_BGGR}
+)
+BAYER16_FORMATS = frozenset(
+    {PixelFormat.BAYER16_GRBG, PixelFormat.BAYER16_RGGB, PixelFormat.BAYER16_GBRG, PixelFormat.BAYER16_BGGR}
+)
 
 
 def sensor_values(

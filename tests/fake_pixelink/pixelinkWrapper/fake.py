@@ -28,6 +28,7 @@ use ``Condition.wait`` so other threads (and the GIL) run meanwhile.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import subprocess
 import sys
@@ -280,7 +281,7 @@ class _CameraState:
         if self.stream == StreamState.START and not spec.caps & FF.SETTABLE_WHILE_STREAMING:
             return RC.ApiNotPermittedWhileStreaming, f"feature {fid} cannot change while streaming"
         values = [_f32(v) for v in params]
-        for i, (v, (lo, hi)) in enumerate(zip(values, spec.ranges)):
+        for i, (v, (lo, hi)) in enumerate(zip(values, spec.ranges, strict=True)):
             if not (lo <= v <= hi) or math.isnan(v):
                 return RC.ApiOutOfRangeError, f"parameter {i} = {v:g} outside [{lo:g}, {hi:g}]"
         if mode != FF.OFF:
@@ -328,9 +329,8 @@ class _CameraState:
             value, _, x, y = v
             if any(int(a) != a or int(a) not in (1, 2, 4) for a in (value, x, y)):
                 return RC.ApiInvalidParameterError, f"pixel addressing {v} not supported"
-        elif fid == FID.TRIGGER:
-            if int(v[TriggerParams.TYPE]) != v[TriggerParams.TYPE]:
-                return RC.ApiInvalidParameterError, f"trigger type {v[TriggerParams.TYPE]} invalid"
+        elif fid == FID.TRIGGER and int(v[TriggerParams.TYPE]) != v[TriggerParams.TYPE]:
+            return RC.ApiInvalidParameterError, f"trigger type {v[TriggerParams.TYPE]} invalid"
         return v
 
     # -- frames -----------------------------------------------------------------------------------
@@ -479,6 +479,34 @@ class FakeCamera:
             self._sdk._cond.notify_all()
 
 
+class _SdkCallError(Exception):
+    """An SDK call fails with ``rc``: ``_sdk_call`` turns it into the ``(rc,)`` tuple."""
+
+    def __init__(self, rc: int, report: str = "", conn: _Connection | None = None) -> None:
+        super().__init__(rc)
+        self.rc, self.report, self.conn = rc, report, conn
+
+
+def _sdk_call(function: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run an SDK entry point under the fake's lock; a ``_SdkCallError`` becomes ``(rc,)`` and is
+    remembered on its handle for getErrorReport, under the SDK function name ``function``."""
+
+    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: FakeSdk, *args: Any) -> Any:
+            with self._cond:
+                try:
+                    return method(self, *args)
+                except _SdkCallError as failed:
+                    if failed.conn is not None:
+                        failed.conn.last_error = (function, failed.rc, failed.report or return_code_name(failed.rc))
+                    return (failed.rc,)
+
+        return call
+
+    return decorate
+
+
 @dataclass(eq=False)
 class _Connection:
     """One handle from initialize()."""
@@ -618,22 +646,22 @@ class FakeSdk:
             )
 
     # -- helpers for the SDK entry points ----------------------------------------------------------
-    def _fail(self, conn: _Connection | None, function: str, rc: int, report: str = "") -> tuple[int]:
-        if conn is not None:
-            conn.last_error = (function, rc, report or return_code_name(rc))
-        return (rc,)
-
-    def _lookup(self, handle: Any, function: str) -> tuple[_Connection | None, int]:
-        """The live connection of ``handle``, or the error code a call on it gets."""
+    def _connection(self, handle: Any, *, present: bool = True) -> _Connection:
+        """The connection of ``handle``; raises ``_SdkCallError`` for an unknown or stale handle and,
+        with ``present``, for a camera that is unplugged."""
         conn = self._connections.get(handle) if isinstance(handle, int) else None
         if conn is None or conn.stale():
-            return conn, RC.ApiInvalidHandleError
-        if not conn.camera.present:
-            return conn, RC.ApiNoCameraError
-        return conn, RC.ApiSuccess
+            raise _SdkCallError(RC.ApiInvalidHandleError, conn=conn)
+        if present and not conn.camera.present:
+            raise _SdkCallError(RC.ApiNoCameraError, conn=conn)
+        return conn
 
-    def _wait(self, deadline: float | None, interrupted: Callable[[], int | None],
-              ready: Callable[[], bool] = lambda: False) -> int | None:
+    def _wait(
+        self,
+        deadline: float | None,
+        interrupted: Callable[[], int | None],
+        ready: Callable[[], bool] = lambda: False,
+    ) -> int | None:
         """Wait (lock held; released while waiting) until ``ready()`` or ``deadline``.
 
         Returns None when ready or at the deadline, or the rc ``interrupted()`` reports.
@@ -652,128 +680,117 @@ class FakeSdk:
                 return None
             self._cond.wait(remaining)
 
-    # -- SDK entry points (called by PxLApi) -------------------------------------------------------
+    # -- SDK entry points (called by PxLApi; each runs under the lock, see _sdk_call) ---------------
+    @_sdk_call("PxLGetNumberCamerasEx")
     def get_number_cameras(self) -> tuple:
-        with self._cond:
-            infos = []
-            for cam in self._cameras.values():
-                if cam.present:
-                    info = _CameraIdInfo()
-                    info.StructSize = ctypes.sizeof(info)
-                    info.CameraSerialNum = cam.serial
-                    infos.append(info)
-            return (RC.ApiSuccess, infos)
+        infos = []
+        for cam in self._cameras.values():
+            if cam.present:
+                info = _CameraIdInfo()
+                info.StructSize = ctypes.sizeof(info)
+                info.CameraSerialNum = cam.serial
+                infos.append(info)
+        return (RC.ApiSuccess, infos)
 
+    @_sdk_call("PxLInitializeEx")
     def initialize(self, serial: int, flags: int) -> tuple:
-        with self._cond:
-            present = [c for c in self._cameras.values() if c.present]
-            if serial == 0:  # "any camera"
-                cam = present[0] if present else None
-            else:
-                cam = self._cameras.get(serial)
-                cam = cam if cam is not None and cam.present else None
-            if cam is None:
-                return (RC.ApiNoCameraError,)
-            monitor = bool(flags & InitializeExFlags.MONITOR_ACCESS_ONLY)
-            held = cam.in_use_elsewhere or any(
-                c.camera is cam and c.live() and not c.monitor_only for c in self._connections.values()
-            )
-            if held and not monitor:
-                return (RC.ApiCameraInUseError,)
-            if flags & InitializeExFlags.ISSUE_STREAM_STOP and not monitor:
-                self._set_stream(cam.state, StreamState.STOP)
-            handle = self._next_handle
-            self._next_handle += 0x10
-            self._connections[handle] = _Connection(handle, cam, cam.state, monitor)
-            return (RC.ApiSuccess, handle)
+        present = [c for c in self._cameras.values() if c.present]
+        if serial == 0:  # "any camera"
+            cam = present[0] if present else None
+        else:
+            cam = self._cameras.get(serial)
+            cam = cam if cam is not None and cam.present else None
+        if cam is None:
+            raise _SdkCallError(RC.ApiNoCameraError)
+        monitor = bool(flags & InitializeExFlags.MONITOR_ACCESS_ONLY)
+        held = cam.in_use_elsewhere or any(
+            c.camera is cam and c.live() and not c.monitor_only for c in self._connections.values()
+        )
+        if held and not monitor:
+            raise _SdkCallError(RC.ApiCameraInUseError)
+        if flags & InitializeExFlags.ISSUE_STREAM_STOP and not monitor:
+            self._set_stream(cam.state, StreamState.STOP)
+        handle = self._next_handle
+        self._next_handle += 0x10
+        self._connections[handle] = _Connection(handle, cam, cam.state, monitor)
+        return (RC.ApiSuccess, handle)
 
+    @_sdk_call("PxLUninitialize")
     def uninitialize(self, handle: Any) -> tuple:
-        with self._cond:
-            conn = self._connections.pop(handle, None) if isinstance(handle, int) else None
-            if conn is None or conn.closed:
-                return (RC.ApiInvalidHandleError,)
-            was_stale = conn.stale()
-            if conn.readers:
-                self.violations.append(
-                    f"uninitialize({handle:#x}) while {conn.readers} getNextFrame call(s) blocked on it"
-                )
-            conn.closed = True
-            conn.callback = None
-            self._cond.notify_all()
-            # The stream is left as it is: a camera keeps streaming until stopped (or until the next
-            # initialize with ISSUE_STREAM_STOP), which is why drivers stop before they let go.
-            return (RC.ApiInvalidHandleError,) if was_stale else (RC.ApiSuccess,)
+        conn = self._connections.pop(handle, None) if isinstance(handle, int) else None
+        if conn is None or conn.closed:
+            raise _SdkCallError(RC.ApiInvalidHandleError)
+        was_stale = conn.stale()
+        if conn.readers:
+            self.violations.append(
+                f"uninitialize({handle:#x}) while {conn.readers} getNextFrame call(s) blocked on it"
+            )
+        conn.closed = True
+        conn.callback = None
+        self._cond.notify_all()
+        # The stream is left as it is: a camera keeps streaming until stopped (or until the next
+        # initialize with ISSUE_STREAM_STOP), which is why drivers stop before they let go.
+        return (RC.ApiInvalidHandleError,) if was_stale else (RC.ApiSuccess,)
 
+    @_sdk_call("PxLGetCameraInfo")
     def get_camera_info(self, handle: Any) -> tuple:
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLGetCameraInfo")
-            if rc < 0:
-                return self._fail(conn, "PxLGetCameraInfo", rc)
-            model = conn.camera.model
-            info = _CameraInfo()
-            info.VendorName = b"PixeLINK"
-            info.ModelName = model.model_name.encode()
-            info.Description = f"PixeLINK {model.model_name} (fake)".encode()
-            info.SerialNumber = str(model.serial).encode()
-            info.FirmwareVersion = model.firmware.encode()
-            info.FPGAVersion = b"2.5.0"
-            info.CameraName = b""
-            info.XMLVersion = b"1.0.0"
-            info.BootloadVersion = b"1.0.0"
-            info.LensDescription = b""
-            return (RC.ApiSuccess, info)
+        model = self._connection(handle).camera.model
+        info = _CameraInfo()
+        info.VendorName = b"PixeLINK"
+        info.ModelName = model.model_name.encode()
+        info.Description = f"PixeLINK {model.model_name} (fake)".encode()
+        info.SerialNumber = str(model.serial).encode()
+        info.FirmwareVersion = model.firmware.encode()
+        info.FPGAVersion = b"2.5.0"
+        info.XMLVersion = b"1.0.0"
+        info.BootloadVersion = b"1.0.0"
+        return (RC.ApiSuccess, info)
 
+    @_sdk_call("PxLGetCameraFeatures")
     def get_camera_features(self, handle: Any, feature_id: int) -> tuple:
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLGetCameraFeatures")
-            if rc < 0:
-                return self._fail(conn, "PxLGetCameraFeatures", rc)
-            specs = conn.state.specs
-            if feature_id == FID.ALL:
-                chosen = list(specs.values())
-            elif feature_id in specs:
-                chosen = [specs[feature_id]]
-            else:
-                return self._fail(conn, "PxLGetCameraFeatures", RC.ApiNotSupportedError)
-            features = (_CameraFeature * len(chosen))()
-            for slot, spec in zip(features, chosen):
-                params = (_FeatureParam * len(spec.ranges))(*(_FeatureParam(lo, hi) for lo, hi in spec.ranges))
-                slot.uFeatureId = spec.feature_id
-                slot.uFlags = spec.caps
-                slot.uNumberOfParameters = len(spec.ranges)
-                slot.Params = ctypes.cast(params, ctypes.POINTER(_FeatureParam))  # ctypes keeps params alive
-            out = _CameraFeatures()
-            out.uSize = ctypes.sizeof(out)
-            out.uNumberOfFeatures = len(chosen)
-            out.Features = ctypes.cast(features, ctypes.POINTER(_CameraFeature))
-            return (RC.ApiSuccess, out)
+        conn = self._connection(handle)
+        specs = conn.state.specs
+        if feature_id == FID.ALL:
+            chosen = list(specs.values())
+        elif feature_id in specs:
+            chosen = [specs[feature_id]]
+        else:
+            raise _SdkCallError(RC.ApiNotSupportedError, conn=conn)
+        features = (_CameraFeature * len(chosen))()
+        for slot, spec in zip(features, chosen, strict=True):
+            params = (_FeatureParam * len(spec.ranges))(*(_FeatureParam(lo, hi) for lo, hi in spec.ranges))
+            slot.uFeatureId = spec.feature_id
+            slot.uFlags = spec.caps
+            slot.uNumberOfParameters = len(spec.ranges)
+            slot.Params = ctypes.cast(params, ctypes.POINTER(_FeatureParam))  # ctypes keeps params alive
+        out = _CameraFeatures()
+        out.uSize = ctypes.sizeof(out)
+        out.uNumberOfFeatures = len(chosen)
+        out.Features = ctypes.cast(features, ctypes.POINTER(_CameraFeature))
+        return (RC.ApiSuccess, out)
 
+    @_sdk_call("PxLGetFeature")
     def get_feature(self, handle: Any, feature_id: int) -> tuple:
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLGetFeature")
-            if rc < 0:
-                return self._fail(conn, "PxLGetFeature", rc)
-            rc, flags, params = conn.state.get_feature(feature_id)
-            if rc < 0:
-                return self._fail(conn, "PxLGetFeature", rc)
-            return (rc, flags, params)
+        conn = self._connection(handle)
+        rc, flags, params = conn.state.get_feature(feature_id)
+        if rc < 0:
+            raise _SdkCallError(rc, conn=conn)
+        return (rc, flags, params)
 
+    @_sdk_call("PxLSetFeature")
     def set_feature(self, handle: Any, feature_id: int, flags: int, params: Sequence[float]) -> tuple:
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLSetFeature")
-            if rc < 0:
-                return self._fail(conn, "PxLSetFeature", rc)
-            if conn.monitor_only:
-                return self._fail(conn, "PxLSetFeature", RC.ApiRequiresControlAccess)
-            if feature_id in conn.camera.refused:
-                rc, report = conn.camera.refused[feature_id], "refused (test setting)"
-            else:
-                rc, report = conn.state.set_feature(feature_id, flags, params)
-            conn.camera.received.append(SetFeatureCall(feature_id, flags, tuple(params), rc))
-            self._cond.notify_all()
-            if rc < 0:
-                return self._fail(conn, "PxLSetFeature", rc, report)
-            return (rc,)
+        conn = self._connection(handle)
+        if conn.monitor_only:
+            raise _SdkCallError(RC.ApiRequiresControlAccess, conn=conn)
+        if feature_id in conn.camera.refused:
+            rc, report = conn.camera.refused[feature_id], "refused (test setting)"
+        else:
+            rc, report = conn.state.set_feature(feature_id, flags, params)
+        conn.camera.received.append(SetFeatureCall(feature_id, flags, tuple(params), rc))
+        self._cond.notify_all()
+        if rc < 0:
+            raise _SdkCallError(rc, report, conn)
+        return (rc,)
 
     def _set_stream(self, st: _CameraState, state: int) -> None:
         if st.stream == StreamState.START and state != StreamState.START:
@@ -783,122 +800,106 @@ class FakeSdk:
         st.stream = state
         self._cond.notify_all()
 
+    @_sdk_call("PxLSetStreamState")
     def set_stream_state(self, handle: Any, state: int) -> tuple:
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLSetStreamState")
-            if rc < 0:
-                return self._fail(conn, "PxLSetStreamState", rc)
-            if conn.monitor_only:
-                return self._fail(conn, "PxLSetStreamState", RC.ApiRequiresControlAccess)
-            if state not in (StreamState.START, StreamState.PAUSE, StreamState.STOP):
-                return self._fail(conn, "PxLSetStreamState", RC.ApiInvalidParameterError)
-            st = conn.state
-            if state == StreamState.START and st.stream == StreamState.START:
-                return (RC.ApiSuccessAlreadyRunning,)
-            self._set_stream(st, state)
-            if state == StreamState.START and conn.camera.low_memory_on_start:
-                return (RC.ApiSuccessLowMemory,)
-            return (RC.ApiSuccess,)
+        conn = self._connection(handle)
+        if conn.monitor_only:
+            raise _SdkCallError(RC.ApiRequiresControlAccess, conn=conn)
+        if state not in (StreamState.START, StreamState.PAUSE, StreamState.STOP):
+            raise _SdkCallError(RC.ApiInvalidParameterError, conn=conn)
+        st = conn.state
+        if state == StreamState.START and st.stream == StreamState.START:
+            return (RC.ApiSuccessAlreadyRunning,)
+        self._set_stream(st, state)
+        if state == StreamState.START and conn.camera.low_memory_on_start:
+            return (RC.ApiSuccessLowMemory,)
+        return (RC.ApiSuccess,)
 
+    @_sdk_call("PxLGetStreamState")
     def get_stream_state(self, handle: Any) -> tuple:
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLGetStreamState")
-            if rc < 0:
-                return self._fail(conn, "PxLGetStreamState", rc)
-            return (RC.ApiSuccess, conn.state.stream, 4)
+        return (RC.ApiSuccess, self._connection(handle).state.stream, 4)
 
+    @_sdk_call("PxLGetCurrentTimestamp")
     def get_current_timestamp(self, handle: Any) -> tuple:
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLGetCurrentTimestamp")
-            if rc < 0:
-                return self._fail(conn, "PxLGetCurrentTimestamp", rc)
-            return (RC.ApiSuccess, conn.state.clock())
+        return (RC.ApiSuccess, self._connection(handle).state.clock())
 
+    @_sdk_call("PxLGetErrorReport")
     def get_error_report(self, handle: Any) -> tuple:
-        with self._cond:
-            conn = self._connections.get(handle) if isinstance(handle, int) else None
-            if conn is None:
-                return (RC.ApiInvalidHandleError,)
-            function, rc, report = conn.last_error
-            out = _ErrorReport()
-            out.uReturnCode = rc
-            out.strFunctionName = function.encode()[:31]
-            out.strReturnCode = return_code_name(rc).encode()[:31]
-            out.strReport = report.encode()[:255]
-            return (RC.ApiSuccess, out)
+        conn = self._connections.get(handle) if isinstance(handle, int) else None
+        if conn is None:
+            return (RC.ApiInvalidHandleError,)
+        function, rc, report = conn.last_error
+        out = _ErrorReport()
+        out.uReturnCode = rc
+        out.strFunctionName = function.encode()[:31]
+        out.strReturnCode = return_code_name(rc).encode()[:31]
+        out.strReport = report.encode()[:255]
+        return (RC.ApiSuccess, out)
 
+    @_sdk_call("PxLLoadSettings")
     def load_settings(self, handle: Any, channel: int) -> tuple:
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLLoadSettings")
-            if rc < 0:
-                return self._fail(conn, "PxLLoadSettings", rc)
-            st = conn.state
-            if st.stream == StreamState.START:
-                return self._fail(conn, "PxLLoadSettings", RC.ApiNotPermittedWhileStreaming)
-            if channel == Settings.SETTINGS_FACTORY:
-                st.features = _CameraState(st.model, {}).features
-            elif channel == Settings.SETTINGS_USER and st.user_channel is not None:
-                st.features = {k: _FeatureState(v.mode, list(v.params)) for k, v in st.user_channel.items()}
-            else:
-                return self._fail(conn, "PxLLoadSettings", RC.ApiInvalidParameterError)
-            return (RC.ApiSuccess,)
+        conn = self._connection(handle)
+        st = conn.state
+        if st.stream == StreamState.START:
+            raise _SdkCallError(RC.ApiNotPermittedWhileStreaming, conn=conn)
+        if channel == Settings.SETTINGS_FACTORY:
+            st.features = _CameraState(st.model, {}).features
+        elif channel == Settings.SETTINGS_USER and st.user_channel is not None:
+            st.features = {k: _FeatureState(v.mode, list(v.params)) for k, v in st.user_channel.items()}
+        else:
+            raise _SdkCallError(RC.ApiInvalidParameterError, conn=conn)
+        return (RC.ApiSuccess,)
 
+    @_sdk_call("PxLSaveSettings")
     def save_settings(self, handle: Any, channel: int) -> tuple:
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLSaveSettings")
-            if rc < 0:
-                return self._fail(conn, "PxLSaveSettings", rc)
-            if channel != Settings.SETTINGS_USER:
-                return self._fail(conn, "PxLSaveSettings", RC.ApiInvalidParameterError)
-            st = conn.state
-            st.user_channel = {k: _FeatureState(v.mode, list(v.params)) for k, v in st.features.items()}
-            return (RC.ApiSuccess,)
+        conn = self._connection(handle)
+        if channel != Settings.SETTINGS_USER:
+            raise _SdkCallError(RC.ApiInvalidParameterError, conn=conn)
+        st = conn.state
+        st.user_channel = {k: _FeatureState(v.mode, list(v.params)) for k, v in st.features.items()}
+        return (RC.ApiSuccess,)
 
-    def ping(self, handle: Any, function: str) -> tuple:
-        """Calls the fake accepts without modelling them (frame buffer policy...)."""
-        with self._cond:
-            conn, rc = self._lookup(handle, function)
-            return self._fail(conn, function, rc) if rc < 0 else (RC.ApiSuccess,)
+    @_sdk_call("PxLSetFrameBufferPolicy")
+    def ping(self, handle: Any) -> tuple:
+        """Calls the fake accepts without modelling them (frame buffer policy, event callbacks)."""
+        self._connection(handle)
+        return (RC.ApiSuccess,)
 
+    @_sdk_call("PxLGetNextFrame")
     def get_next_frame(self, handle: Any, destination: Any, size: int) -> tuple:
         """The blocking heart of the fake: wait for the next frame and copy it into ``destination``."""
-        fn = "PxLGetNextFrame"
-        with self._cond:
-            conn, rc = self._lookup(handle, fn)
-            if rc == RC.ApiNoCameraError:
-                return self._unplugged_frame(conn)
-            if rc < 0:
-                return self._fail(conn, fn, rc)
-            if conn.callback is not None:
-                return self._fail(conn, fn, RC.ApiGetNextFrameBusy, "a FRAME callback is registered")
-            st = conn.state
-            if st.stream != StreamState.START:
-                return self._fail(conn, fn, RC.ApiNoStreamError, "the stream is not started")
-            if size < st.image_bytes():
-                return self._fail(conn, fn, RC.ApiBufferTooSmall,
-                                  f"buffer of {size} bytes, frame needs {st.image_bytes()}")
-            run = st.stream_run
+        conn = self._connection(handle, present=False)
+        if not conn.camera.present:
+            return self._unplugged_frame(conn)
+        if conn.callback is not None:
+            raise _SdkCallError(RC.ApiGetNextFrameBusy, "a FRAME callback is registered", conn)
+        st = conn.state
+        if st.stream != StreamState.START:
+            raise _SdkCallError(RC.ApiNoStreamError, "the stream is not started", conn)
+        if size < st.image_bytes():
+            raise _SdkCallError(RC.ApiBufferTooSmall, f"buffer of {size} bytes, frame needs {st.image_bytes()}", conn)
+        run = st.stream_run
 
-            def interrupted() -> int | None:
-                if conn.stale():
-                    return RC.ApiInvalidHandleError  # uninitialized or replugged while we waited
-                if not conn.camera.present:
-                    return conn.camera.unplugged_frame_rc
-                if st.stream_run != run:
-                    return RC.ApiStreamStopped
-                return None
+        def interrupted() -> int | None:
+            if conn.stale():
+                return RC.ApiInvalidHandleError  # uninitialized or replugged while we waited
+            if not conn.camera.present:
+                return conn.camera.unplugged_frame_rc
+            if st.stream_run != run:
+                return RC.ApiStreamStopped
+            return None
 
-            conn.readers += 1
-            st.readers_waiting += 1
-            self._cond.notify_all()
-            try:
-                rc = self._wait_for_frame(st, interrupted)
-            finally:
-                conn.readers -= 1
-                st.readers_waiting -= 1
-            if rc is not None:
-                return self._fail(conn, fn, rc)
-            return st.capture(destination)
+        conn.readers += 1
+        st.readers_waiting += 1
+        self._cond.notify_all()
+        try:
+            failed = self._wait_for_frame(st, interrupted)
+        finally:
+            conn.readers -= 1
+            st.readers_waiting -= 1
+        if failed is not None:
+            raise _SdkCallError(failed, conn=conn)
+        return st.capture(destination)
 
     def _wait_for_frame(self, st: _CameraState, interrupted: Callable[[], int | None]) -> int | None:
         """Wait until the camera has a frame for a getNextFrame; None, or the rc to fail with."""
@@ -911,11 +912,11 @@ class FakeSdk:
         if trigger == TriggerTypes.HARDWARE:
             st.trigger_waiters += 1
             try:
-                rc = self._wait(None, interrupted, ready=lambda: st.pending_triggers > 0)
+                failed = self._wait(None, interrupted, ready=lambda: st.pending_triggers > 0)
             finally:
                 st.trigger_waiters -= 1
-            if rc is not None:
-                return rc
+            if failed is not None:
+                return failed
             st.pending_triggers -= 1
             return self._wait(time.monotonic() + st.exposure_s(), interrupted)
         if trigger == TriggerTypes.SOFTWARE:  # each getNextFrame triggers one exposure
@@ -933,69 +934,72 @@ class FakeSdk:
             finally:
                 conn.readers -= 1
             rc = early or rc
-        return self._fail(conn, "PxLGetNextFrame", rc)
+        raise _SdkCallError(rc, conn=conn)
 
+    @_sdk_call("PxLGetNextFrame")
     def software_trigger(self, handle: Any) -> tuple:
         """getNextFrame(h, None): a software trigger only; the image goes to the FRAME callback."""
-        with self._cond:
-            conn, rc = self._lookup(handle, "PxLGetNextFrame")
-            if rc < 0:
-                return self._fail(conn, "PxLGetNextFrame", rc)
-            st = conn.state
-            if st.stream != StreamState.START:
-                return self._fail(conn, "PxLGetNextFrame", RC.ApiNoStreamError)
-            st.pending_software_triggers += 1
-            self._cond.notify_all()
-            return (RC.ApiSuccess, st.descriptor())
+        conn = self._connection(handle)
+        st = conn.state
+        if st.stream != StreamState.START:
+            raise _SdkCallError(RC.ApiNoStreamError, conn=conn)
+        st.pending_software_triggers += 1
+        self._cond.notify_all()
+        return (RC.ApiSuccess, st.descriptor())
 
     def set_callback(self, handle: Any, callback_type: int, context: Any, fn: Any) -> tuple:
-        join: threading.Thread | None = None
+        """Register (or with ``fn`` None/0, remove) the FRAME callback; removal joins its thread."""
         with self._cond:
-            conn, rc = self._lookup(handle, "PxLSetCallback")
-            if rc < 0:
-                return self._fail(conn, "PxLSetCallback", rc)
-            if callback_type not in (Callback.PREVIEW, Callback.FORMAT_CLIP, Callback.FRAME,
-                                     Callback.PREVIEW_RAW, Callback.COMPRESSED_FRAME):
-                return self._fail(conn, "PxLSetCallback", RC.ApiInvalidParameterError)
-            if callback_type != Callback.FRAME:
-                return self._fail(conn, "PxLSetCallback", RC.ApiNotSupportedError, "the fake does FRAME callbacks only")
-            if fn is None or fn == 0:
-                conn.callback = None
-                join, conn.callback_thread = conn.callback_thread, None
-                self._cond.notify_all()
-            else:
-                if not isinstance(fn, _dataProcessFunction):
-                    # The wrapper sets argtypes to the CFUNCTYPE: ctypes refuses anything else.
-                    raise ctypes.ArgumentError("argument 4: TypeError: expected CFunctionType instance")
-                conn.callback = (fn, context)
-                if conn.callback_thread is None:
-                    conn.callback_thread = threading.Thread(
-                        target=self._callback_loop, args=(conn,), name=f"fake-pxl-callback-{handle:#x}", daemon=True
-                    )
-                    conn.callback_thread.start()
-        if join is not None and join is not threading.current_thread():
-            join.join(timeout=5)
+            conn = self._connections.get(handle) if isinstance(handle, int) else None
+            ending = conn.callback_thread if conn is not None and (fn is None or fn == 0) else None
+        ret = self._set_callback(handle, callback_type, context, fn)
+        if ending is not None and ret[0] >= 0 and ending is not threading.current_thread():
+            ending.join(timeout=5)
+        return ret
+
+    @_sdk_call("PxLSetCallback")
+    def _set_callback(self, handle: Any, callback_type: int, context: Any, fn: Any) -> tuple:
+        conn = self._connection(handle)
+        if callback_type not in (Callback.PREVIEW, Callback.FORMAT_CLIP, Callback.FRAME,
+                                 Callback.PREVIEW_RAW, Callback.COMPRESSED_FRAME):
+            raise _SdkCallError(RC.ApiInvalidParameterError, conn=conn)
+        if callback_type != Callback.FRAME:
+            raise _SdkCallError(RC.ApiNotSupportedError, "the fake does FRAME callbacks only", conn)
+        if fn is None or fn == 0:
+            conn.callback = conn.callback_thread = None
+            self._cond.notify_all()
+            return (RC.ApiSuccess,)
+        if not isinstance(fn, _dataProcessFunction):
+            # The wrapper sets argtypes to the CFUNCTYPE: ctypes refuses anything else.
+            raise ctypes.ArgumentError("argument 4: TypeError: expected CFunctionType instance")
+        conn.callback = (fn, context)
+        if conn.callback_thread is None:
+            conn.callback_thread = threading.Thread(
+                target=self._callback_loop, args=(conn,), name=f"fake-pxl-callback-{handle:#x}", daemon=True
+            )
+            conn.callback_thread.start()
         return (RC.ApiSuccess,)
 
     def _callback_loop(self, conn: _Connection) -> None:
         """Deliver frames to the FRAME callback from the SDK's own thread, reusing one buffer."""
         st = conn.state
         buffer = (ctypes.c_ubyte * (st.model.sensor[0] * st.model.sensor[1] * 6))()
+
+        def gone() -> bool:
+            return conn.callback is None or not conn.live()
+
+        def due() -> bool:
+            if st.stream != StreamState.START:
+                return False
+            trigger = st.trigger_type()
+            if trigger == TriggerTypes.SOFTWARE:
+                return st.pending_software_triggers > 0
+            if trigger == TriggerTypes.HARDWARE:
+                return st.pending_triggers > 0
+            return time.monotonic() >= st.last_frame_at + st.frame_period()
+
         while True:
             with self._cond:
-                def gone() -> int | None:
-                    return RC.ApiStreamStopped if conn.callback is None or not conn.live() else None
-
-                def due() -> bool:
-                    if st.stream != StreamState.START:
-                        return False
-                    trigger = st.trigger_type()
-                    if trigger == TriggerTypes.SOFTWARE:
-                        return st.pending_software_triggers > 0
-                    if trigger == TriggerTypes.HARDWARE:
-                        return st.pending_triggers > 0
-                    return time.monotonic() >= st.last_frame_at + st.frame_period()
-
                 # Waiting for a hardware trigger counts as a waiting reader (see fire_trigger).
                 waits_for_trigger = st.trigger_type() == TriggerTypes.HARDWARE
                 if waits_for_trigger:
@@ -1003,7 +1007,7 @@ class FakeSdk:
                     st.readers_waiting += 1
                     self._cond.notify_all()
                 try:
-                    while gone() is None and not due():
+                    while not gone() and not due():
                         # Triggers and state changes notify; a free-running frame is due at a time.
                         timeout = None
                         if st.trigger_type() is None and st.stream == StreamState.START:
@@ -1013,25 +1017,26 @@ class FakeSdk:
                     if waits_for_trigger:
                         st.trigger_waiters -= 1
                         st.readers_waiting -= 1
-                if gone() is not None:
+                if gone() or conn.callback is None:
                     return
                 if st.trigger_type() == TriggerTypes.SOFTWARE:
                     st.pending_software_triggers -= 1
                 elif st.trigger_type() == TriggerTypes.HARDWARE:
                     st.pending_triggers -= 1
                 _, desc = st.capture(buffer)
-                fn, context = conn.callback  # type: ignore[misc]
+                fn, context = conn.callback
             fn(conn.handle, ctypes.cast(buffer, ctypes.POINTER(ctypes.c_ubyte)), int(desc.PixelFormat.fValue),
                ctypes.pointer(desc), context)
             # The SDK reuses the buffer for the next frame: a callback that kept a view sees junk.
             ctypes.memset(buffer, 0xAA, len(buffer))
 
     def format_image(self, source: Any, desc: _FrameDesc, output_format: int) -> tuple:
+        """formatImage / formatNumPyImage: convert a raw frame (ctypes buffer or address)."""
         width = int(desc.Roi.fWidth / desc.PixelAddressingValue.fHorizontal)
         height = int(desc.Roi.fHeight / desc.PixelAddressingValue.fVertical)
         fmt = int(desc.PixelFormat.fValue)
         nbytes = math.ceil(width * height * BYTES_PER_PIXEL.get(fmt, 0))
-        raw = ctypes.string_at(ctypes.addressof(source) if not isinstance(source, int) else source, nbytes)
+        raw = ctypes.string_at(source if isinstance(source, int) else ctypes.addressof(source), nbytes)
         out = _pixels.convert(raw, width, height, fmt, output_format)
         if out is None:
             return (RC.ApiInvalidParameterError,)

@@ -9,6 +9,11 @@ wrapper (``getNextFrame`` with a bytearray or an ndarray, non-numeric feature pa
 The camera behaviour behind the functions lives in ``fake.py``.
 """
 
+# The vendor's names and calling style (camelCase functions without self in a class body) are the
+# point of this module:
+# ruff: noqa: N802, N803, N805, N815
+# mypy: disable-error-code="misc"
+
 from __future__ import annotations
 
 import ctypes
@@ -48,50 +53,51 @@ class PxLApi:
     _FrameDesc = _abi._FrameDesc
     _dataProcessFunction = _abi._dataProcessFunction
 
-    def apiSuccess(rc: int) -> bool:  # noqa: N805 -- plain function in a class body, as in the wrapper
+    def apiSuccess(rc: int) -> bool:
         return rc >= 0
 
     # -- cameras ----------------------------------------------------------------------------------
     def getNumberCameras() -> tuple:
         return FAKE.get_number_cameras()
 
-    def initialize(serialNumber: int, flags: int = 0) -> tuple:  # noqa: N803
+    def initialize(serialNumber: int, flags: int = 0) -> tuple:
         return FAKE.initialize(serialNumber, flags)
 
-    def uninitialize(hCamera: int) -> tuple:  # noqa: N803
+    def uninitialize(hCamera: int) -> tuple:
         return FAKE.uninitialize(hCamera)
 
-    def getCameraInfo(hCamera: int) -> tuple:  # noqa: N803
+    def getCameraInfo(hCamera: int) -> tuple:
         return FAKE.get_camera_info(hCamera)
 
-    def getErrorReport(hCamera: int) -> tuple:  # noqa: N803
+    def getErrorReport(hCamera: int) -> tuple:
         return FAKE.get_error_report(hCamera)
 
-    def loadSettings(hCamera: int, channel: int) -> tuple:  # noqa: N803
+    def loadSettings(hCamera: int, channel: int) -> tuple:
         return FAKE.load_settings(hCamera, channel)
 
-    def saveSettings(hCamera: int, channel: int) -> tuple:  # noqa: N803
+    def saveSettings(hCamera: int, channel: int) -> tuple:
         return FAKE.save_settings(hCamera, channel)
 
-    def getCurrentTimestamp(hCamera: int) -> tuple:  # noqa: N803
+    def getCurrentTimestamp(hCamera: int) -> tuple:
         return FAKE.get_current_timestamp(hCamera)
 
-    def setFrameBufferPolicy(hCamera: int, nonTriggeredFrames: int, triggeredFrames: int,  # noqa: N803
-                             totalFrameBufferSizeInMs: int) -> tuple:  # noqa: N803
-        return FAKE.ping(hCamera, "PxLSetFrameBufferPolicy")
+    def setFrameBufferPolicy(
+        hCamera: int, nonTriggeredFrames: int, triggeredFrames: int, totalFrameBufferSizeInMs: int
+    ) -> tuple:
+        return FAKE.ping(hCamera)
 
-    def setEventCallback(hCamera: int, eventId: int, context: Any, fn: Any) -> tuple:  # noqa: N803
+    def setEventCallback(hCamera: int, eventId: int, context: Any, fn: Any) -> tuple:
         # Accepted and never fired: the SDK only reports disconnects of GigE cameras this way.
-        return FAKE.ping(hCamera, "PxLSetEventCallback")
+        return FAKE.ping(hCamera)
 
     # -- features ---------------------------------------------------------------------------------
-    def getCameraFeatures(hCamera: int, featureId: int) -> tuple:  # noqa: N803
+    def getCameraFeatures(hCamera: int, featureId: int) -> tuple:
         return FAKE.get_camera_features(hCamera, featureId)
 
-    def getFeature(hCamera: int, featureId: int, params: list[float] | None = None) -> tuple:  # noqa: N803
+    def getFeature(hCamera: int, featureId: int, params: list[float] | None = None) -> tuple:
         return FAKE.get_feature(hCamera, featureId)
 
-    def setFeature(hCamera: int, featureId: int, flags: int, params: list[float]) -> tuple:  # noqa: N803
+    def setFeature(hCamera: int, featureId: int, flags: int, params: list[float]) -> tuple:
         # As in the wrapper: every parameter goes through a C float (TypeError for non-numbers).
         values = (ctypes.c_float * len(params))()
         for i, value in enumerate(params):
@@ -99,49 +105,49 @@ class PxLApi:
         return FAKE.set_feature(hCamera, featureId, flags, list(values))
 
     # -- streaming --------------------------------------------------------------------------------
-    def setStreamState(hCamera: int, state: int) -> tuple:  # noqa: N803
+    def setStreamState(hCamera: int, state: int) -> tuple:
         return FAKE.set_stream_state(hCamera, state)
 
-    def getStreamState(hCamera: int) -> tuple:  # noqa: N803
+    def getStreamState(hCamera: int) -> tuple:
         return FAKE.get_stream_state(hCamera)
 
-    def getNextFrame(hCamera: int, frame: Any = None) -> tuple:  # noqa: N803
+    def getNextFrame(hCamera: int, frame: Any = None) -> tuple:
         # The wrapper tests `None == frame`: for an ndarray that is an ambiguous truth value and
         # raises ValueError, exactly as the real one does.
-        if None == frame or 0 == frame:  # noqa: E711 -- same test as the wrapper, same exceptions
+        if None == frame or 0 == frame:  # noqa: E711, SIM300 -- the wrapper's test, same exceptions
             return FAKE.software_trigger(hCamera)
         size = len(frame)
         ctypes.byref(frame)  # TypeError for anything that is not a ctypes instance (e.g. bytearray)
         return FAKE.get_next_frame(hCamera, frame, size)
 
-    def getNextNumPyFrame(hCamera: int, frame: Any = None) -> tuple:  # noqa: N803
+    def getNextNumPyFrame(hCamera: int, frame: Any = None) -> tuple:
         if frame is None:
             return FAKE.software_trigger(hCamera)
         # The wrapper passes frame.size (elements, not bytes) as the buffer size.
         return FAKE.get_next_frame(hCamera, frame.ctypes.data, int(frame.size))
 
-    def setCallback(hCamera: int, callbackType: int, context: Any, dataProcessFunction: Any) -> tuple:  # noqa: N803
+    def setCallback(hCamera: int, callbackType: int, context: Any, dataProcessFunction: Any) -> tuple:
         return FAKE.set_callback(hCamera, callbackType, context, dataProcessFunction)
 
     # -- helpers without a native equivalent ------------------------------------------------------
-    def getBytesPerPixel(dataFormat: float) -> float:  # noqa: N803
+    def getBytesPerPixel(dataFormat: float) -> float:
         # A dict lookup, so float keys such as frameDesc.PixelFormat.fValue work; unknown -> 0.
-        return _abi.BYTES_PER_PIXEL.get(dataFormat, 0)
+        return _abi.BYTES_PER_PIXEL.get(dataFormat, 0)  # type: ignore[call-overload]
 
-    def imageSize(frameDesc: Any) -> int:  # noqa: N803
+    def imageSize(frameDesc: Any) -> int:
         return int(
             (frameDesc.Roi.fWidth / frameDesc.PixelAddressingValue.fHorizontal)
             * (frameDesc.Roi.fHeight / frameDesc.PixelAddressingValue.fVertical)
             * PxLApi.getBytesPerPixel(frameDesc.PixelFormat.fValue)
         )
 
-    def createByteAlignedBuffer(size: int, align: int = 8) -> Any:  # noqa: N803
+    def createByteAlignedBuffer(size: int, align: int = 8) -> Any:
         return ctypes.create_string_buffer(size)  # ctypes allocations are already 8-byte aligned
 
-    def formatImage(srcImage: Any, srcFrameDesc: Any, outputFormat: int) -> tuple:  # noqa: N803
+    def formatImage(srcImage: Any, srcFrameDesc: Any, outputFormat: int) -> tuple:
         ctypes.byref(srcImage)  # the wrapper passes byref(srcImage): ctypes buffers only
         return FAKE.format_image(srcImage, srcFrameDesc, outputFormat)
 
-    def formatNumPyImage(npImage: Any, srcFrameDesc: Any, outputFormat: int) -> tuple:  # noqa: N803
+    def formatNumPyImage(npImage: Any, srcFrameDesc: Any, outputFormat: int) -> tuple:
         # Takes an ndarray, returns a ctypes buffer (not an ndarray), like the wrapper.
         return FAKE.format_image(npImage.ctypes.data, srcFrameDesc, outputFormat)
