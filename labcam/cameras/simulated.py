@@ -192,11 +192,16 @@ def _smooth_upsample(grid: np.ndarray, h: int, w: int, cell: float) -> np.ndarra
     xi, fx = axis(w)
     g = grid.astype(np.float32, copy=False)
     rows = g[:, xi] * (1 - fx) + g[:, xi + 1] * fx  # (grid rows, w): small
-    top = rows[yi]
-    out = rows[yi + 1]
-    out -= top
-    out *= fy[:, None]
-    out += top
+    out = np.empty((h, w), np.float32)
+    step = max(1, 65_536 // w)  # row blocks, so the temporaries stay in cache
+    for r0 in range(0, h, step):
+        r1 = min(r0 + step, h)
+        top = rows[yi[r0:r1]]
+        block = out[r0:r1]
+        np.take(rows, yi[r0:r1] + 1, axis=0, out=block)
+        block -= top
+        block *= fy[r0:r1, None]
+        block += top
     return out
 
 
@@ -278,90 +283,101 @@ def _render_blobs(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0.0, 1.0, out=img)
 
 
+def _cell_sprite(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One cell shape, centred in its own square patch: (body, nucleus) maps in [0, 1], untextured.
+
+    The body is a lobed ellipse with a soft edge, thicker (brighter) in the middle; the nucleus is
+    its own, slightly off-centre ellipse with one to three nucleoli.
+    """
+    rx, ry = rng.uniform(15, 27), rng.uniform(13, 24)
+    angle = rng.uniform(0, math.pi)
+    (a2, a3, a5) = (rng.uniform(0, 1, 3) * np.array([0.12, 0.08, 0.04])).tolist()  # 2-, 3-, 5-fold lobes
+    (p2, p3, p5) = rng.uniform(0, 2 * math.pi, 3).tolist()
+    reach = int(1.3 * max(rx, ry)) + 3
+    yy = np.arange(-reach, reach + 1, dtype=np.float32)[:, None]
+    xx = np.arange(-reach, reach + 1, dtype=np.float32)[None, :]
+    c, s = math.cos(angle), math.sin(angle)
+    u = xx * (c / rx) + yy * (s / rx)
+    v = yy * (c / ry) - xx * (s / ry)
+    rho = np.sqrt(u * u + v * v)
+    # Outline r(phi) = 1 + sum a_k cos(k phi + p_k), with cos/sin(k phi) from the unit vector by
+    # angle addition (no arctan2 per pixel).
+    inv = 1.0 / np.maximum(rho, np.float32(1e-6))
+    c1, s1 = u * inv, v * inv
+    c2, s2 = c1 * c1 - s1 * s1, 2 * c1 * s1
+    c3, s3 = c2 * c1 - s2 * s1, s2 * c1 + c2 * s1
+    c5, s5 = c3 * c2 - s3 * s2, s3 * c2 + c3 * s2
+    edge = 1 + (c2 * (a2 * math.cos(p2)) - s2 * (a2 * math.sin(p2)))
+    edge += c3 * (a3 * math.cos(p3)) - s3 * (a3 * math.sin(p3))
+    edge += c5 * (a5 * math.cos(p5)) - s5 * (a5 * math.sin(p5))
+    rmin = min(rx, ry)
+    body = np.clip((edge - rho) * (rmin / 1.5), 0.0, 1.0)  # ~1.5 px soft edge
+    rel = rho / edge
+    body *= 0.55 + 0.45 * np.maximum(1 - rel * rel, 0.0)
+    nr = rng.uniform(0.38, 0.55) * rmin
+    ox, oy = (rng.uniform(-0.15, 0.15, 2) * rmin).tolist()
+    na = rng.uniform(0, math.pi)
+    cn, sn = math.cos(na) / nr, math.sin(na) / nr
+    xo, yo = xx - ox, yy - oy
+    un = (xo * cn + yo * sn) / 1.15
+    vn = (yo * cn - xo * sn) / 0.9
+    nucleus = np.clip((1 - np.sqrt(un * un + vn * vn)) * (nr / 1.2), 0.0, 1.0)
+    for _ in range(int(rng.integers(1, 4))):
+        py, px = (rng.uniform(-0.5, 0.5, 2) * nr).tolist()
+        nucleus += (nucleus > 0) * (0.6 * np.exp(-((xo - px) ** 2 + (yo - py) ** 2) / 3.0))
+    return body, np.minimum(nucleus, 1.0, out=nucleus)
+
+
 def _render_cells(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Cells on a jittered grid: irregular soft-edged bodies with granular cytoplasm, and off-centre
-    nuclei with chromatin texture and nucleoli. Returns (cytoplasm, nuclei) maps in [0, 1]."""
+    nuclei with chromatin texture and nucleoli. Returns (cytoplasm, nuclei) maps in [0, 1].
+
+    Shapes come from a bank of sprites shown in 8 orientations, and the texture is applied where a
+    cell lands: ~5x cheaper than drawing every cell, and no two cells look alike.
+    """
     cyto = np.zeros((h, w), np.float32)
     nuc = np.zeros((h, w), np.float32)
     # A periodic tile of fine texture, indexed per cell: full-resolution texture for the price of a
     # 512x512 one (its 256-pixel period is invisible under cells of ~40 px).
     nodes = np.pad(rng.random((100, 100), dtype=np.float32), ((0, 3), (0, 3)), mode="wrap")
     tile = np.tile(_smooth_upsample(nodes, 256, 256, 2.56), (2, 2))  # 100 nodes per 256 px: seamless
+    granules = 0.7 + 0.6 * tile  # cytoplasm
+    chromatin = 0.55 + 0.9 * tile * tile  # nuclei: sparser, brighter clumps
+    sprites = [_cell_sprite(rng) for _ in range(64)]
     spacing = 52.0
     gy, gx = np.mgrid[-1 : int(h / spacing) + 2, -1 : int(w / spacing) + 2]
     keep = rng.random(gy.shape) < 0.72
     n = int(keep.sum())
-    cy = (gy[keep] + rng.uniform(0.1, 0.9, n)) * spacing
-    cx = (gx[keep] + rng.uniform(0.1, 0.9, n)) * spacing
-    rx, ry = rng.uniform(15, 27, n), rng.uniform(13, 24, n)
-    angle = rng.uniform(0, math.pi, n)
-    harm = rng.uniform(0, 1, (n, 3)) * np.array([0.12, 0.08, 0.04])  # lobes: 2-, 3- and 5-fold
-    hphase = rng.uniform(0, 2 * math.pi, (n, 3))
-    body_amp = rng.uniform(0.5, 1.0, n)
-    nfrac = rng.uniform(0.38, 0.55, n)
-    nangle = rng.uniform(0, math.pi, n)
-    noff = rng.uniform(-0.15, 0.15, (n, 2))
-    nuc_amp = rng.uniform(0.6, 1.0, n)
-    nucleoli = rng.integers(1, 4, n)
-    nucleolus_pos = rng.uniform(-0.5, 0.5, (n, 3, 2))
+    cy = np.rint((gy[keep] + rng.uniform(0.1, 0.9, n)) * spacing).astype(int).tolist()
+    cx = np.rint((gx[keep] + rng.uniform(0.1, 0.9, n)) * spacing).astype(int).tolist()
+    which = rng.integers(0, len(sprites), n).tolist()
+    orient = rng.integers(0, 8, n).tolist()
+    body_amp = rng.uniform(0.5, 1.0, n).tolist()
+    nuc_amp = rng.uniform(0.6, 1.0, n).tolist()
     for i in range(n):
-        # Python floats keep the patch arithmetic in float32 (numpy float64 scalars would promote).
-        ycen, xcen, rxi, ryi = float(cy[i]), float(cx[i]), float(rx[i]), float(ry[i])
-        reach = 1.3 * max(rxi, ryi) + 3
-        y0, y1 = max(int(ycen - reach), 0), min(int(ycen + reach) + 2, h)
-        x0, x1 = max(int(xcen - reach), 0), min(int(xcen + reach) + 2, w)
-        if y1 <= y0 or x1 <= x0:
+        body, nucleus = sprites[which[i]]
+        o = orient[i]
+        if o & 4:  # the 8 symmetries of the square: views, no copies
+            body, nucleus = body.T, nucleus.T
+        if o & 1:
+            body, nucleus = body[::-1], nucleus[::-1]
+        if o & 2:
+            body, nucleus = body[:, ::-1], nucleus[:, ::-1]
+        r = body.shape[0] // 2
+        y0, x0 = cy[i] - r, cx[i] - r
+        ya, xa = max(y0, 0), max(x0, 0)
+        yb, xb = min(y0 + 2 * r + 1, h), min(x0 + 2 * r + 1, w)
+        if yb <= ya or xb <= xa:
             continue
-        yy = (np.arange(y0, y1, dtype=np.float32) - np.float32(ycen))[:, None]
-        xx = (np.arange(x0, x1, dtype=np.float32) - np.float32(xcen))[None, :]
-        c, s = math.cos(angle[i]), math.sin(angle[i])
-        u = xx * (c / rxi) + yy * (s / rxi)
-        v = yy * (c / ryi) - xx * (s / ryi)
-        rho = np.sqrt(u * u + v * v)
-        # Lobed outline r(phi) = 1 + sum a_k cos(k phi + p_k), with cos/sin(k phi) from the unit
-        # vector by angle addition: no arctan2 or cos per pixel.
-        inv = 1.0 / np.maximum(rho, np.float32(1e-6))
-        c1, s1 = u * inv, v * inv
-        c2, s2 = c1 * c1 - s1 * s1, 2 * c1 * s1
-        c3, s3 = c2 * c1 - s2 * s1, s2 * c1 + c2 * s1
-        c5, s5 = c3 * c2 - s3 * s2, s3 * c2 + c3 * s2
-        (a2, a3, a5), (p2, p3, p5) = harm[i].tolist(), hphase[i].tolist()
-        edge = 1 + (c2 * (a2 * math.cos(p2)) - s2 * (a2 * math.sin(p2)))
-        edge += c3 * (a3 * math.cos(p3)) - s3 * (a3 * math.sin(p3))
-        edge += c5 * (a5 * math.cos(p5)) - s5 * (a5 * math.sin(p5))
-        rmin = min(rxi, ryi)
-        body = np.clip((edge - rho) * (rmin / 1.5), 0.0, 1.0)  # ~1.5 px soft edge
-        rel = rho / edge
-        body *= 0.55 + 0.45 * np.maximum(1 - rel * rel, 0.0)  # thicker, brighter centre
-        ty, tx = y0 % 256, x0 % 256
-        body *= 0.7 + 0.6 * tile[ty : ty + (y1 - y0), tx : tx + (x1 - x0)]  # granular cytoplasm
-        # nucleus: its own ellipse, a bit off-centre
-        nr = float(nfrac[i]) * rmin
-        ox, oy = float(noff[i, 0]) * rmin, float(noff[i, 1]) * rmin
-        cn, sn = math.cos(nangle[i]), math.sin(nangle[i])
-        xo, yo = xx - ox, yy - oy
-        un = xo * (cn / (nr * 1.15)) + yo * (sn / (nr * 1.15))
-        vn = yo * (cn / (nr * 0.9)) - xo * (sn / (nr * 0.9))
-        nucleus = np.clip((1 - np.sqrt(un * un + vn * vn)) * (nr / 1.2), 0.0, 1.0)
-        ty2, tx2 = (y0 + 97) % 256, (x0 + 53) % 256
-        chromatin = tile[ty2 : ty2 + (y1 - y0), tx2 : tx2 + (x1 - x0)]
-        nucleus *= 0.55 + 0.9 * chromatin * chromatin
-        for j in range(int(nucleoli[i])):
-            # a small bright spot, computed on its own 9x9 window only
-            py = ycen + oy + float(nucleolus_pos[i, j, 0]) * nr
-            px = xcen + ox + float(nucleolus_pos[i, j, 1]) * nr
-            sy0, sx0 = max(int(py) - 4, y0), max(int(px) - 4, x0)
-            sy1, sx1 = min(int(py) + 5, y1), min(int(px) + 5, x1)
-            if sy1 <= sy0 or sx1 <= sx0:
-                continue
-            gy = (np.arange(sy0, sy1, dtype=np.float32) - np.float32(py))[:, None]
-            gx = (np.arange(sx0, sx1, dtype=np.float32) - np.float32(px))[None, :]
-            win = nucleus[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
-            win += (win > 0) * (0.6 * np.exp(-(gy * gy + gx * gx) / 3.0))
-        view = cyto[y0:y1, x0:x1]
-        np.maximum(view, body * float(body_amp[i]), out=view)
-        view = nuc[y0:y1, x0:x1]
-        np.maximum(view, np.minimum(nucleus, 1.0) * float(nuc_amp[i]), out=view)
+        sy, sx = slice(ya - y0, yb - y0), slice(xa - x0, xb - x0)
+        ty, tx = ya % 256, xa % 256
+        tex = granules[ty : ty + (yb - ya), tx : tx + (xb - xa)]
+        view = cyto[ya:yb, xa:xb]
+        np.maximum(view, body[sy, sx] * tex * body_amp[i], out=view)
+        ty, tx = (ya + 97) % 256, (xa + 53) % 256
+        tex = chromatin[ty : ty + (yb - ya), tx : tx + (xb - xa)]
+        view = nuc[ya:yb, xa:xb]
+        np.maximum(view, nucleus[sy, sx] * tex * nuc_amp[i], out=view)
     return cyto, nuc
 
 
