@@ -182,7 +182,7 @@ async def test_stalled_clients_do_not_slow_others_and_memory_stays_bounded(make_
     fast = [await ws_connect(srv, "format=binary") for _ in range(3)]
     try:
         await asyncio.gather(*(c.frames(5) for c in fast))  # warm up
-        results = await asyncio.gather(*(c.frames(60, timeout=10) for c in fast))
+        results = await asyncio.gather(*(c.frames(45, timeout=10) for c in fast))
         for headers in results:
             numbers = [h["frame_number"] for h in headers]
             got, span = len(set(numbers)), numbers[-1] - numbers[0] + 1
@@ -204,7 +204,7 @@ async def test_stalled_clients_do_not_slow_others_and_memory_stays_bounded(make_
         frame_bytes = max(v["jpeg_bytes"] for v in variants) + 1024  # a JPEG plus its header
         for sent, skipped, in_flight, pending in behind:
             assert in_flight <= MAX_IN_FLIGHT
-            assert skipped > 30, "the stalled clients should be skipping frames"
+            assert skipped > 20, "the stalled clients should be skipping frames"
             # at most the in-flight frames (and a little control traffic) wait in user space
             assert pending <= (MAX_IN_FLIGHT + 1) * frame_bytes
             assert sent < 20
@@ -219,20 +219,20 @@ async def test_a_slow_client_gets_fresh_frames_not_a_backlog(make_server, ws_con
     srv = make_server(width=640, height=480)
     slow = await ws_connect(srv, "format=binary")
     await slow.frame()
-    # Read only 4 frames a second. Tornado's client reads into a one-message queue, so the server
+    # Read only 6 frames a second. Tornado's client reads into a one-message queue, so the server
     # sees a slow reader; kernel buffers alone would hold seconds of frames for it (measured: 3 s),
     # the acknowledged window keeps them about (window + queue) / pace old.
     numbers, ages = [], []
     for _ in range(12):
-        await asyncio.sleep(0.25)  # the client's reading pace (what is tested), not synchronisation
+        await asyncio.sleep(1 / 6)  # the client's reading pace (what is tested), not synchronisation
         header, _ = await slow.frame()
         numbers.append(header["frame_number"])
         ages.append(__import__("time").time() - header["timestamp"])
-    assert numbers[-1] - numbers[0] > 11 * 5, f"the slow client read a backlog: {numbers}"
-    assert max(ages[4:]) < 1.5, f"frames reached the slow client too old: {ages}"
+    assert numbers[-1] - numbers[0] > 11 * 3, f"the slow client read a backlog: {numbers}"
+    assert max(ages[4:]) < 1.0, f"frames reached the slow client too old: {ages}"
     stats = srv.call(srv.service.stats)
     client = stats["clients"][0]
-    assert client["frames_skipped"] > 30 and client["acknowledged"] is True
+    assert client["frames_skipped"] > 20 and client["acknowledged"] is True
     slow.close()
 
 
@@ -394,7 +394,8 @@ async def test_status_messages_report_a_lost_camera_and_the_stream_resumes(serve
     c.close()
 
 
-async def test_stats_message_about_once_a_second(server, ws_connect) -> None:
+async def test_stats_message_about_once_a_second(make_server, ws_connect) -> None:
+    server = make_server(stats_interval=0.4)  # once a second by default; quicker here
     c = await ws_connect(server, "format=binary")
     stats = await c.message("stats", timeout=3)
     for key in ("fps", "frames_sent", "frames_skipped", "bytes_per_s", "camera_fps", "camera_frames",
@@ -449,10 +450,11 @@ async def test_server_shutdown_closes_streams_with_1001(make_server, ws_connect)
     srv = make_server()
     clients = [await ws_connect(srv, f"format={f}") for f in ("json", "binary")]
     await clients[0].frame()
-    await asyncio.to_thread(srv.stop)
+    stopping = asyncio.ensure_future(asyncio.to_thread(srv.stop))  # the clients keep reading meanwhile
     for c in clients:
         code, reason = await c.closed()
         assert code == 1001, (code, reason)
+    await stopping
     assert srv.engine.status.state == "closed"
 
 
