@@ -16,6 +16,8 @@ How bright and how noisy (the sensor model)
     (``gain_db``) scales electrons to counts on top of a dark offset of ``DARK_OFFSET`` of the
     range. So: more exposure gives a brighter image with relatively less noise; more gain gives a
     brighter image with proportionally more noise; both saturate (clip) at the top of the range.
+    The noise is Gaussian with the Poisson + read-noise variance (exact to first order; see below).
+    rgb8 beyond ~6 full wells (very long exposures) is white but not physically scaled.
 
 How it is fast
     Everything that does not change per frame is computed once. The specimen is rendered once per
@@ -28,7 +30,9 @@ How it is fast
     look-up (``np.take``) that squares back to electrons and applies gain, dark offset, breathing,
     saturation and the bit depth, written straight into a new output array. The work is done in row
     blocks that stay in the CPU cache. Changing the exposure rescales the textures (once, not per
-    frame); changing the gain or the format only changes the look-up table.
+    frame); changing the gain or the format only changes the look-up table. Memory: about 10 bytes
+    per sensor pixel for mono, 30 for rgb8 (textures are shared by cameras with the same seed and
+    size; ``clear_caches()`` frees them).
 
 Determinism
     The pixels of frame ``n`` are a function of (seed, sensor size, settings, n) only, never of
@@ -46,6 +50,11 @@ Timing (free-running mode)
     because such frames were never taken. Frame numbers count from ``open()`` and continue across
     ``stop()``/``start()`` and reconnects, like the counter of a USB camera that stays powered;
     gaps appear only through ``faults.drop_frames`` (or a hardware-trigger overflow).
+
+Timing (triggered modes)
+    ``software``: each ``read_frame`` triggers one exposure and returns ``exposure_ms`` later.
+    ``hardware``: each ``trigger()`` call (while streaming) exposes one frame, delivered
+    ``exposure_ms`` after the trigger and stamped then; ``read_frame`` waits for triggers.
 """
 
 from __future__ import annotations
