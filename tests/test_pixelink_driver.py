@@ -645,3 +645,32 @@ def test_a_closed_camera_can_be_opened_again(camera: Any, make_driver: Callable[
     driver.start()
     with pytest.raises(FrameTimeout):  # the read deadline works after reopening too
         driver.read_frame(0.05)
+
+
+# --- with the capture engine -------------------------------------------------------------------
+
+
+def test_the_engine_streams_through_an_unplug_and_a_replug(
+    fake_sdk: Any, camera: Any, make_driver: Callable[..., PixelinkCamera]
+) -> None:
+    from labcam.engine import Engine
+
+    lost, recovered = threading.Event(), threading.Event()
+    with Engine(make_driver(pixel_format="mono12"), idle_grace=0.1) as engine:
+        engine.events.camera_lost.connect(lambda why: lost.set())
+        engine.events.camera_recovered.connect(recovered.set)
+        with engine.subscribe() as sub:
+            before = sub.next(timeout=5.0)
+            fake_sdk.unplug(camera.serial)
+            assert lost.wait(5.0)
+            replugged_at = time.time()
+            fake_sdk.replug(camera.serial)  # back at power-on settings, old handle dead
+            assert recovered.wait(5.0)
+            sub.poll()  # skip a frame from before the loss, if one was still unseen
+            after = sub.next(timeout=5.0)
+    # Taken after the replug (the camera counts frames from 1 again after its power cycle).
+    assert after.meta.timestamp >= replugged_at - 0.05 > before.meta.timestamp - 0.05
+    np.testing.assert_array_equal(after.array, camera.expected_values(after.meta.frame_number))
+    assert camera.feature(SHUTTER) == [pytest.approx(0.002)]
+    assert camera.open_handles == 0  # the engine closed the driver
+    assert fake_sdk.violations == []

@@ -182,6 +182,7 @@ class PixelinkCamera(CameraDriver):
         self._specs: SettingSpecs | None = None
         self._formats: dict[str, int] = {}  # labcam pixel format -> camera PixelFormat value
         self._has_trigger = False  # the camera has the TRIGGER feature
+        self._opening = False  # inside open(): failures are reported to the caller, not logged
 
         self._streaming = False
         self._lost = False  # the camera went away; reconnect() may bring it back
@@ -236,12 +237,22 @@ class PixelinkCamera(CameraDriver):
             if self._closed:  # opened again after close(): close() ended the deadline thread
                 self._deadline = _ReadDeadline(self._on_read_deadline)
             self._closed = self._lost = False
+            self._opening = True
             try:
                 self._describe_locked()
                 self._settings = self._configure_locked(self._initial_settings())
+            except (CameraUnavailable, SettingError):
+                self._release_handle_locked()
+                raise
+            except CameraError as exc:  # lost or failing while being set up: not usable
+                self._release_handle_locked()
+                self._lost = False
+                raise CameraUnavailable(f"PixeLINK camera {serial} could not be set up: {exc}") from exc
             except BaseException:
                 self._release_handle_locked()
                 raise
+            finally:
+                self._opening = False
         log.info("opened PixeLINK camera %s (%s)", serial, self.description.model)
 
     def close(self) -> None:
@@ -379,7 +390,6 @@ class PixelinkCamera(CameraDriver):
             self._reading = True
             self._deadline_hit = False
             self._read_token = self._deadline.arm(deadline)
-        ret: tuple = (self._api.ReturnCode.ApiUnknownError,)
         try:
             ret = self._api.getNextFrame(handle, buffer)
         finally:
@@ -511,7 +521,8 @@ class PixelinkCamera(CameraDriver):
         if not self._lost:
             self._lost = True
             self._resume_streaming = self._streaming
-            log.warning("PixeLINK camera %s disconnected (%s)", self._serial, self._codes.name(rc))
+            # INFO: whoever handles CameraDisconnected (the engine) tells the user.
+            log.info("PixeLINK camera %s disconnected (%s)", self._serial, self._codes.name(rc))
         self._streaming = False
         self._release_handle_locked()
         return CameraDisconnected(f"PixeLINK camera {self._serial} disconnected ({self._codes.name(rc)})")
@@ -547,7 +558,8 @@ class PixelinkCamera(CameraDriver):
         message = f"PixeLINK camera {self._serial}: {function} failed with {self._codes.name(rc)}"
         if report:
             message += f" ({report})"
-        log.error("%s", message)
+        if not self._opening:
+            log.error("%s", message)
         return CameraError(message)
 
     def _error_report_locked(self) -> str:
