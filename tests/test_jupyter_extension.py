@@ -8,6 +8,8 @@ own config (``LabcamApp`` section) like a user's ``jupyter_server_config.py`` wo
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import base64
 import io
 import json
@@ -15,6 +17,7 @@ import os
 import re
 import sys
 import textwrap
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,29 @@ from tornado.websocket import websocket_connect
 from labcam.preview.variants import unpack_binary
 from labcam.server.rawframes import decode_frame
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# pytest-jupyter's fixtures, imported into this module rather than loaded with ``pytest_plugins``:
+# a plugin is registered for the whole session, and its autouse fixtures (an event loop it closes
+# after every test, a ServerApp cleanup) then break other modules' tests that run a loop of their
+# own (the Playwright end-to-end test). Imported here, they apply to this module only. Its hook that
+# runs ``async def`` tests is not loaded either: ``on_jupyter_loop`` runs them on the server's loop.
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
+
+
+def on_jupyter_loop(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an ``async def`` test on pytest-jupyter's event loop, where the Jupyter server runs."""
+    sig = inspect.signature(test)
+    takes_loop = "jp_asyncio_loop" in sig.parameters
+    params = list(sig.parameters.values())
+    if not takes_loop:
+        params.append(inspect.Parameter("jp_asyncio_loop", inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        loop = kwargs["jp_asyncio_loop"] if takes_loop else kwargs.pop("jp_asyncio_loop")
+        loop.run_until_complete(test(*args, **kwargs))
+
+    run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]  # pytest reads fixtures from it
+    return run
 
 WIDTH, HEIGHT = 320, 240
 LABCAM_CONFIG = {
@@ -90,6 +115,7 @@ async def read_json(conn: Any, kind: str, timeout: float = 5.0) -> dict[str, Any
 
 
 # -- loading and configuration -------------------------------------------------------------------------
+@on_jupyter_loop
 async def test_extension_loads_with_the_camera_configured_from_jupyter_config(jp_serverapp: Any) -> None:
     app = labcam_app(jp_serverapp)
     assert app.fps == 200.0 and app.bit_depth == 16 and app.quality == 70
@@ -103,6 +129,7 @@ async def test_extension_loads_with_the_camera_configured_from_jupyter_config(jp
     assert engine.status.state == "idle"
 
 
+@on_jupyter_loop
 async def test_command_line_traits_override_config(jp_configurable_serverapp: Any) -> None:
     serverapp = jp_configurable_serverapp(argv=["--LabcamApp.fps=15", "--LabcamApp.bit_depth=12"])
     app = labcam_app(serverapp)
@@ -111,6 +138,7 @@ async def test_command_line_traits_override_config(jp_configurable_serverapp: An
     assert (s.fps, s.pixel_format) == (15.0, "mono12")
 
 
+@on_jupyter_loop
 async def test_extension_is_listed_as_enabled_by_the_installed_config() -> None:
     """The shipped etc/jupyter/jupyter_server_config.d/labcam_jupyter.json enables it on install."""
     proc = await asyncio.create_subprocess_exec(
@@ -135,6 +163,7 @@ ROUTES = [
 ]
 
 
+@on_jupyter_loop
 async def test_handlers_are_mounted_under_the_base_url(
     jp_serverapp: Any, jp_fetch: Any, jp_base_url: str, jp_http_port: int
 ) -> None:
@@ -156,6 +185,7 @@ async def test_handlers_are_mounted_under_the_base_url(
 
 
 # -- authentication ------------------------------------------------------------------------------------
+@on_jupyter_loop
 async def test_rest_needs_jupyter_authentication(
     jp_serverapp: Any, http_server_client: Any, jp_base_url: str, jp_http_port: int
 ) -> None:
@@ -179,6 +209,7 @@ def app_settings(serverapp: Any) -> Any:
 
 
 @pytest.mark.parametrize("path", ["ws/camera/stream", "ws/camera/frames"])
+@on_jupyter_loop
 async def test_websockets_refuse_unauthenticated_clients(
     jp_serverapp: Any, http_server_client: Any, jp_base_url: str, jp_http_port: int, path: str
 ) -> None:
@@ -193,6 +224,7 @@ async def test_websockets_refuse_unauthenticated_clients(
     conn.close()
 
 
+@on_jupyter_loop
 async def test_cookie_sessions_are_refused_from_other_origins(
     jp_serverapp: Any, jp_fetch: Any, jp_base_url: str, jp_http_port: int
 ) -> None:
@@ -215,6 +247,7 @@ async def test_cookie_sessions_are_refused_from_other_origins(
 
 # -- streaming ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["json", "binary"])
+@on_jupyter_loop
 async def test_stream_sends_frames_to_authenticated_clients(jp_serverapp: Any, jp_ws_fetch: Any, fmt: str) -> None:
     conn = await jp_ws_fetch("labcam", "ws", "camera", "stream", params={"format": fmt})
     try:
@@ -242,6 +275,7 @@ async def test_stream_sends_frames_to_authenticated_clients(jp_serverapp: Any, j
         conn.close()
 
 
+@on_jupyter_loop
 async def test_settings_change_applies_and_is_broadcast(jp_serverapp: Any, jp_fetch: Any, jp_ws_fetch: Any) -> None:
     watcher = await jp_ws_fetch("labcam", "ws", "camera", "stream", params={"format": "binary"})
     try:
@@ -268,6 +302,7 @@ async def test_settings_change_applies_and_is_broadcast(jp_serverapp: Any, jp_fe
         watcher.close()
 
 
+@on_jupyter_loop
 async def test_snap_is_full_resolution_and_lossless(jp_serverapp: Any, jp_fetch: Any) -> None:
     camera = labcam_app(jp_serverapp).service.engine.driver
     response = await jp_fetch("labcam", "api", "camera", "snap", params={"format": "npy"})
@@ -279,6 +314,7 @@ async def test_snap_is_full_resolution_and_lossless(jp_serverapp: Any, jp_fetch:
     assert png.headers["Content-Type"] == "image/png" and png.body[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@on_jupyter_loop
 async def test_raw_frames_endpoint_streams_lossless_frames(jp_serverapp: Any, jp_ws_fetch: Any) -> None:
     camera = labcam_app(jp_serverapp).service.engine.driver
     conn = await jp_ws_fetch("labcam", "ws", "camera", "frames", params={"mode": "all", "count": "5"})
@@ -326,6 +362,7 @@ async def run_in_kernel(serverapp: Any, kernel_id: str, code: str) -> str:
         client.stop_channels()
 
 
+@on_jupyter_loop
 async def test_kernels_connect_without_arguments_and_restarts_do_not_touch_the_camera(
     jp_serverapp: Any, jp_fetch: Any, jp_ws_fetch: Any, jp_base_url: str
 ) -> None:
@@ -366,6 +403,7 @@ async def next_binary(conn: Any, timeout: float = 5.0) -> bytes:
             return msg
 
 
+@on_jupyter_loop
 async def test_stopping_the_extension_closes_streams_and_the_camera(jp_serverapp: Any, jp_ws_fetch: Any) -> None:
     app = labcam_app(jp_serverapp)
     engine = app.service.engine
