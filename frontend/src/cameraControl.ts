@@ -60,7 +60,8 @@ export function checkSetting(name: string, raw: string | number, spec: FloatSett
   const v = typeof raw === "number" ? raw : raw.trim() === "" ? NaN : Number(raw);
   if (!isNum(v) || v < spec.minimum || v > spec.maximum) {
     const allowed = spec.allowed || `a number from ${spec.minimum} to ${spec.maximum}${spec.unit ? ` ${spec.unit}` : ""}`;
-    throw new RangeError(`${name}=${typeof raw === "string" ? JSON.stringify(raw) : raw} is not allowed: ${allowed}`);
+    const shown = typeof raw === "string" && (raw.trim() === "" || !isNum(Number(raw))) ? JSON.stringify(raw) : String(raw).trim();
+    throw new RangeError(`${name}=${shown} is not allowed: ${allowed}`);
   }
   return v;
 }
