@@ -547,7 +547,7 @@ class PixelinkCamera(CameraDriver):
     def _require_connected_locked(self) -> None:
         if self._lost:
             raise CameraDisconnected(f"PixeLINK camera {self._serial} is disconnected")
-        if self._handle is None:
+        if self._handle is None or self._closed:  # closed: close() may be waiting out a read
             raise CameraError("the PixeLINK camera is not open")
 
     def _error_locked(self, function: str, rc: int) -> CameraError:
