@@ -200,6 +200,8 @@ class _Http:
         if code == 404:
             return CameraUnavailable(f"{url}: 404 Not Found (is this a labcam server?)")
         if code == 503:
+            if message.startswith("labcam: the camera could not be opened"):  # the Jupyter extension's
+                return CameraUnavailable(message)
             return CameraDisconnected(f"{url}: {message}")
         return CameraError(f"{url}: HTTP {code}: {message}")
 

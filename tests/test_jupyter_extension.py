@@ -67,10 +67,11 @@ LABCAM_CONFIG = {
 
 
 @pytest.fixture
-def jp_server_config() -> dict[str, Any]:
+def jp_server_config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The extension enabled and configured; ``indirect`` parametrization changes LabcamApp traits."""
     return {
         "ServerApp": {"jpserver_extensions": {"labcam_jupyter": True}},
-        "LabcamApp": dict(LABCAM_CONFIG),
+        "LabcamApp": {**LABCAM_CONFIG, **getattr(request, "param", {})},
     }
 
 
@@ -415,3 +416,21 @@ async def test_stopping_the_extension_closes_streams_and_the_camera(jp_serverapp
     assert conn.close_code == 1001
     assert engine.status.state == "closed"
     await app.stop_extension()  # the server's own cleanup calls it again: harmless
+
+
+@pytest.mark.parametrize("jp_server_config", [{"width": 3}], indirect=True)
+@on_jupyter_loop
+async def test_a_camera_that_cannot_open_leaves_jupyter_up_and_says_why(
+    jp_serverapp: Any, jp_fetch: Any, jp_base_url: str, jp_http_port: int
+) -> None:
+    import labcam
+
+    assert labcam_app(jp_serverapp).service is None
+    assert (await jp_fetch("api", "status")).code == 200  # Jupyter itself is fine
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch("labcam", "api", "camera")
+    assert err.value.code == 503
+    assert "could not be opened" in json.loads(err.value.response.body)["error"]
+    token = jp_serverapp.identity_provider.token
+    with pytest.raises(labcam.CameraUnavailable, match=r"could not be opened \(simulated\): width=3"):
+        await asyncio.to_thread(labcam.connect, f"http://127.0.0.1:{jp_http_port}{jp_base_url}", token=token)

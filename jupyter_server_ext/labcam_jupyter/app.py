@@ -17,7 +17,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 import labcam
 
-from .handlers import build_handlers
+from .handlers import UNAVAILABLE_PREFIX, UnavailableHandler, build_handlers
 
 
 class LabcamApp(ExtensionApp):
@@ -47,6 +47,7 @@ class LabcamApp(ExtensionApp):
     ).tag(config=True)
     exposure_ms = Float(None, allow_none=True, help="Initial exposure in milliseconds.").tag(config=True)
     gain_db = Float(None, allow_none=True, help="Initial gain in dB.").tag(config=True)
+    seed = Int(None, allow_none=True, help="Simulated camera: the specimen's random seed.").tag(config=True)
     idle_grace = Float(
         2.0, help="Seconds the camera keeps streaming after its last consumer leaves (a reloading page)."
     ).tag(config=True)
@@ -71,7 +72,7 @@ class LabcamApp(ExtensionApp):
     def camera_options(self) -> dict[str, Any]:
         """The configured initial settings, as ``labcam.open`` keyword arguments."""
         options: dict[str, Any] = {}
-        for name in ("width", "height", "fps", "exposure_ms", "gain_db"):
+        for name in ("width", "height", "fps", "exposure_ms", "gain_db", "seed"):
             value = getattr(self, name)
             if value is not None:
                 options[name] = value
@@ -86,13 +87,21 @@ class LabcamApp(ExtensionApp):
         # the service, and nothing a kernel does can reach it except through those handlers.
         self.service: Any = None
         self.camera_handle: labcam.Camera | None = None
+        self.unavailable = ""
         if not self.enabled:
             return
         from labcam.server.service import LabcamService
 
-        self.camera_handle = labcam.open(
-            self.camera, serial=self.serial, idle_grace=self.idle_grace, **self.camera_options()
-        )
+        try:
+            self.camera_handle = labcam.open(
+                self.camera, serial=self.serial, idle_grace=self.idle_grace, **self.camera_options()
+            )
+        except (labcam.CameraError, ValueError) as exc:
+            # Jupyter itself must still start (the user's notebooks matter more than the camera);
+            # every labcam route then answers 503 with the reason, which labcam.connect() shows.
+            self.unavailable = f"{UNAVAILABLE_PREFIX} ({self.camera}): {exc}"
+            self.log.error("%s", self.unavailable)
+            return
         self.service = LabcamService(
             self.camera_handle.engine, quality=self.quality, max_clients=self.max_clients
         )
@@ -103,9 +112,10 @@ class LabcamApp(ExtensionApp):
         )
 
     def initialize_handlers(self) -> None:
-        if self.service is None:
-            return
-        self.handlers.extend(build_handlers(self.service))
+        if self.service is not None:
+            self.handlers.extend(build_handlers(self.service))
+        elif self.unavailable:
+            self.handlers.append((r"/labcam(/.*)?", UnavailableHandler, {"message": self.unavailable}))
 
     async def stop_extension(self) -> None:
         service, camera = self.service, self.camera_handle

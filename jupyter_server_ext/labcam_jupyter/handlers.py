@@ -159,6 +159,25 @@ class TestPageHandler(ExtensionHandlerMixin, logic.TestPageHandler, JupyterHandl
         super().get()
 
 
+UNAVAILABLE_PREFIX = "labcam: the camera could not be opened"
+
+
+class UnavailableHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
+    """Every labcam route when the configured camera could not be opened: 503 with the reason."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def initialize(self, message: str, **kwargs: Any) -> None:  # type: ignore[override]
+        self.message = message
+        super().initialize(**kwargs)
+
+    @web.authenticated
+    @authorized("read", resource=AUTH_RESOURCE)
+    def get(self, *args: Any) -> None:
+        self.set_status(503)
+        self.finish({"error": self.message})
+
+
 JUPYTER_CLASSES = logic.HandlerClasses(
     stream=StreamHandler,
     camera=CameraHandler,
@@ -176,4 +195,4 @@ def build_handlers(service: LabcamService) -> list[tuple[str, type[web.RequestHa
     return logic.route_table(service, JUPYTER_CLASSES, prefix=ROUTE_PREFIX)
 
 
-__all__ = ["AUTH_RESOURCE", "JUPYTER_CLASSES", "build_handlers"]
+__all__ = ["AUTH_RESOURCE", "JUPYTER_CLASSES", "UNAVAILABLE_PREFIX", "UnavailableHandler", "build_handlers"]
