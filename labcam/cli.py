@@ -69,12 +69,14 @@ def _add_camera_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labcam", description="Live lab-camera streaming.")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    # --log-level works before or after the command ("labcam serve --log-level DEBUG").
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser = argparse.ArgumentParser(prog="labcam", description="Live lab-camera streaming.", parents=[common])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser(
-        "serve", help="stream the camera to browsers (test page, WebSocket, REST)",
+        "serve", parents=[common], help="stream the camera to browsers (test page, WebSocket, REST)",
         description="Stream the camera over WebSocket and REST (docs/protocol.md), with a test page at /.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="allow pages from ORIGIN (e.g. http://localhost:5173) to stream and use the API; repeatable")
     serve.add_argument("--open-browser", action="store_true", help="open the test page in a browser")
 
-    info = sub.add_parser("info", help="say which camera would be used, and why")
+    info = sub.add_parser("info", parents=[common], help="say which camera would be used, and why")
     _add_camera_arguments(info)
     return parser
 
@@ -292,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, args.log_level),
+        level=getattr(logging, getattr(args, "log_level", "INFO")),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
