@@ -310,6 +310,52 @@ async def test_oversized_messages_close_with_1009(server, ws_connect) -> None:
     other.close()
 
 
+def _read_frames_until_close(s: socket.socket) -> int | None:
+    """Read server frames from a raw socket until the close frame; its code."""
+    buf = b""
+    s.settimeout(20)
+
+    def need(n: int) -> bytes:
+        nonlocal buf
+        while len(buf) < n:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        out, buf = buf[:n], buf[n:]
+        return out
+
+    try:
+        while True:
+            b0, b1 = need(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(need(2), "big")
+            elif n == 127:
+                n = int.from_bytes(need(8), "big")
+            payload = need(n)
+            if b0 & 0x0F == 0x8:
+                return int.from_bytes(payload[:2], "big")
+    except EOFError:
+        return None
+
+
+async def test_a_client_flooding_requests_without_reading_is_closed_1008(server, ws_connect) -> None:
+    other = await ws_connect(server, "format=binary")
+    flood = _stalled_socket(server.port)
+    ping = json.dumps({"type": "ping", "id": 1}).encode()
+    frame = bytes([0x81, 0x80 | len(ping)]) + b"\x00\x00\x00\x00" + ping  # masked with a zero key
+    try:
+        await asyncio.to_thread(flood.sendall, frame * 30000)
+    except OSError:
+        pass  # the server may close before it has read them all
+    code = await asyncio.to_thread(_read_frames_until_close, flood)
+    flood.close()
+    assert code == 1008
+    await other.frames(5)  # nobody else noticed
+    other.close()
+
+
 async def test_ping_pong_carries_id_and_server_time(server, ws_connect) -> None:
     import time
 

@@ -59,8 +59,9 @@ MAX_REPLIES_IN_FLIGHT = 64
 # kernel that the in-flight window cannot see (measured in docs/architecture: a 2 frame/s client
 # saw 10 s old frames; with 64 KB about 2 s).
 STREAM_SNDBUF = 64 * 1024
-# Snap requests one client may have waiting (they are answered in order).
+# Snap and settings requests one client may have waiting (each kind is answered in order).
 MAX_SNAPS_WAITING = 4
+MAX_SETTINGS_WAITING = 4
 # An fps cap lets a frame through this early (seconds) so camera jitter does not halve the rate.
 FPS_SLACK_S = 0.002
 RTT_PING = b"labcam-rtt"
@@ -226,6 +227,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         self._snap_lock = asyncio.Lock()
         self._snaps_waiting = 0
         self._settings_lock = asyncio.Lock()
+        self._settings_waiting = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _tune_socket(self) -> None:
@@ -527,9 +529,20 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
                 'e.g. {"exposure_ms": 5}',
                 request="settings",
             )
+        if self._settings_waiting >= MAX_SETTINGS_WAITING:
+            raise ProtocolError(
+                f"{MAX_SETTINGS_WAITING} settings changes are already waiting; wait for their replies", request="settings"
+            )
+        self._settings_waiting += 1
         self._spawn(self._settings(changes))
 
     async def _settings(self, changes: dict[str, Any]) -> None:
+        try:
+            await self._apply_settings(changes)
+        finally:
+            self._settings_waiting -= 1
+
+    async def _apply_settings(self, changes: dict[str, Any]) -> None:
         async with self._settings_lock:
             before = self.service.engine.settings
             try:
