@@ -65,6 +65,8 @@ CELLS = [
     "local = labcam.open('simulated', seed=2, width=640, height=512, fps=30)\nlocal_view = local.live(max_width=320)\nlocal_view",
     # 3: nothing listens there
     "from labcam.widget import LiveView\nLiveView(url='http://127.0.0.1:9/', mode='websocket')",
+    # 4: a long output to scroll the first view out of sight
+    "for i in range(150):\n    print(i)",
 ]
 
 
@@ -221,6 +223,15 @@ def _drawn(view: Any) -> int:
     return int(view.get_attribute("data-frames-drawn") or 0)
 
 
+def _stream_clients(lab: Lab) -> list[dict[str, Any]]:
+    """The extension's binary stream clients, as its stats endpoint lists them."""
+    return [c for c in lab.api("labcam/api/camera/stats")["clients"] if c.get("format") == "binary"]
+
+
+def _server_paused(lab: Lab) -> list[bool]:
+    return [bool(c["stream"].get("paused")) for c in _stream_clients(lab)]
+
+
 def test_live_view_streams_from_the_extension_while_a_cell_is_busy(lab: Lab, browser: Any) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
@@ -268,6 +279,38 @@ def test_live_view_streams_from_the_extension_while_a_cell_is_busy(lab: Lab, bro
         poll(lambda: _prompt(page, 0) == "[1]:", 30, "cell 0 to finish")
         _wait_idle(page, lab, "after cell 0")
 
+        # The controls act on the stream itself: pause/play, exposure (the stream's settings
+        # message, applied to the camera), snap (a full-resolution PNG download).
+        assert _server_paused(lab) == [False]
+        view.locator(".lc-play").click()
+        poll(lambda: view.get_attribute("data-state") == "paused", 10, "the paused state")
+        poll(lambda: _server_paused(lab) == [True], 10, "the server to pause the stream")
+        view.locator(".lc-play").click()
+        poll(lambda: _server_paused(lab) == [False], 10, "the server to resume the stream")
+        resumed = _drawn(view)
+        poll(lambda: _drawn(view) > resumed + 5, 10, "frames after resuming")
+
+        exposure = view.locator(".lc-exposure")
+        exposure.fill("5")
+        exposure.press("Enter")
+        poll(lambda: lab.api("labcam/api/camera/settings")["exposure_ms"] == 5.0, 10, "exposure 5 ms on the camera")
+        exposure.fill("5000")  # beyond one frame period: the camera refuses, the widget says why
+        exposure.press("Enter")
+        error_line = view.locator(".lc-error")
+        poll(lambda: error_line.is_visible() and "exposure_ms" in error_line.inner_text(), 10, "the refusal shown")
+        assert lab.api("labcam/api/camera/settings")["exposure_ms"] == 5.0
+
+        with page.expect_download(timeout=30_000) as download_info:
+            view.locator(".lc-snap").click()
+        download = download_info.value
+        assert download.suggested_filename.endswith(".png")
+        snap_path = lab.root.parent / download.suggested_filename
+        download.save_as(str(snap_path))
+        from PIL import Image
+
+        with Image.open(snap_path) as snap:
+            assert snap.size == (1280, 1024)  # the full frame, not the preview
+
         # 2. a busy kernel: the view keeps drawing, and the frames come over the extension's socket
         _run_cell(page, 1)
         out1 = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea-output")
@@ -313,6 +356,22 @@ def test_live_view_streams_from_the_extension_while_a_cell_is_busy(lab: Lab, bro
         overlay = bad.locator(".lc-overlay").inner_text()
         assert "Reconnecting" in overlay or "Error" in overlay, overlay
         assert _drawn(bad) == 0
+
+        poll(lambda: _prompt(page, 3) == "[4]:", 30, "cell 3 to finish")
+        _wait_idle(page, lab, "after cell 3")
+
+        # 5. scrolled out of sight: the first view pauses its stream, and resumes when back
+        _run_cell(page, 4)
+        poll(lambda: _prompt(page, 4) == "[5]:", 30, "cell 4 to finish")
+        page.locator(".jp-Notebook .jp-Cell").nth(4).locator(".jp-OutputArea-output").first.evaluate(
+            "el => el.scrollIntoView({block: 'end'})"
+        )
+        poll(lambda: view.get_attribute("data-state") == "paused", 10, "the hidden view to pause")
+        poll(lambda: _server_paused(lab) == [True], 10, "the server to pause the hidden view's stream")
+        view.scroll_into_view_if_needed()
+        poll(lambda: _server_paused(lab) == [False], 10, "the stream to resume in sight")
+        back = _drawn(view)
+        poll(lambda: _drawn(view) > back + 5, 10, "frames again in sight")
 
         labcam_errors = [e for e in page_errors if "labcam" in e.lower() or "liveview" in e.lower()]
         assert not labcam_errors, labcam_errors

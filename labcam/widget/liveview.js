@@ -531,6 +531,16 @@ class LiveViewUI {
     this.listen(this.minInput, "change", manual);
     this.listen(this.maxInput, "change", manual);
     this.listen(this.autoBtn, "click", () => this.autoContrast());
+    // Enter commits a typed number: Chromium fires no "change" on Enter outside a form, and the
+    // notebook must not take the key as a shortcut.
+    for (const input of [this.fpsInput, this.expInput, this.gainInput, this.minInput, this.maxInput]) {
+      this.listen(input, "keydown", (e) => {
+        if (e.key !== "Enter") return;
+        e.preventDefault();
+        e.stopPropagation();
+        input.blur(); // fires "change" once
+      });
+    }
 
     this.onModel("change:paused", () => {
       this.syncControls();
