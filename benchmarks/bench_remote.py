@@ -9,9 +9,9 @@ machine):
 - jupyter: the same against a Jupyter server (``python -m jupyter_server``) with the labcam
   extension, in another process, as a kernel would.
 
-Every acquisition is checked (100 frames, consecutive frame numbers, none dropped), and the first
-frame of each remote stack is compared with the in-process one's dtype and shape. Also printed: the
-median latency of ``snap()`` (a new connection per snap).
+Every acquisition is checked (n frames, and every gap in the frame numbers counted in
+``Stack.dropped``); the drops are printed (frames the acquisition could not keep up with). Also
+printed: the median latency of ``snap()`` (a new connection per snap).
 
     python benchmarks/bench_remote.py [--frames 100] [--rounds 5] [--width 1280 --height 1024 --bit-depth 16]
 """
@@ -32,8 +32,6 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import numpy as np
 
 import labcam
 
@@ -110,18 +108,22 @@ def jupyter(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
             yield url, token
 
 
-def check(stack: labcam.Stack, n: int) -> None:
+def check(stack: labcam.Stack, n: int) -> int:
+    """Frames missing from the stack: the gaps in its frame numbers (the truth, whatever
+    ``Stack.dropped`` says)."""
     numbers = stack.frame_numbers
-    assert len(stack) == n and np.array_equal(numbers, np.arange(numbers[0], numbers[0] + n)), "not consecutive"
-    assert stack.dropped == 0, f"{stack.dropped} frames dropped"
+    assert len(stack) == n and stack.array.shape[0] == n
+    gaps = int(numbers[-1] - numbers[0]) + 1 - n
+    if gaps != stack.dropped:
+        print(f"    note: Stack.dropped={stack.dropped} but the frame numbers show {gaps} missing")
+    return gaps
 
 
-def measure(acquire: Callable[[int], labcam.Stack], n: int) -> tuple[float, float]:
+def measure(acquire: Callable[[int], labcam.Stack], n: int) -> tuple[float, float, int]:
     t0 = time.perf_counter()
     stack = acquire(n)
     dt = time.perf_counter() - t0
-    check(stack, n)
-    return n / dt, stack.array.nbytes / dt / 1e6
+    return n / dt, stack.array.nbytes / dt / 1e6, check(stack, n)
 
 
 def snap_latency_ms(snap: Callable[[], Any], k: int = 20) -> float:
@@ -168,7 +170,7 @@ def main() -> None:
 
         for name, cam in variants.items():  # warm up: camera start, textures, connections
             check(cam.acquire(min(n, 20), progress=False), min(n, 20))
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+        results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in variants}
         for _ in range(args.rounds):
             for name, cam in variants.items():
                 results[name].append(measure(lambda k, c=cam: c.acquire(k, progress=False), n))
@@ -178,9 +180,11 @@ def main() -> None:
         for name, runs in results.items():
             fps = [r[0] for r in runs]
             mbs = [r[1] for r in runs]
+            dropped = sum(r[2] for r in runs)
             snap_ms = snap_latency_ms(lambda c=variants[name]: c.snap())
             print(f"  {name:28s} {statistics.median(fps):7.1f} frames/s ({max(fps):6.1f} best)  "
-                  f"{statistics.median(mbs):7.0f} MB/s ({max(mbs):5.0f} best)   snap {snap_ms:5.1f} ms")
+                  f"{statistics.median(mbs):7.0f} MB/s ({max(mbs):5.0f} best)  dropped {dropped:4d}  "
+                  f"snap {snap_ms:5.1f} ms")
 
 
 if __name__ == "__main__":
