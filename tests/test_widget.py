@@ -514,3 +514,89 @@ def test_fallback_without_any_camera_says_why(
     assert view.mode == "websocket"
     assert "no Jupyter server with labcam found" in view.kernel_error
     assert "labcam.open()" in view.kernel_error
+
+
+# -- the browser module, run in node with a minimal DOM ------------------------------------------------
+FAKE_DOM = r"""
+class El {
+  constructor(tag) {
+    this.tagName = tag; this.children = []; this.attrs = {}; this.dataset = {}; this.style = {};
+    this.textContent = ""; this.hidden = false; this.options = []; this.value = ""; this.className = "";
+    this.classList = { add() {}, remove() {} };
+  }
+  setAttribute(k, v) { this.attrs[k] = v; }
+  append(...c) { this.children.push(...c); if (this.tagName === "select") this.options.push(...c); }
+  replaceChildren(...c) { this.children = c; }
+  addEventListener() {}
+  removeEventListener() {}
+  getContext() { return { drawImage() {}, clearRect() {}, fillRect() {}, drawn: 0 }; }
+  get width() { return this._w || 0; } set width(v) { this._w = v; }
+  get height() { return this._h || 0; } set height(v) { this._h = v; }
+}
+globalThis.document = {
+  createElement: (t) => new El(t), getElementById: () => null, addEventListener() {},
+  removeEventListener() {}, visibilityState: "visible", activeElement: null, body: new El("body"),
+};
+function makeModel(values, { failOn } = {}) {
+  const handlers = {};
+  return {
+    sent: [],
+    get(name) { if (name === failOn) throw new Error(`boom reading ${name}`); return values[name]; },
+    set(name, v) { values[name] = v; }, save_changes() {},
+    on(name, fn) { (handlers[name] ||= []).push(fn); }, off() {},
+    send(content) { this.sent.push(content); },
+    emit(name, ...args) { for (const fn of handlers[name] || []) fn(...args); },
+  };
+}
+const values = { mode: "comm", requested_mode: "auto", stream_url: "", token: "", fps: null, quality: null,
+  max_width: null, display_range: "auto", paused: false, camera_info: {}, kernel_error: "" };
+"""
+
+WIDGET_SCRIPT = r"""
+const { default: widget } = await import(process.argv[2]);
+const out = {};
+
+// A render that throws shows the error instead of an empty output.
+const broken = new (document.createElement("x").constructor)("div");
+widget.render({ model: makeModel({ ...values }, { failOn: "paused" }), el: broken });
+out.fatal = broken.children.length === 1 ? broken.children[0].textContent : null;
+
+// Comm mode: hello on render, frames drawn, every drawn frame acknowledged, cleanup says goodbye.
+const host = new (document.createElement("x").constructor)("div");
+const model = makeModel({ ...values });
+const cleanup = widget.render({ model, el: host });
+const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xd9]);
+const header = (seq) => ({ type: "frame", seq, frame_number: 100 + seq, width: 4, height: 2, source_width: 8,
+  source_height: 4, pixel_format: "mono8", display: [0, 255], timestamp: Date.now() / 1000 });
+model.emit("msg:custom", header(1), [new DataView(jpeg.buffer)]);
+model.emit("msg:custom", header(2), [new DataView(jpeg.buffer)]);
+await new Promise((r) => setTimeout(r, 50));
+const root = host.children[0];
+out.drawn = root.dataset.framesDrawn;
+out.frameNumber = root.dataset.frameNumber;
+out.mode = root.dataset.mode;
+out.state = root.dataset.state;
+out.sent = model.sent.map((m) => [m.type, m.seq ?? m.visible ?? null]);
+cleanup();
+out.last = model.sent[model.sent.length - 1].type;
+console.log(JSON.stringify(out));
+"""
+
+
+def test_browser_module_acks_frames_and_shows_render_errors(tmp_path: Any) -> None:
+    node = shutil.which("node")
+    if node is None:  # pragma: no cover - node is part of the dev environment
+        pytest.skip("node is not installed")
+    module = tmp_path / "liveview.mjs"
+    module.write_text(LiveView._esm, encoding="utf-8")
+    script = tmp_path / "run.mjs"
+    script.write_text(FAKE_DOM + WIDGET_SCRIPT, encoding="utf-8")
+    result = subprocess.run(
+        [node, str(script), module.as_uri()], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "live view failed to start" in out["fatal"] and "boom reading paused" in out["fatal"]
+    assert (out["drawn"], out["frameNumber"], out["mode"], out["state"]) == ("2", "102", "comm", "streaming")
+    assert out["sent"] == [["hello", True], ["ack", 1], ["ack", 2]]
+    assert out["last"] == "closed"
