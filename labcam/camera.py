@@ -281,18 +281,23 @@ class Camera:
         if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
             raise ValueError(f"interval_s={interval_s!r} is not allowed: a number of seconds > 0")
         frames: list[Frame] = []
-        self.engine.hold()  # keep the camera on between time points
-        try:
-            start = time.monotonic()
+        # One latest-frame subscription for the whole series keeps the camera streaming in
+        # between (other views stay live) and costs nothing while this loop sleeps.
+        with self.engine.subscribe("timelapse") as sub:
+            start_wall, start = time.time(), time.monotonic()
             with _progress(n, progress if progress is not None else n >= 10, "time-lapse") as bar:
                 for i in range(n):
                     delay = start + i * interval_s - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)  # pacing the time-lapse itself, not synchronisation
-                    frames.append(self.engine.snap(timeout))
+                    # The newest frame may have been exposed before the deadline: wait for one
+                    # exposed at or after it, judged by its own capture timestamp.
+                    due = start_wall + i * interval_s
+                    frame = sub.next(timeout)
+                    while frame.meta.timestamp < due:
+                        frame = sub.next(timeout)
+                    frames.append(frame)
                     bar.update(1)
-        finally:
-            self.engine.release()
         array = np.stack([f.array for f in frames])
         return Stack(array, [f.meta for f in frames], dropped=0)
 

@@ -144,8 +144,8 @@ def validate_changes(specs: SettingSpecs, current: Settings, changes: Mapping[st
     period_ms = 1000.0 / new.fps
     if new.trigger_mode == "free_running" and new.exposure_ms > period_ms + 1e-9:
         # Name the setting the caller changed, so the message points at what to fix.
-        name = "exposure_ms" if "exposure_ms" in coerced or "fps" not in coerced else "fps"
-        value = new.exposure_ms if name == "exposure_ms" else new.fps
+        name = next((n for n in ("exposure_ms", "fps", "trigger_mode") if n in coerced), "exposure_ms")
+        value = getattr(new, name)
         allowed = (
             f"exposure {new.exposure_ms:g} ms does not fit in one frame period at {new.fps:g} fps "
             f"({period_ms:g} ms); lower the exposure or the frame rate"
