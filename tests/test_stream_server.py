@@ -95,8 +95,10 @@ async def test_fps_cap_limits_frames_for_that_client_only(server, ws_connect) ->
     capped = await ws_connect(server, "format=binary&fps=10")
     free = await ws_connect(server, "format=binary")
     capped_headers, free_headers = await asyncio.gather(capped.frames(8), free.frames(24))
-    capped_gaps = np.diff([h["timestamp"] for h in capped_headers])
-    assert capped_gaps.min() > 0.08 and 0.09 < np.median(capped_gaps) < 0.12, capped_gaps
+    stamps = [h["timestamp"] for h in capped_headers]
+    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    # about 10 per second on average (arrival jitter may shift single frames by one camera period)
+    assert 8 < rate < 11 and np.diff(stamps).min() > 0.05, np.diff(stamps)
     free_numbers = [h["frame_number"] for h in free_headers]
     assert free_numbers[-1] - free_numbers[0] <= 24, "the uncapped client must not be slowed"
     capped.close()
