@@ -243,10 +243,11 @@ def test_a_reader_that_falls_behind_gets_told_what_it_missed(server16: Any) -> N
     """mode=all with a tiny buffer and a reader that waits: frames are lost, never hidden."""
 
     async def run() -> tuple[list[int], list[int]]:
-        url = "ws" + server16.url[4:] + "ws/camera/frames?mode=all&count=40&buffer=1"
+        url = "ws" + server16.url[4:] + f"ws/camera/frames?mode=all&count={COUNT}&buffer=1"
         conn = await websocket_connect(url, max_message_size=1 << 30)
-        # Let the camera run far ahead while we read nothing: 400 frames of 150 KB is far more
-        # than the socket buffers hold. Waiting on frames, not on a clock.
+        # Let the camera run far ahead while we read nothing. The socket buffers on both sides
+        # hold ~10 MB (~70 frames of 150 KB), so both COUNT (30 MB) and the 400 frames waited
+        # for are far beyond them: frames must be lost. Waiting on frames, not on a clock.
         with server16.engine.subscribe("pacer") as pacer:
             for _ in range(400):
                 await asyncio.to_thread(pacer.next, 5)
@@ -257,8 +258,9 @@ def test_a_reader_that_falls_behind_gets_told_what_it_missed(server16: Any) -> N
             missed.append(header["missed"])
         return numbers, missed
 
+    COUNT = 200
     numbers, missed = asyncio.run(run())
-    assert len(numbers) == 40
+    assert len(numbers) == COUNT
     gaps = [b - a - 1 for a, b in zip(numbers, numbers[1:])]
     assert sum(missed) > 0 and missed[1:] == gaps  # every loss reported where it happened
 
