@@ -55,6 +55,8 @@ class LabcamApp(ExtensionApp):
     # -- the stream -------------------------------------------------------------------------------
     quality = Int(80, help="Default JPEG quality of the live stream (1-100).").tag(config=True)
     max_clients = Int(16, help="Most simultaneous stream connections; more are closed with 1013.").tag(config=True)
+    # Read by the server-side recording routes when they come (issue 6): the service takes no
+    # recording options yet, so nothing passes it on today.
     recordings_dir = Unicode(
         help="Where recordings started through the server are written (default: 'labcam-recordings' "
         "under the server's root_dir)."
