@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import simplejpeg
-from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 
 from labcam.server.handlers import MAX_IN_FLIGHT, StreamHandler

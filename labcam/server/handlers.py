@@ -5,7 +5,10 @@ application settings. A host makes concrete handlers by composing its own securi
 with these and mounts them with ``route_table``:
 
 - standalone (``labcam.server.app``): ``class StreamHandler(StandaloneSecurity, handlers.StreamHandler)``;
-- Jupyter: ``class JupyterStream(WebSocketMixin, ExtensionHandlerMixin, JupyterHandler, handlers.StreamHandler)``.
+- Jupyter (``jupyter_server_ext/labcam_jupyter/handlers.py``):
+  ``class StreamHandler(ExtensionHandlerMixin, WebSocketMixin, handlers.StreamHandler, JupyterHandler)``
+  with an ``on_pong`` that calls ``self.record_pong(data)`` (``WebSocketMixin.on_pong`` does not chain),
+  and ``class CameraHandler(ExtensionHandlerMixin, handlers.CameraHandler, APIHandler)`` for REST.
 
 The contract with hosts:
 
