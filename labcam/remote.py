@@ -159,6 +159,11 @@ def _reach_error(url: str, exc: BaseException) -> CameraUnavailable:
     return CameraUnavailable(f"cannot reach labcam at {url}: {why}")
 
 
+# No proxies: the WebSocket client (tornado) never uses them, and an http_proxy meant for the
+# internet must not swallow requests to a camera server on the lab network or loopback.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 class _Http:
     """Small synchronous JSON-over-HTTP client with labcam's error mapping."""
 
@@ -178,7 +183,7 @@ class _Http:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with _OPENER.open(req, timeout=self.timeout) as resp:
                 payload = resp.read()
         except urllib.error.HTTPError as exc:
             raise self._http_error(url, exc.code, exc.read()) from None
@@ -297,9 +302,6 @@ class RemoteFrameStream:
         self._sock: _RawSocket | None = None
         self._closed = False
         self.missed = 0
-
-    def _wait(self) -> float | None:
-        return None if self._timeout is None else self._timeout + NETWORK_SLACK_S
 
     async def _next(self) -> Frame:
         if self._closed:
