@@ -801,7 +801,8 @@ def connect(url: str | None = None, *, token: str | None = None, timeout: float 
     With a ``url``: any Jupyter server with the labcam extension (``http://host:8888/base/``; the
     camera is under ``labcam/``) or a ``labcam serve`` server (``http://host:8001/``); which one is
     found out by asking ``labcam/api/camera``, then ``api/camera``. ``token`` is the server's token
-    (Jupyter's, or ``labcam serve --token``).
+    (Jupyter's, or ``labcam serve --token``); a URL copied from Jupyter's log with ``?token=...``
+    works as it is.
 
     Without a ``url``, in this order:
 
@@ -829,6 +830,12 @@ def connect(url: str | None = None, *, token: str | None = None, timeout: float 
         token = token if token is not None else found_token
     if not re.match(r"^https?://", url):
         raise ValueError(f"url={url!r} is not allowed: an http:// or https:// address")
+    # A URL pasted from Jupyter's log carries its token: take it from there.
+    parts = urllib.parse.urlsplit(url)
+    if parts.query or parts.fragment:
+        query_token = urllib.parse.parse_qs(parts.query).get("token", [None])[-1]
+        token = token if token is not None else query_token
+        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     base = url if url.endswith("/") else url + "/"
     # A Jupyter server serves the camera under labcam/; labcam serve at its root. A URL that already
     # ends in labcam/ answers on the second probe.

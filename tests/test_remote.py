@@ -201,6 +201,8 @@ def test_token_is_required_and_checked(make_server: Any) -> None:
         labcam.connect(srv.url, token="wrong")
     cam = labcam.connect(srv.url, token="s3cret")
     assert_lossless(cam.snap(meta=True), srv.camera)  # the WebSocket carries the token too
+    pasted = labcam.connect(srv.url + "?token=s3cret")  # a URL copied from the server's log
+    assert (pasted.url, pasted.token) == (srv.url, "s3cret")
 
 
 def free_port() -> int:
