@@ -12,7 +12,11 @@ user would:
    (``/labcam/ws/camera/stream``), while the kernel's WebSocket stays nearly silent. (The frame
    counter alone would prove nothing: a kernel thread can push comm messages during a sleep too.)
 3. an in-process camera's ``cam.live()``: comm mode, frames through the kernel's WebSocket;
-4. a view of an unreachable server: it says so in the widget (no empty output).
+4. a view of an unreachable server: it says so in the widget (no empty output);
+5. the controls (pause/play, exposure, snap) act on the stream, and a view scrolled out of sight
+   pauses its stream;
+6. a ``labcam serve`` that refuses the page's origin but not the kernel: mode "auto" falls back to
+   the comm, with the kernel pulling frames from that server.
 
 Every wait polls the page or the server with a timeout; nothing sleeps to synchronise.
 """
@@ -67,6 +71,8 @@ CELLS = [
     "from labcam.widget import LiveView\nLiveView(url='http://127.0.0.1:9/', mode='websocket')",
     # 4: a long output to scroll the first view out of sight
     "for i in range(150):\n    print(i)",
+    # 5: a `labcam serve` that refuses the page (cross-origin) but not the kernel: auto falls back
+    "LiveView(url='http://127.0.0.1:{serve_port}/', max_width=320)",
 ]
 
 
@@ -132,6 +138,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
+    serve_port = _free_port()
+    for cell in notebook["cells"]:
+        cell["source"] = cell["source"].replace("{serve_port}", str(serve_port))
     (root / "e2e.ipynb").write_text(json.dumps(notebook))
     port = _free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(runtime))
@@ -145,7 +154,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         # The camera the extension serves (configuration, not enabling: that is the install's job).
         "--LabcamApp.camera=simulated", "--LabcamApp.width=1280", "--LabcamApp.height=1024", "--LabcamApp.fps=30",
     ]  # fmt: skip
-    with open(log, "wb") as out:
+    serve_cmd = [
+        sys.executable, "-m", "labcam", "serve", "--port", str(serve_port), "--camera", "simulated",
+        "--width", "640", "--height", "512", "--fps", "30",
+    ]  # fmt: skip: no --allow-origin, so the Lab page's WebSocket is refused
+    with open(log, "wb") as out, open(base / "serve.log", "wb") as serve_out:
+        serve = subprocess.Popen(serve_cmd, env=env, stdout=serve_out, stderr=subprocess.STDOUT, cwd=root)
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
     the_lab = Lab(f"http://127.0.0.1:{port}/", root, log, proc)
 
@@ -164,12 +178,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             pytest.fail("the labcam server extension did not load (is it enabled by the install?)\n" + the_lab.log_tail())
         yield the_lab
     finally:
-        proc.send_signal(signal.SIGTERM)  # SIGINT would ask for confirmation on a tty
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        for p in (proc, serve):
+            p.send_signal(signal.SIGTERM)  # SIGINT would ask for confirmation on a tty
+        for p in (proc, serve):
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
 
 
 @dataclass
@@ -373,6 +389,15 @@ def test_live_view_streams_from_the_extension_while_a_cell_is_busy(lab: Lab, bro
         poll(lambda: _server_paused(lab) == [False], 10, "the stream to resume in sight")
         back = _drawn(view)
         poll(lambda: _drawn(view) > back + 5, 10, "frames again in sight")
+
+        # 6. auto mode: the page is refused (cross-origin), the kernel is not: frames through the comm
+        _wait_idle(page, lab, "after cell 4")
+        _run_cell(page, 5)
+        fallback = _view(page, 5)
+        fallback.wait_for(timeout=60_000)
+        poll(lambda: fallback.get_attribute("data-mode") == "comm", 60, "the fallback to the comm")
+        poll(lambda: _drawn(fallback) >= 10, 60, "frames through the comm from labcam serve")
+        assert fallback.locator(".lc-status").inner_text().startswith("comm (the kernel)")
 
         labcam_errors = [e for e in page_errors if "labcam" in e.lower() or "liveview" in e.lower()]
         assert not labcam_errors, labcam_errors
