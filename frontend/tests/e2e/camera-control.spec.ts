@@ -1,11 +1,13 @@
 // CameraControl against a real `labcam serve` (simulated camera) in headless chromium: frames drawn,
 // stats moving, controls bounded by the camera's specs, snap, and, after the server is killed and
 // restarted on the same port, a reconnect by itself. Run for the binary format (with a token) and
-// the json format. All waiting is on DOM state with timeouts, never on sleeps.
+// the json format; then against a stand-in for the original JSON-only prototype server
+// (seed_server.py), and with an origin the server refuses. All waiting is on DOM state with
+// timeouts, never on sleeps.
 
 import { readFileSync } from "node:fs";
 import { expect, test, type Page } from "@playwright/test";
-import { freePort, startLabcam, startVite, type LabcamServer } from "./servers";
+import { freePort, startLabcam, startSeedServer, startVite, type LabcamServer } from "./servers";
 
 let vite: Awaited<ReturnType<typeof startVite>>;
 
@@ -131,6 +133,32 @@ for (const variant of [
     }
   });
 }
+
+test("the original JSON-only server: frames drawn, controls off, reconnects after a restart", async ({ page }) => {
+  const port = await freePort();
+  let server = await startSeedServer(port);
+  try {
+    await page.goto(`${vite.url}?${new URLSearchParams({ server: server.url, format: "json", reconnectDelay: "1000" })}`);
+    const root = page.locator(".labcam-camera");
+    await expect(root).toHaveAttribute("data-state", "connected");
+    await expect(root).toHaveAttribute("data-legacy", "1");
+    await expect.poll(() => framesDrawn(page), { timeout: 20_000 }).toBeGreaterThan(5);
+    await waitCanvasChanges(page);
+    await expect(page.getByTestId("camera")).toContainText("original JSON-only server");
+    await expect(page.getByTestId("fps")).toBeDisabled();
+    await expect(page.getByTestId("exposure")).toBeDisabled();
+    await expect.poll(() => stat(page, "fps"), { timeout: 15_000 }).toBeGreaterThan(0);
+
+    await server.kill();
+    await expect(root).toHaveAttribute("data-state", "reconnecting");
+    server = await startSeedServer(port);
+    await expect(root).toHaveAttribute("data-state", "connected");
+    const n = await framesDrawn(page);
+    await expect.poll(() => framesDrawn(page), { timeout: 20_000 }).toBeGreaterThan(n + 5);
+  } finally {
+    await server.stop();
+  }
+});
 
 test("a page whose origin the server does not allow is told how to fix it", async ({ page }) => {
   const server = await startLabcam({ port: await freePort() });

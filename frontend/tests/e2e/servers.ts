@@ -63,7 +63,23 @@ export function startLabcam(opts: LabcamOptions): Promise<LabcamServer> {
   if (opts.token) args.push("--token", opts.token);
   for (const o of opts.allowOrigins ?? []) args.push("--allow-origin", o);
   args.push(...(opts.extraArgs ?? []));
-  const proc = spawn(labcamBin(), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+  return startServer(labcamBin(), args, opts.port, opts.readyTimeoutMs);
+}
+
+/** The Python next to `labcam` (its venv's), for helper servers. */
+export function pythonBin(): string {
+  const bin = labcamBin();
+  return bin.includes("/") ? path.join(path.dirname(bin), "python") : "python3";
+}
+
+/** A stand-in for the original JSON-only prototype server (tests/e2e/seed_server.py). */
+export function startSeedServer(port: number): Promise<LabcamServer> {
+  return startServer(pythonBin(), [path.join(FRONTEND, "tests/e2e/seed_server.py"), String(port)], port);
+}
+
+function startServer(program: string, args: string[], port: number, readyTimeoutMs = 30000): Promise<LabcamServer> {
+  const proc = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+  const opts = { port, readyTimeoutMs };
   let out = "";
   const server: LabcamServer = {
     port: opts.port,
@@ -82,7 +98,7 @@ export function startLabcam(opts: LabcamOptions): Promise<LabcamServer> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill("SIGKILL");
-      reject(new Error(`labcam serve did not start within ${opts.readyTimeoutMs ?? 30000} ms:\n${out}`));
+      reject(new Error(`${program} did not start within ${opts.readyTimeoutMs ?? 30000} ms:\n${out}`));
     }, opts.readyTimeoutMs ?? 30000);
     const onData = (chunk: Buffer) => {
       out += chunk.toString();
@@ -95,11 +111,11 @@ export function startLabcam(opts: LabcamOptions): Promise<LabcamServer> {
     proc.stderr!.on("data", onData);
     proc.once("error", (e) => {
       clearTimeout(timer);
-      reject(new Error(`cannot run ${labcamBin()} (set LABCAM_BIN): ${e.message}`));
+      reject(new Error(`cannot run ${program} (set LABCAM_BIN): ${e.message}`));
     });
     proc.once("exit", (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`labcam serve exited (${code ?? signal}) before listening:\n${out}`));
+      reject(new Error(`${program} exited (${code ?? signal}) before listening:\n${out}`));
     });
   });
 }
