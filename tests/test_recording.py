@@ -553,6 +553,47 @@ def test_camera_gone_for_good_stops_after_fault_timeout(cam: Camera, tmp_path: P
     assert read_recording_metadata(path)["summary"]["stop_reason"] == "camera"
 
 
+def test_closing_the_camera_ends_the_recording_with_what_it_had(cam: Camera, tmp_path: Path) -> None:
+    path = tmp_path / "run.ome.zarr"
+    rec = cam.record(path, progress=False)
+    assert progress_reached(rec, 3).wait(WAIT)
+    cam.close()
+    assert rec.wait(WAIT, raise_error=False)
+    assert rec.error is not None and rec.error.reason == "camera" and "closed" in str(rec.error)
+    n = rec.progress.frames_written
+    assert n >= 3 and read_pixels(path).shape[0] == n
+    assert read_recording_metadata(path)["summary"]["frames_written"] == n
+
+
+EXITING_CHILD = textwrap.dedent(
+    """
+    import sys, threading
+    from labcam.camera import Camera
+    from labcam.cameras.simulated import SimulatedCamera
+    from labcam.engine import Engine
+
+    sim = SimulatedCamera(width=64, height=48, fps=200.0, exposure_ms=1.0, seed=7)
+    sim.open()
+    cam = Camera(Engine(sim, idle_grace=0))
+    rec = cam.record(sys.argv[1], progress=False)
+    ten = threading.Event()
+    rec.events.progress.connect(lambda p: p.frames_written >= 10 and ten.set())
+    ten.wait(20)
+    sys.exit(0)  # without stopping the recording: the atexit hook closes it properly
+    """
+)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_recording_left_running_at_exit_is_closed_properly(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"run{suffix}"
+    res = subprocess.run([sys.executable, "-c", EXITING_CHILD, str(path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = read_recording_metadata(path)["summary"]
+    assert summary["stop_reason"] == "stopped" and summary["frames_written"] >= 10
+    assert read_pixels(path).shape[0] == summary["frames_written"]
+
+
 def test_frame_size_change_ends_the_recording(cam: Camera, tmp_path: Path) -> None:
     path = tmp_path / "run.ome.tif"
     rec = cam.record(path, progress=False)
@@ -585,19 +626,21 @@ CHILD = textwrap.dedent(
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_a_killed_process_leaves_a_readable_file(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"run{suffix}"
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         for line in proc.stdout:
-            if int(line) >= 30:
+            if line.strip().isdigit() and int(line) >= 30:
                 reported = int(line)
                 break
         else:
-            pytest.fail(f"the recording process ended early (rc={proc.wait()})")
+            pytest.fail(f"the recording process ended early (rc={proc.wait()}): {proc.stderr.read()[-2000:]}")
         os.kill(proc.pid, signal.SIGKILL)  # mid-write, most likely
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
     pixels = read_pixels(path)
     metas = read_recording_metadata(path)["frames"]
     assert pixels.shape[0] >= reported and len(metas) == pixels.shape[0]

@@ -35,11 +35,13 @@ Event handlers run on the recorder thread: keep them short.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
@@ -254,6 +256,7 @@ class Recorder:
         self._last_progress = 0.0
         self._info: RecordingInfo | None = None
         self._first_meta: dict[str, Any] | None = None
+        self.close_seconds: float | None = None  # how long closing the file took (metadata, fsync)
         self._last_meta: dict[str, Any] | None = None
         self._started_epoch = time.time()
 
@@ -272,6 +275,7 @@ class Recorder:
         self.engine.events.camera_recovered.connect(self._on_camera_recovered)
         self._thread = threading.Thread(target=self._run, name=f"labcam-{name}", daemon=True)
         self._thread.start()
+        _active.add(self)
         return self
 
     @property
@@ -400,6 +404,7 @@ class Recorder:
             except CameraError:
                 if self._stop_requested.is_set():
                     continue  # stop() closed the subscription: drain above
+                self._drain(sub, deadline_ts)  # the engine closed: keep what it had already queued
                 raise RecordingError(
                     f"the camera was closed during the recording; {self._writer.frames_written} frames are in {str(self.path)!r}",
                     "camera",
@@ -608,6 +613,7 @@ class Recorder:
         elif self._stop_reason is None:
             self._stop_reason = "stopped"
         self._state = "finishing"
+        t0 = time.perf_counter()
         try:
             self._writer.close(self._summary())
         except Exception as exc:  # noqa: BLE001 - report, but never leave the handle hanging
@@ -615,15 +621,28 @@ class Recorder:
             if self.error is None:
                 self.error = RecordingError(f"closing {str(self.path)!r} failed: {exc}", "disk")
                 self._stop_reason = "error"
+        self.close_seconds = time.perf_counter() - t0
         self._state = "failed" if self.error is not None else "done"
         if self.error is not None:
             log.error("recording %s: %s", self.path.name, self.error)
         self._done.set()
+        _active.discard(self)
         self._emit(self.events.finished)
 
 
 # The name the rest of labcam uses for the handle ``Camera.record`` returns.
 Recording = Recorder
+
+# Recordings still running when the interpreter exits are stopped cleanly (queued frames written,
+# metadata closed) rather than cut off like a crash: the recorder thread is a daemon thread.
+_active: weakref.WeakSet[Recorder] = weakref.WeakSet()
+EXIT_STOP_TIMEOUT_S = 30.0
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for rec in list(_active):
+        rec.stop(wait=True, timeout=EXIT_STOP_TIMEOUT_S)
 
 
 def start_recording(

@@ -1,0 +1,292 @@
+"""Sustained recording rate, with a live viewer attached, against the raw disk write speed.
+
+For 1280x1024 mono8 and 2448x2048 mono16 from the simulated camera at its maximum rate, prints:
+
+- the camera alone (``read_frame`` in a loop: the most frames there are to record),
+- the raw disk: plain file writes of the same frame bytes (the ceiling), into the page cache and
+  with ``fsync`` (what the device itself sustains),
+- a recording per writer: labcam's OME-TIFF and OME-Zarr writers, and ome-writers' OME-Zarr
+  (zarr-python backend) and OME-TIFF (only if ``ome-types`` is importable: ome-writers' TIFF
+  backend needs it) through the same recorder. A viewer (latest-frame subscription, decimates
+  4x and maps to 8 bit, at most 30 frames/s) is attached throughout.
+
+For each recording: the camera rate it ran at, frames/s and MB/s recorded, drops (camera gaps +
+buffer overflow; the recorder runs with ``on_overflow="continue"`` here so it counts rather than
+stops), the peak number of frames waiting in the buffer, how fast the writer took frames while
+busy, and how long closing the file took (ome-writers' TIFF backend queues frames on its own
+thread, so its real cost shows up there). When a writer drops frames at the camera's full rate,
+it is run again at lower frame rates to find the highest rate it sustains with zero drops.
+
+    python benchmarks/bench_recording.py [--seconds 4] [--dir /path/on/the/disk/to/test]
+
+Files go to a temporary folder in ``--dir`` (default: the system temp dir) and are deleted.
+Page-cache caveat: short recordings land in the OS page cache; a recording longer than the
+dirty-page limit (about 20 % of RAM on Linux) runs at the device rate (the "fsync" row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labcam.cameras.simulated import SimulatedCamera
+from labcam.engine import Engine
+from labcam.recording.recorder import Recorder
+from labcam.recording.writers import FrameWriter, RecordingInfo, open_writer
+
+CASES = [
+    ("1280x1024 mono8", dict(width=1280, height=1024, pixel_format="mono8")),
+    ("2448x2048 mono16", dict(width=2448, height=2048, pixel_format="mono16")),
+]
+VIEWER_MAX_FPS = 30.0
+BUFFER_BYTES = 256 << 20  # smaller than the recorder's default (1 GiB), so a slow writer shows within seconds
+
+
+# -- ome-writers, behind the recorder's writer interface (for the comparison only) --------------------
+
+
+class OmeWritersWriter(FrameWriter):
+    """ome-writers' ``create_stream``/``append`` as a labcam ``FrameWriter``."""
+
+    def __init__(self, path: Path, fmt: str, backend: str) -> None:
+        super().__init__(path)
+        self.format = fmt  # type: ignore[misc]
+        self.backend = backend
+        self._stream: Any = None
+        self._t0: float | None = None
+
+    def open(self, *, overwrite: bool = False) -> None:
+        pass  # ome-writers creates the file in create_stream
+
+    def begin(self, info: RecordingInfo) -> None:
+        from ome_writers import AcquisitionSettings, create_stream, dims_from_standard_axes
+
+        self.info = info
+        settings = AcquisitionSettings(
+            root_path=str(self.path),
+            dimensions=dims_from_standard_axes({"t": None, "y": info.height, "x": info.width}),
+            dtype=info.dtype,
+            format={"name": self.format, "backend": self.backend},
+            overwrite=True,
+        )
+        self._stream = create_stream(settings)
+
+    def write(self, array: np.ndarray, meta: dict[str, Any]) -> None:
+        if self._t0 is None:
+            self._t0 = meta["timestamp"]
+        extra = {"delta_t": meta["timestamp"] - self._t0, "exposure_time": meta["exposure_ms"] / 1000.0}
+        self._stream.append(array, frame_metadata={**meta, **extra})
+        self.frames_written += 1
+        self.bytes_written += array.nbytes
+
+    def close(self, summary: dict[str, Any]) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+def ome_writers_available(fmt: str) -> str | None:
+    """None if ome-writers can write ``fmt`` here, else why not."""
+    try:
+        import ome_writers  # noqa: F401
+    except ImportError:
+        return "ome-writers not installed"
+    if fmt == "ome-tiff":
+        try:
+            import ome_types  # noqa: F401
+        except ImportError:
+            return "ome-writers' TIFF backend needs ome-types (not installed)"
+    return None
+
+
+# -- measurements -------------------------------------------------------------------------------------
+
+
+def make_camera(shape: dict[str, Any], fps: float | None = None) -> SimulatedCamera:
+    cam = SimulatedCamera(**shape, seed=1)
+    cam.open()
+    max_fps = float(cam.specs["fps"].maximum) if fps is None else fps
+    cam.update_settings({"exposure_ms": min(cam.settings.exposure_ms, 1000.0 / max_fps), "fps": max_fps})
+    return cam
+
+
+def camera_alone(shape: dict[str, Any], seconds: float) -> tuple[float, float]:
+    cam = make_camera(shape)
+    cam.start()
+    n, nbytes, t0 = 0, 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        f = cam.read_frame(1.0)
+        n += 1
+        nbytes += f.array.nbytes
+    dt = time.perf_counter() - t0
+    cam.stop()
+    cam.close()
+    return n / dt, nbytes / dt / 1e6
+
+
+def raw_disk(folder: Path, frame: np.ndarray, total_bytes: int, *, fsync: bool) -> float:
+    """MB/s of plain unbuffered writes of ``frame``'s bytes (+ fsync when asked)."""
+    path = folder / "raw.bin"
+    n = max(8, total_bytes // frame.nbytes)
+    view = memoryview(np.ascontiguousarray(frame)).cast("B")
+    t0 = time.perf_counter()
+    with open(path, "wb", buffering=0) as f:
+        for _ in range(n):
+            f.write(view)
+        if fsync:
+            os.fsync(f.fileno())
+    dt = time.perf_counter() - t0
+    path.unlink()
+    return n * frame.nbytes / dt / 1e6
+
+
+class Viewer:
+    """A live view: newest frame, 4x decimated and mapped to 8 bit, at most VIEWER_MAX_FPS."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.sub = engine.subscribe("viewer")
+        self.frames = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        period = 1.0 / VIEWER_MAX_FPS
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                f = self.sub.next(1.0)
+            except Exception:  # noqa: BLE001 - engine closed
+                return
+            small = f.array[::4, ::4]
+            if small.dtype != np.uint8:
+                small = (small >> 8).astype(np.uint8)
+            small.mean()
+            self.frames += 1
+            self._stop.wait(max(0.0, period - (time.perf_counter() - t0)))  # display pacing (workload)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sub.close()
+
+
+def record(
+    shape: dict[str, Any], folder: Path, writer: str, seconds: float, fps: float | None = None
+) -> dict[str, Any]:
+    cam = make_camera(shape, fps)
+    engine = Engine(cam, idle_grace=0)
+    viewer = Viewer(engine)
+    fmt = "ome-tiff" if writer.endswith("tiff") else "ome-zarr"
+    suffix = ".ome.tif" if fmt == "ome-tiff" else ".ome.zarr"
+    path = folder / f"rec{suffix}"
+    factory = None
+    if writer.startswith("ome-writers"):
+        backend = "tifffile" if fmt == "ome-tiff" else "zarr-python"
+
+        def factory(p: Path, f: str, overwrite: bool, expected: int | None) -> FrameWriter:
+            return OmeWritersWriter(p, f, backend)
+
+    else:
+
+        def factory(p: Path, f: str, overwrite: bool, expected: int | None) -> FrameWriter:
+            # fsync at close is measured apart (the raw "fsync" row): this is the recording rate
+            return open_writer(p, f, overwrite=overwrite, expected_frames=expected, fsync=False)
+
+    peak = [0]
+    rec = Recorder(
+        engine, path, duration=seconds, on_overflow="continue", max_buffer_bytes=BUFFER_BYTES, writer_factory=factory
+    )
+    rec.events.progress.connect(lambda p: peak.__setitem__(0, max(peak[0], p.buffered)))
+    viewer_before = viewer.frames
+    rec.start()
+    rec.wait(raise_error=False)  # the recording ends itself after ``seconds``
+    p = rec.progress
+    viewer_frames = viewer.frames - viewer_before
+    viewer.close()
+    engine.close()
+    close_s = rec.close_seconds or 0.0
+    first, last = rec._first_meta or {}, rec._last_meta or {}
+    shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    os.sync()  # do not let this run's write-back slow down the next one
+    # Rates in camera time (frame timestamps): what was taken vs what was written over the same span.
+    span = (last.get("timestamp", 0.0) - first.get("timestamp", 0.0)) or 1e-9
+    taken = last.get("frame_number", 0) - first.get("frame_number", 0)
+    frame_mb = p.bytes_written / max(p.frames_written, 1) / 1e6
+    return {
+        "camera_fps": taken / span,
+        "fps": (p.frames_written - 1) / span,
+        "mb_s": (p.frames_written - 1) / span * frame_mb,
+        "mb_s_closed": p.bytes_written / 1e6 / (span + close_s),
+        "dropped": p.dropped,
+        "peak": peak[0],
+        "capacity": p.buffer_capacity,
+        "write_mb_s": p.write_mb_per_s,
+        "viewer_fps": viewer_frames / span,
+        "close_s": close_s,
+        "frames": p.frames_written,
+        "error": p.error,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=4.0, help="length of each recording")
+    ap.add_argument("--dir", default=None, help="folder on the disk to test (default: system temp)")
+    args = ap.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="labcam-bench-", dir=args.dir))
+    writers = ["labcam ome-tiff", "labcam ome-zarr", "ome-writers ome-zarr", "ome-writers ome-tiff"]
+    try:
+        print(f"recording to {folder}; {args.seconds:g} s per recording; viewer attached; buffer {BUFFER_BYTES >> 20} MiB")
+        header = (
+            f"{'case':<17} {'what':<34} {'cam fps':>8} {'rec fps':>8} {'MB/s':>7} {'drops':>6} "
+            f"{'peak buf':>9} {'busy MB/s':>10} {'viewer fps':>10} {'close s':>8} {'MB/s w/ close':>13}"
+        )
+        print(header)
+        print("-" * len(header))
+        for name, shape in CASES:
+            cam_fps, cam_mb = camera_alone(shape, 1.5)
+            print(f"{name:<17} {'camera alone (frames to record)':<34} {cam_fps:8.1f} {'':>8} {cam_mb:7.0f}")
+            frame = make_camera(shape).expected_frame(0)
+            total = int(max(1.0, args.seconds) * cam_mb * 1e6)
+            for fsync in (False, True):
+                mb = raw_disk(folder, frame, total, fsync=fsync)
+                label = "raw disk write + fsync (device)" if fsync else "raw disk write (page cache)"
+                print(f"{name:<17} {label:<34} {'':>8} {mb / (frame.nbytes / 1e6):8.1f} {mb:7.0f}")
+                os.sync()
+            for writer in writers:
+                why_not = ome_writers_available(writer.split()[1]) if writer.startswith("ome-writers") else None
+                if why_not:
+                    print(f"{name:<17} {writer:<34} skipped: {why_not}")
+                    continue
+                r = record(shape, folder, writer, args.seconds)
+                print(_row(name, writer + " @ max", r))
+                fps = r["fps"]
+                tries = 0
+                while r["dropped"] and tries < 3 and fps > 1:
+                    fps *= 0.8
+                    tries += 1
+                    r = record(shape, folder, writer, args.seconds, fps=fps)
+                    print(_row(name, f"{writer} @ {fps:.0f} fps", r))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _row(name: str, what: str, r: dict[str, Any]) -> str:
+    err = f"  ERROR: {r['error'][:60]}" if r["error"] else ""
+    return (
+        f"{name:<17} {what:<34} {r['camera_fps']:8.1f} {r['fps']:8.1f} {r['mb_s']:7.0f} {r['dropped']:6d} "
+        f"{r['peak']:4d}/{r['capacity']:<4d} {r['write_mb_s']:10.0f} {r['viewer_fps']:10.1f} {r['close_s']:8.2f} "
+        f"{r['mb_s_closed']:13.0f}{err}"
+    )
+
+
+if __name__ == "__main__":
+    main()
