@@ -171,3 +171,14 @@ test("a page whose origin the server does not allow is told how to fix it", asyn
     await server.stop();
   }
 });
+
+test("a wrong token is reported with the server's own message", async ({ page }) => {
+  const server = await startLabcam({ port: await freePort(), token: "right", allowOrigins: [vite.origin] });
+  try {
+    await page.goto(`${vite.url}?${new URLSearchParams({ server: server.url, token: "wrong", reconnectDelay: "1000" })}`);
+    await expect(page.locator(".labcam-camera")).toHaveAttribute("data-state", "reconnecting");
+    await expect(page.getByTestId("diagnosis")).toContainText("a valid token is required");
+  } finally {
+    await server.stop();
+  }
+});
