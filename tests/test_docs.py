@@ -11,7 +11,8 @@
 - Every relative link resolves, anchors included (GitHub's heading slugs).
 - Every fenced ``python`` block runs, against the simulated camera (``labcam.open()`` is made to
   pick the simulator; ``localhost:8001`` is a ``labcam serve --camera simulated`` started for the
-  test). A block that cannot run here says so on a line ``# doc: skip-run (why)``.
+  test). A page's blocks run in order in one namespace, as a reader would run them. A block that
+  cannot run here says so on a line ``# doc: skip-run (why)``.
 - Scripts and npm scripts named in commands exist.
 """
 
@@ -404,9 +405,12 @@ def test_relative_link_resolves(path: Path, target: str) -> None:
 # -- python examples -----------------------------------------------------------------------------------
 PYTHON_BLOCKS = [b for b in all_blocks() if b.lang in PYTHON_LANGS]
 RUNNABLE = [b for b in PYTHON_BLOCKS if SKIP_RUN not in b.text and "no-run" not in b.info]
+# A page's examples run in order, in one interpreter and one namespace, as a reader runs them: a
+# later block may use what an earlier one defined.
+RUNNABLE_PAGES = sorted({b.path for b in RUNNABLE})
 
-# Prepended to each example: `labcam.open()` / `labcam.open("auto")` opens the simulated camera, so
-# the examples run the same on a machine with a PixeLINK camera.
+# Run before a page's examples: `labcam.open()` / `labcam.open("auto")` opens the simulated camera,
+# so the examples run the same on a machine with a PixeLINK camera.
 PRELUDE = textwrap.dedent(
     """\
     import labcam.cameras.selection as _labcam_selection
@@ -414,6 +418,25 @@ PRELUDE = textwrap.dedent(
     def _labcam_doc_open_camera(camera="auto", **options):
         return _labcam_open_camera("simulated" if camera == "auto" else camera, **options)
     _labcam_selection.open_camera = _labcam_doc_open_camera
+    """
+)
+
+# Runs the blocks (a JSON list of {"where", "code"}) one after the other in one namespace.
+RUNNER = textwrap.dedent(
+    """\
+    import json, linecache, sys, traceback
+    blocks = json.load(open(sys.argv[1], encoding="utf-8"))
+    namespace = {"__name__": "__main__"}
+    for block in blocks:
+        print(f"=== {block['where']}", flush=True)
+        # Tracebacks then show the example's own lines.
+        linecache.cache[block["where"]] = (len(block["code"]), None, block["code"].splitlines(True), block["where"])
+        try:
+            exec(compile(block["code"], block["where"], "exec"), namespace)
+        except BaseException:
+            traceback.print_exc()
+            print(f"FAILED: the example at {block['where']}", file=sys.stderr, flush=True)
+            sys.exit(1)
     """
 )
 
@@ -456,15 +479,22 @@ def doc_server() -> Iterator[str]:
         proc.stdout.close()
 
 
-@pytest.mark.parametrize("block", RUNNABLE, ids=[b.where for b in RUNNABLE])
-def test_python_example_runs(block: Block, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    code = block.text
-    if re.search(r"(localhost|127\.0\.0\.1):8001", code):
+@pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=[str(p.relative_to(ROOT)) for p in RUNNABLE_PAGES])
+def test_python_examples_run(page: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    blocks = [{"where": b.where, "code": b.text} for b in RUNNABLE if b.path == page]
+    if any(re.search(r"(localhost|127\.0\.0\.1):8001", b["code"]) for b in blocks):
         url = request.getfixturevalue("doc_server")
-        code = re.sub(r"http://(localhost|127\.0\.0\.1):8001", url, code)
-    script = tmp_path / "example.py"
-    script.write_text(PRELUDE + code, encoding="utf-8")
+        for b in blocks:
+            b["code"] = re.sub(r"http://(localhost|127\.0\.0\.1):8001", url, b["code"])
+    blocks.insert(0, {"where": "(test prelude: labcam.open() opens the simulated camera)", "code": PRELUDE})
+    (tmp_path / "examples.json").write_text(json.dumps(blocks), encoding="utf-8")
+    (tmp_path / "runner.py").write_text(RUNNER, encoding="utf-8")
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("LABCAM_URL", None)
-    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env)
-    assert out.returncode == 0, f"{block.where}: the example failed:\n{block.text}\n--- stdout\n{out.stdout}\n--- stderr\n{out.stderr}"
+    out = subprocess.run(
+        [sys.executable, "runner.py", "examples.json"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=RUN_TIMEOUT_S * len(blocks), env=env,
+    )
+    assert out.returncode == 0, f"{page.relative_to(ROOT)}: an example failed (a page's python blocks run in order, in one namespace, "
+        f"against the simulated camera). Make it run as shown (define what it uses, e.g. `cam = labcam.open()`, "
+        f"in it or an earlier block), or mark it with a line `# {SKIP_RUN} (why)`.\n--- stdout\n{out.stdout}\n--- stderr\n{out.stderr}"
