@@ -495,6 +495,8 @@ def test_python_examples_run(page: Path, tmp_path: Path, request: pytest.Fixture
         [sys.executable, "runner.py", "examples.json"], cwd=tmp_path, capture_output=True, text=True,
         timeout=RUN_TIMEOUT_S * len(blocks), env=env,
     )
-    assert out.returncode == 0, f"{page.relative_to(ROOT)}: an example failed (a page's python blocks run in order, in one namespace, "
+    assert out.returncode == 0, (
+        f"{page.relative_to(ROOT)}: an example failed (a page's python blocks run in order, in one namespace, "
         f"against the simulated camera). Make it run as shown (define what it uses, e.g. `cam = labcam.open()`, "
         f"in it or an earlier block), or mark it with a line `# {SKIP_RUN} (why)`.\n--- stdout\n{out.stdout}\n--- stderr\n{out.stderr}"
+    )
