@@ -251,13 +251,11 @@ class Camera:
             first = sub.next(timeout)
             stack = np.empty((n, *first.array.shape), dtype=first.array.dtype)
             metas: list[FrameMeta] = []
-            dropped = 0
             with _progress(n, progress, "acquire") as bar:
                 frame = first
                 for i in range(n):
                     if i:
                         frame = sub.next(timeout)
-                        dropped += frame.meta.dropped_before
                     if frame.array.shape != stack.shape[1:] or frame.array.dtype != stack.dtype:
                         raise CameraError(
                             "the frame size or pixel format changed during the acquisition "
@@ -266,7 +264,10 @@ class Camera:
                     stack[i] = frame.array
                     metas.append(frame.meta)
                     bar.update(1)
-            dropped += sub.missed
+        # A frame number missing between two frames of the stack was dropped, by the camera or
+        # because this loop fell a whole buffer behind. (Numbers restart after a replug: no gap.)
+        numbers = [m.frame_number for m in metas]
+        dropped = sum(max(0, b - a - 1) for a, b in zip(numbers, numbers[1:]))
         return Stack(stack, metas, dropped)
 
     def timelapse(
