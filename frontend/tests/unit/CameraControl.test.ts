@@ -272,6 +272,27 @@ describe("reconnecting", () => {
     expect(new URL(FakeSocket.last.url).host).toBe("other:9000");
   });
 
+  it("a new reconnectDelay keeps the connection and applies to the next reconnect", async () => {
+    vi.useFakeTimers();
+    const w = mountControl();
+    const ws = await connect(w);
+    await w.setProps({ reconnectDelay: 200 });
+    expect(ws.closedByClient).toBeNull();
+    ws.drop(1006);
+    vi.advanceTimersByTime(200);
+    expect(FakeSocket.instances).toHaveLength(2);
+  });
+
+  it("an equal clientOptions object does not reconnect; new fps/quality/maxWidth props are configured", async () => {
+    const w = mountControl();
+    const ws = await connect(w);
+    await w.setProps({ clientOptions: { WebSocket: FakeSocket, pingInterval: 0, statsInterval: 0, pauseWhenHidden: false } });
+    expect(ws.closedByClient).toBeNull();
+    expect(FakeSocket.instances).toHaveLength(1);
+    await w.setProps({ quality: 50 });
+    expect(ws.sentOfType("configure").at(-1)).toEqual({ type: "configure", quality: 50 });
+  });
+
   it("unmounting closes the stream for good", async () => {
     vi.useFakeTimers();
     const w = mountControl();
