@@ -10,7 +10,10 @@ const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 export default defineConfig({
   plugins: [vue()],
   server: {
+    // Fixed, because labcam serve must allow this origin (--allow-origin http://localhost:5173):
+    // another port would only produce refused connections.
     port: 5173,
+    strictPort: true,
     fs: { allow: [repoRoot] },
   },
   build: {
