@@ -479,7 +479,24 @@ def doc_server() -> Iterator[str]:
         proc.stdout.close()
 
 
-@pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=[str(p.relative_to(ROOT)) for p in RUNNABLE_PAGES])
+# Pages whose examples do not run yet, each with why: reported as XFAIL (-ra) so it stays visible.
+# Remove an entry once its page's examples run (the test then shows XPASS).
+PENDING_EXAMPLES = {
+    "docs/recording.md": "its examples are fragments: `cam` is never defined, `do_the_experiment()` is a "
+    "placeholder, and the reading example opens run1.ome.zarr, which no example writes (owner: recording, issue 6)",
+}
+
+
+def _example_pages() -> list[object]:
+    params: list[object] = []
+    for p in RUNNABLE_PAGES:
+        rel = str(p.relative_to(ROOT))
+        marks = [pytest.mark.xfail(reason=PENDING_EXAMPLES[rel], strict=False)] if rel in PENDING_EXAMPLES else []
+        params.append(pytest.param(p, id=rel, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("page", _example_pages())
 def test_python_examples_run(page: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     blocks = [{"where": b.where, "code": b.text} for b in RUNNABLE if b.path == page]
     if any(re.search(r"(localhost|127\.0\.0\.1):8001", b["code"]) for b in blocks):
