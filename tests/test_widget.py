@@ -293,11 +293,13 @@ def test_acks_advance_the_window_and_the_newest_frame_wins(
     time.sleep(0.05)
     assert len(page.frames()) == 3 and view.in_flight == 2
 
-    time.sleep(0.1)  # the camera moves on ~20 frames while the page is slow
+    # The page is slow: the camera moves on 10 frames before the next ack.
+    captured = camera.status.frames
+    wait_for(lambda: camera.status.frames >= captured + 10, what="10 more camera frames")
     page.ack(page.frames()[-1])  # cumulative: acks 2 and 3
     wait_for(lambda: len(page.frames()) == 5, what="two more frames")
     fourth = page.frames()[3]
-    assert fourth["frame_number"] - page.frames()[2]["frame_number"] > 5  # skipped to the newest
+    assert fourth["frame_number"] - page.frames()[2]["frame_number"] >= 10  # skipped to the newest
     assert view.frames_acked == 3
     assert view.rtt_ms is not None
 
@@ -312,7 +314,7 @@ def test_acks_advance_the_window_and_the_newest_frame_wins(
             page.ack(frames[-1])
         assert view.in_flight <= lvmod.WINDOW
         time.sleep(0.002)
-    assert len(page.frames()) - start > 20
+    assert len(page.frames()) - start > 10
     assert view.max_in_flight <= lvmod.WINDOW
     numbers = [f["frame_number"] for f in page.frames()]
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
