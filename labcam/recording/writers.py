@@ -31,6 +31,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -560,7 +561,10 @@ class OmeZarrWriter(FrameWriter):
         super().__init__(path, expected_frames=expected_frames, fsync=fsync)
         self._array_meta: dict[str, Any] = {}
         self._array_json: Path | None = None
-        self._jsonl: Any = None
+        self._array_json_fd: int | None = None  # kept open: the frame count is rewritten in place
+        self._count_offset = 0  # byte offset of the frame count in 0/zarr.json
+        self._jsonl_fd: int | None = None
+        self._chunks = ""  # the array's chunk folder, as a str (cheaper than Path per frame)
         self._metas: list[dict[str, Any]] = []
         self._created_dir = False
 
@@ -597,15 +601,25 @@ class OmeZarrWriter(FrameWriter):
                 chunk_key_encoding={"name": "default", "separator": "/"},
             )
             store.close()
-            self._jsonl = open(self.path / FRAMES_JSONL, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+            # Chunks are written as raw bytes below: make sure zarr agreed to the plain layout.
+            codecs = [c.to_dict() for c in arr.metadata.codecs]  # type: ignore[union-attr]
+            if len(codecs) != 1 or codecs[0].get("name") != "bytes":  # pragma: no cover - zarr default changed
+                raise RuntimeError(f"unexpected zarr codecs for an uncompressed array: {codecs}")
+            self._array_json = self.path / "0" / "zarr.json"
+            self._array_meta = json.loads(self._array_json.read_text())
+            # The same metadata with the frame count as a fixed-width field (a JSON number padded
+            # with spaces), so each frame updates it with one small in-place write.
+            doc = dict(self._array_meta, shape=["@FRAMES@", *self._array_meta["shape"][1:]])
+            text = json.dumps(doc, indent=2).encode()
+            self._count_offset = text.index(b'"@FRAMES@"')
+            text = text.replace(b'"@FRAMES@"', b"0".ljust(_COUNT_WIDTH))
+            _atomic_write_bytes(self._array_json, text)
+            self._array_json_fd = os.open(self._array_json, os.O_WRONLY)
+            self._jsonl_fd = os.open(self.path / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            (self.path / "0" / "c").mkdir()
         except OSError as exc:
             raise write_error(exc, self.path, "cannot write") from exc
-        # Chunks are written as raw bytes below: make sure zarr agreed to the plain layout.
-        codecs = [c.to_dict() for c in arr.metadata.codecs]  # type: ignore[union-attr]
-        if len(codecs) != 1 or codecs[0].get("name") != "bytes":  # pragma: no cover - zarr default changed
-            raise RuntimeError(f"unexpected zarr codecs for an uncompressed array: {codecs}")
-        self._array_json = self.path / "0" / "zarr.json"
-        self._array_meta = json.loads(self._array_json.read_text())
+        self._chunks = str(self.path / "0" / "c")
         self._rgb = rgb
 
     def _attributes(self, summary: dict[str, Any] | None) -> dict[str, Any]:
@@ -650,48 +664,50 @@ class OmeZarrWriter(FrameWriter):
         return {"ome": ome, "labcam": labcam}
 
     def write(self, array: np.ndarray, meta: dict[str, Any]) -> None:
-        assert self._array_json is not None and self.info is not None, "begin() first"
+        # As few system calls as possible: on a busy machine every one of them may wait for the
+        # GIL on the way back, and that, not the disk, is what limits a file-per-frame format.
+        assert self._array_json_fd is not None and self._jsonl_fd is not None, "begin() first"
         i = self.frames_written
         data = np.ascontiguousarray(np.moveaxis(array, 2, 0) if self._rgb else array)
-        if data.dtype.byteorder == ">" or (data.dtype.byteorder == "=" and not _little_endian()):  # pragma: no cover
+        if data.dtype.byteorder == ">" or (data.dtype.byteorder == "=" and not _LITTLE_ENDIAN):  # pragma: no cover
             data = data.astype(data.dtype.newbyteorder("<"))
-        chunk_dir = self.path / "0" / "c" / str(i) / ("0/0" if self._rgb else "0")
-        chunk = chunk_dir / "0"
+        folder = f"{self._chunks}/{i}"
+        chunk = f"{folder}/0/0/0" if self._rgb else f"{folder}/0/0"
+        fd = -1
         try:
-            chunk_dir.mkdir(parents=True, exist_ok=True)
-            with open(chunk, "wb", buffering=0) as f:
-                view = memoryview(data).cast("B")
-                done = 0
-                while done < len(view):
-                    written = f.write(view[done:])
-                    if not written:
-                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                    done += written
-            self._jsonl.write((json.dumps(meta, separators=(",", ":")) + "\n").encode())
+            os.mkdir(folder)
+            os.mkdir(f"{folder}/0")
+            if self._rgb:
+                os.mkdir(f"{folder}/0/0")
+            fd = os.open(chunk, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            _write_all(fd, memoryview(data).cast("B"))
+            os.close(fd)
+            fd = -1
+            os.write(self._jsonl_fd, (json.dumps(meta, separators=(",", ":")) + "\n").encode())
             # Only now make the frame part of the array: readers never see a missing chunk.
-            self._array_meta["shape"][0] = i + 1
-            _atomic_write_json(self._array_json, self._array_meta)
+            _pwrite_all(self._array_json_fd, str(i + 1).encode().ljust(_COUNT_WIDTH), self._count_offset)
         except OSError as exc:
             self.failed = exc
+            if fd >= 0:
+                os.close(fd)
             # Give the space of the unfinished chunk back (it matters on a full disk).
-            try:
-                chunk.unlink()
-            except OSError:
-                pass
+            shutil.rmtree(folder, ignore_errors=True)
             raise write_error(exc, self.path, "cannot write frame to") from exc
         self.frames_written += 1
         self.bytes_written += array.nbytes
         self._metas.append(meta)
 
     def close(self, summary: dict[str, Any]) -> None:
-        if self._jsonl is not None:
-            try:
-                if self.fsync:
-                    os.fsync(self._jsonl.fileno())
-            except OSError:
-                pass
-            self._jsonl.close()
-            self._jsonl = None
+        for name in ("_jsonl_fd", "_array_json_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                try:
+                    if self.fsync:
+                        os.fsync(fd)
+                except OSError:
+                    pass
+                os.close(fd)
+                setattr(self, name, None)
         # Free the reserve first: on a full disk it is what lets the metadata below be written.
         try:
             (self.path / RESERVE_NAME).unlink()
@@ -722,24 +738,32 @@ class OmeZarrWriter(FrameWriter):
             _fsync_tree(self.path)
 
 
-def _little_endian() -> bool:
-    import sys
+_LITTLE_ENDIAN = sys.byteorder == "little"
+_COUNT_WIDTH = 20  # digits + padding of the in-place frame count in 0/zarr.json
 
-    return sys.byteorder == "little"
+
+def _write_all(fd: int, view: memoryview) -> None:
+    """``os.write`` until all is written; a short write on a full disk becomes ENOSPC."""
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:  # pragma: no cover - the next write raises
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
 
 
 def _atomic_write_json(path: Path, doc: dict[str, Any]) -> None:
     """Replace ``path`` by ``doc`` so that a reader (or a crash) sees the old or the new, never half."""
+    _atomic_write_bytes(path, json.dumps(doc, separators=(",", ":")).encode())
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    data = json.dumps(doc, separators=(",", ":")).encode()
     try:
-        with open(tmp, "wb", buffering=0) as f:
-            view = memoryview(data)
-            while view:
-                n = f.write(view)
-                if not n:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                view = view[n:]
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, memoryview(data))
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError:
         try:
