@@ -197,11 +197,17 @@ async def run_client(port: int, query: str, slow: bool, warmup: float, seconds: 
         ws.close()
 
 
-async def stalled_client(port: int, stop: asyncio.Event) -> None:
-    """Completes the handshake and never reads again."""
-    ws = await MiniWs.connect(port, "/ws/camera/stream?format=binary")
-    await stop.wait()
-    ws.writer.transport.abort()
+async def stalled_client(port: int, stop: asyncio.Event, renew_s: float = 15.0) -> None:
+    """Completes the handshake and never reads again. The server drops such a client when its
+    keep-alive ping goes unanswered (~20 s), so a new one takes its place every ``renew_s``: there
+    are always stalled connections to cope with."""
+    while not stop.is_set():
+        ws = await MiniWs.connect(port, "/ws/camera/stream?format=binary")
+        try:
+            await asyncio.wait_for(stop.wait(), renew_s)
+        except asyncio.TimeoutError:
+            pass
+        ws.writer.transport.abort()
 
 
 # ==================================================================================================
@@ -627,7 +633,7 @@ def soak(minutes: float) -> None:
     server = Server(["--width", "1280", "--height", "1024", "--bit-depth", "8", "--exposure-ms", "10", "--fps", "30", "--seed", "1"])
     print(f"soak: {minutes:g} min, 1280x1024 mono8 30 fps, 8 clients + 2 stalled + 1 reconnecting every second")
     print(f"{'minute':>6} {'RSS MB':>8} {'fps min':>8} {'fps mean':>9} {'lat p50':>8} {'lat p95':>8} {'lat max':>8} "
-          f"{'reconnects':>10} {'server CPU%':>11} {'errors':>7}")
+          f"{'reconnects':>10} {'server CPU%':>11} {'stalled':>8} {'errors':>7}")
     errors_seen = 0
 
     async def main() -> None:
@@ -662,9 +668,11 @@ def soak(minutes: float) -> None:
             fps = [r.frames / (window - 1.0) for r in results]
             lat = [x * 1000 for r in results for x in r.latencies]
             errors = len(server.errors())
+            clients = server.stats().get("clients", [])
+            stalled_now = sum(1 for c in clients if c.get("frames_sent", 0) < 10 and c.get("connected_s", 0) > 2)
             print(f"{minute:6d} {rss:8.1f} {min(fps):8.1f} {statistics.mean(fps):9.1f} {pct(lat, 50):8.1f} "
-                  f"{pct(lat, 95):8.1f} {max(lat) if lat else float('nan'):8.1f} {reconnects - r0:10d} {cpu:11.1f} {errors:7d}",
-                  flush=True)
+                  f"{pct(lat, 95):8.1f} {max(lat) if lat else float('nan'):8.1f} {reconnects - r0:10d} {cpu:11.1f} "
+                  f"{stalled_now:8d} {errors:7d}", flush=True)
             errors_seen = errors
         stop.set()
         await churner

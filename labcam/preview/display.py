@@ -24,6 +24,7 @@ Nothing here allocates per frame once a ``DisplayMapper`` has seen a frame of a 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -86,15 +87,23 @@ def clamp_range(display: DisplayRange, bit_depth: int) -> DisplayRange:
 
 
 class AutoRange:
-    """Auto contrast that follows the scene without flickering with the noise."""
+    """Auto contrast that follows the scene without flickering with the noise.
+
+    Thread-safe: the mappers of one variant share one (they may encode frames in parallel).
+    """
 
     def __init__(self, smoothing: float = AUTO_SMOOTHING, jump: float = AUTO_JUMP) -> None:
         self.smoothing = smoothing
         self.jump = jump
         self._lo: float | None = None
         self._hi: float = 0.0
+        self._lock = threading.Lock()
 
     def update(self, measured: DisplayRange) -> DisplayRange:
+        with self._lock:
+            return self._update(measured)
+
+    def _update(self, measured: DisplayRange) -> DisplayRange:
         lo, hi = measured
         if self._lo is None:
             self._lo, self._hi = float(lo), float(hi)
@@ -139,13 +148,16 @@ class DisplayMapper:
     returns is only valid until the next call (encode it before mapping the next frame).
 
     ``display``: ``None`` for auto (12/16-bit: smoothed percentiles; 8-bit: shown as is), or a
-    (low, high) window in camera counts.
+    (low, high) window in camera counts. ``auto``: the smoothing state, shared by mappers that
+    serve the same variant.
     """
 
-    def __init__(self, max_width: int | None = None, display: DisplayRange | None = None) -> None:
+    def __init__(
+        self, max_width: int | None = None, display: DisplayRange | None = None, auto: AutoRange | None = None
+    ) -> None:
         self.max_width = max_width
         self.display = display
-        self.auto = AutoRange()
+        self.auto = auto if auto is not None else AutoRange()
         self._out: np.ndarray | None = None
         self._tmp: np.ndarray | None = None
 

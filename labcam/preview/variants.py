@@ -6,10 +6,11 @@ the same JPEG, each at most once, when the first client of that format asks.)
 
 ``PreviewHub`` runs on an asyncio loop. While any listener is registered it pulls the newest frame
 from a single *latest* engine subscription and hands it to each active variant; a variant encodes
-on a small thread pool (simplejpeg releases the GIL, so two variants, or a variant and the loop,
-really run in parallel) with at most one encode in flight: a frame that arrives while its variant
-is busy waits in a one-frame slot and is replaced by a newer one (latest frame wins, counted in
-``skipped``). Encoded frames are immutable ``EncodedFrame`` objects passed to every listener of
+on a small thread pool (simplejpeg releases the GIL, so encodes, and the loop, really run in
+parallel) with at most as many encodes in flight as there are workers, each with its own
+preallocated buffers: a big frame (5 MP takes ~19 ms) can then use every core. A frame that arrives
+while its variant is busy waits in a one-frame slot and is replaced by a newer one (latest frame
+wins, counted in ``skipped``); an encode that finishes after a newer frame's is dropped. Encoded frames are immutable ``EncodedFrame`` objects passed to every listener of
 the variant, with nothing per client inside. When the last listener of a variant leaves, the
 variant and its buffers are dropped; when the last listener of all leaves, the subscription is
 closed, encoding stops and the engine may stop the camera.
@@ -31,7 +32,7 @@ from typing import Any
 from ..engine import Engine, Subscription
 from ..errors import CameraError, FrameTimeout
 from ..frame import Frame
-from .display import DisplayMapper, DisplayRange
+from .display import AutoRange, DisplayMapper, DisplayRange
 from .jpeg import encode_jpeg
 
 log = logging.getLogger("labcam.preview")
@@ -156,19 +157,22 @@ FrameListener = Callable[[EncodedFrame], None]
 
 
 class _VariantState:
-    """One active variant: its listeners, its mapper (buffers), and its one-encode-at-a-time slot."""
+    """One active variant: its listeners, its free mappers (buffers) and its one-frame pending slot."""
 
-    __slots__ = ("variant", "listeners", "mapper", "busy", "pending", "latest", "encoded", "skipped", "encode_ms")
+    __slots__ = (
+        "variant", "listeners", "free", "pending", "latest", "delivered_seq", "encoded", "skipped", "encode_ms",
+    )
 
-    def __init__(self, variant: Variant) -> None:
+    def __init__(self, variant: Variant, parallel: int) -> None:
         self.variant = variant
         self.listeners: list[FrameListener] = []
-        self.mapper = DisplayMapper(variant.max_width, variant.display)
-        self.busy = False
-        self.pending: Frame | None = None
+        auto = AutoRange()  # one contrast state for the variant, whichever mapper encodes
+        self.free = [DisplayMapper(variant.max_width, variant.display, auto) for _ in range(parallel)]
+        self.pending: tuple[int, Frame] | None = None
         self.latest: EncodedFrame | None = None
+        self.delivered_seq = 0  # hub sequence number of the newest frame handed to the listeners
         self.encoded = 0
-        self.skipped = 0  # frames replaced in the pending slot while an encode ran
+        self.skipped = 0  # frames replaced in the pending slot, or encoded after a newer one
         self.encode_ms = 0.0
 
 
@@ -181,7 +185,8 @@ class PreviewHub:
 
     def __init__(self, engine: Engine, *, workers: int = 2) -> None:
         self.engine = engine
-        self._executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="labcam-encode")
+        self._workers = max(1, workers)
+        self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="labcam-encode")
         self._variants: dict[Variant, _VariantState] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -200,7 +205,7 @@ class PreviewHub:
         self._loop = asyncio.get_running_loop()
         state = self._variants.get(variant)
         if state is None:
-            state = self._variants[variant] = _VariantState(variant)
+            state = self._variants[variant] = _VariantState(variant, self._workers)
         state.listeners.append(listener)
         latest = state.latest
         if latest is not None and time.time() - latest.timestamp < RECENT_FRAME_S:
@@ -263,7 +268,7 @@ class PreviewHub:
                     break  # our subscription or the engine was closed
                 self.frames_in += 1
                 for state in list(self._variants.values()):
-                    self._offer(state, frame)
+                    self._offer(state, self.frames_in, frame)
         except asyncio.CancelledError:
             pass
         finally:
@@ -274,19 +279,22 @@ class PreviewHub:
             if self._variants and not self._closed:
                 self._ensure_pump()  # a listener arrived while this pump was ending
 
-    def _offer(self, state: _VariantState, frame: Frame) -> None:
-        if state.busy:
+    def _offer(self, state: _VariantState, seq: int, frame: Frame) -> None:
+        """Encode ``frame`` (the hub's ``seq``-th) for ``state`` now, or keep it as the pending one."""
+        if not state.free:
             if state.pending is not None:
                 state.skipped += 1
-            state.pending = frame
+            state.pending = (seq, frame)
             return
-        state.busy = True
+        mapper = state.free.pop()
         assert self._loop is not None
-        fut = self._loop.run_in_executor(self._executor, encode_frame, frame, state.variant, state.mapper)
-        fut.add_done_callback(lambda f: self._encoded(state, f))
+        fut = self._loop.run_in_executor(self._executor, encode_frame, frame, state.variant, mapper)
+        fut.add_done_callback(lambda f: self._encoded(state, mapper, seq, f))
 
-    def _encoded(self, state: _VariantState, fut: asyncio.Future[EncodedFrame]) -> None:
-        state.busy = False
+    def _encoded(
+        self, state: _VariantState, mapper: DisplayMapper, seq: int, fut: asyncio.Future[EncodedFrame]
+    ) -> None:
+        state.free.append(mapper)
         if fut.cancelled():
             return
         exc = fut.exception()
@@ -294,8 +302,11 @@ class PreviewHub:
             if state.variant not in self._errors_logged:  # once per variant, not 30 times a second
                 self._errors_logged.add(state.variant)
                 log.error("preview: encoding failed for %s", state.variant, exc_info=exc)
+        elif seq < state.delivered_seq:
+            state.skipped += 1  # a newer frame's encode finished first: never go back in time
         else:
             encoded = fut.result()
+            state.delivered_seq = seq
             state.latest = encoded
             state.encoded += 1
             state.encode_ms += EMA_WEIGHT * (encoded.encode_ms - state.encode_ms) if state.encoded > 1 else encoded.encode_ms
@@ -304,7 +315,7 @@ class PreviewHub:
                 self._call(listener, encoded)
         pending, state.pending = state.pending, None
         if pending is not None and self._variants.get(state.variant) is state and not self._closed:
-            self._offer(state, pending)
+            self._offer(state, *pending)
 
     def _deliver_one(self, state: _VariantState, listener: FrameListener, encoded: EncodedFrame) -> None:
         if listener in state.listeners:
