@@ -263,7 +263,8 @@ class CommSource {
     this.model.on("msg:custom", this.onMsg);
     this.model.on("change:camera_info", this.onInfo);
     this.publishInfo();
-    view.setState("connecting", "Waiting for frames from the kernel…");
+    if (this.model.get("paused")) view.setState("paused");
+    else view.setState("connecting", "Waiting for frames from the kernel…");
     this.model.send({ type: "hello", view: view.id, visible: view.visible() });
   }
 
