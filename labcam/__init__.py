@@ -59,7 +59,18 @@ def connect(url: str | None = None, *, token: str | None = None, timeout: float 
     return _connect(url, token=token, timeout=timeout)
 
 
+def __getattr__(name: str) -> Any:
+    # The live view needs ipywidgets/anywidget (the [jupyter] extra): imported on first use only,
+    # so scripts and the server start without them.
+    if name == "LiveView":
+        from .widget import LiveView
+
+        return LiveView
+    raise AttributeError(f"module 'labcam' has no attribute {name!r}")
+
+
 __all__ = [
+    "LiveView",
     "Camera",
     "CameraDisconnected",
     "CameraError",
