@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
+from .camera_api import CameraAPI, Stack, positive_int, progress_bar
 from .cameras.base import CameraDescription
 from .engine import Engine, EngineEvents, EngineStatus, Subscription
 from .errors import CameraError, FrameTimeout
@@ -27,52 +27,6 @@ if TYPE_CHECKING:
 # Frames a stack acquisition may fall behind the camera before it loses frames: copying a frame
 # into the stack is far faster than any camera, so this only matters when the machine is starved.
 ACQUIRE_BUFFER = 64
-# Show a progress bar by default for acquisitions at least this long (frames).
-PROGRESS_MIN_FRAMES = 100
-
-
-@dataclass
-class Stack:
-    """Frames acquired together: ``array`` is (n, H, W) or (n, H, W, 3); ``meta`` one per frame.
-
-    ``dropped`` counts frames the camera took during the acquisition that are not in the stack
-    (camera-side gaps and frames the acquisition could not keep up with). ``np.asarray(stack)``
-    gives the array.
-    """
-
-    array: np.ndarray
-    meta: list[FrameMeta] = field(repr=False)
-    dropped: int = 0
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return self.array if dtype is None else self.array.astype(dtype)
-
-    def __len__(self) -> int:
-        return len(self.meta)
-
-    def __getitem__(self, i: int) -> Frame:
-        return Frame(self.array[i], self.meta[i])
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.array.shape)
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        return self.array.dtype
-
-    @property
-    def frame_numbers(self) -> np.ndarray:
-        return np.array([m.frame_number for m in self.meta], dtype=np.int64)
-
-    @property
-    def timestamps(self) -> np.ndarray:
-        """Capture times, epoch seconds."""
-        return np.array([m.timestamp for m in self.meta], dtype=np.float64)
-
-    def __repr__(self) -> str:
-        shape = "x".join(str(s) for s in self.array.shape)
-        return f"Stack({shape} {self.array.dtype}, dropped={self.dropped})"
 
 
 class FrameStream:
@@ -129,7 +83,7 @@ class FrameStream:
         self._sub.close()
 
 
-class Camera:
+class Camera(CameraAPI):
     """A camera for scripts and notebooks. Create with ``labcam.open()``.
 
     >>> import labcam
@@ -175,46 +129,6 @@ class Camera:
         """Change several settings at once; all are validated before any is applied."""
         return self.engine.update_settings(changes)
 
-    @property
-    def exposure_ms(self) -> float:
-        return self.settings.exposure_ms
-
-    @exposure_ms.setter
-    def exposure_ms(self, value: float) -> None:
-        self.set(exposure_ms=value)
-
-    @property
-    def gain_db(self) -> float:
-        return self.settings.gain_db
-
-    @gain_db.setter
-    def gain_db(self, value: float) -> None:
-        self.set(gain_db=value)
-
-    @property
-    def fps(self) -> float:
-        return self.settings.fps
-
-    @fps.setter
-    def fps(self, value: float) -> None:
-        self.set(fps=value)
-
-    @property
-    def roi(self) -> tuple[int, int, int, int]:
-        return self.settings.roi
-
-    @roi.setter
-    def roi(self, value: Sequence[int]) -> None:
-        self.set(roi=tuple(value))
-
-    @property
-    def pixel_format(self) -> str:
-        return self.settings.pixel_format
-
-    @pixel_format.setter
-    def pixel_format(self, value: str) -> None:
-        self.set(pixel_format=value)
-
     # -- acquisition ----------------------------------------------------------------------------
     @overload
     def snap(self, *, timeout: float = ..., meta: Literal[False] = ...) -> np.ndarray: ...
@@ -246,12 +160,12 @@ class Camera:
         Frames the camera skipped are counted in ``Stack.dropped``, never hidden. Raises
         ``FrameTimeout`` if the camera stops delivering for ``timeout`` seconds.
         """
-        n = _positive_int("n", n)
+        n = positive_int("n", n)
         with self.engine.subscribe("acquire", buffer=ACQUIRE_BUFFER) as sub:
             first = sub.next(timeout)
             stack = np.empty((n, *first.array.shape), dtype=first.array.dtype)
             metas: list[FrameMeta] = []
-            with _progress(n, progress, "acquire") as bar:
+            with progress_bar(n, progress, "acquire") as bar:
                 frame = first
                 for i in range(n):
                     if i:
@@ -278,7 +192,7 @@ class Camera:
         Each is the first frame captured at or after its deadline. The camera keeps streaming in
         between, so other views stay live.
         """
-        n = _positive_int("n", n)
+        n = positive_int("n", n)
         if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
             raise ValueError(f"interval_s={interval_s!r} is not allowed: a number of seconds > 0")
         frames: list[Frame] = []
@@ -286,7 +200,7 @@ class Camera:
         # between (other views stay live) and costs nothing while this loop sleeps.
         with self.engine.subscribe("timelapse") as sub:
             start_wall, start = time.time(), time.monotonic()
-            with _progress(n, progress if progress is not None else n >= 10, "time-lapse") as bar:
+            with progress_bar(n, progress if progress is not None else n >= 10, "time-lapse") as bar:
                 for i in range(n):
                     delay = start + i * interval_s - time.monotonic()
                     if delay > 0:
@@ -358,12 +272,6 @@ class Camera:
         if self._owns_engine:
             self.engine.close()
 
-    def __enter__(self) -> Camera:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         d, s = self.description, self.settings
         x, y, w, h = s.roi
@@ -371,36 +279,6 @@ class Camera:
             f"<labcam.Camera {d.driver} {d.model!r} serial={d.serial} {w}x{h} {s.pixel_format} "
             f"exposure={s.exposure_ms:g} ms gain={s.gain_db:g} dB fps={s.fps:g} [{self.status.state}]>"
         )
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r} is not allowed: a whole number >= 1")
-    return int(value)
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-def _progress(total: int, show: bool | None, what: str) -> Any:
-    """A tqdm progress bar (notebook-aware) when asked for or when ``total`` is large."""
-    if show is None:
-        show = total >= PROGRESS_MIN_FRAMES
-    if not show:
-        return _NoProgress()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm comes with the [jupyter] extra; scripts do fine without a bar
-        return _NoProgress()
-    return tqdm(total=total, desc=what, unit="frame", leave=False)
 
 
 __all__ = ["Camera", "FrameStream", "Stack", "FrameTimeout"]

@@ -34,14 +34,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from concurrent.futures import Future as ConcurrentFuture
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 
-from .camera import Stack, _positive_int, _progress
+from .camera_api import CameraAPI, Stack, positive_int, progress_bar
 from .cameras.base import CameraDescription
 from .engine import EngineStatus
 from .errors import CameraDisconnected, CameraError, CameraUnavailable, FrameTimeout, LabcamError, SettingError
@@ -358,7 +358,7 @@ class RemoteFrameStream:
 
 
 # -- the camera ---------------------------------------------------------------------------------------
-class RemoteCamera:
+class RemoteCamera(CameraAPI):
     """A camera served by another process, with the API of ``labcam.Camera``. Create with
     ``labcam.connect()``.
 
@@ -431,46 +431,6 @@ class RemoteCamera:
                 pass  # not a sequence: let the server say what is allowed
         return _settings_from_dict(self._http.request("PATCH", "api/camera/settings", _jsonable(changes)))
 
-    @property
-    def exposure_ms(self) -> float:
-        return self.settings.exposure_ms
-
-    @exposure_ms.setter
-    def exposure_ms(self, value: float) -> None:
-        self.set(exposure_ms=value)
-
-    @property
-    def gain_db(self) -> float:
-        return self.settings.gain_db
-
-    @gain_db.setter
-    def gain_db(self, value: float) -> None:
-        self.set(gain_db=value)
-
-    @property
-    def fps(self) -> float:
-        return self.settings.fps
-
-    @fps.setter
-    def fps(self, value: float) -> None:
-        self.set(fps=value)
-
-    @property
-    def roi(self) -> tuple[int, int, int, int]:
-        return self.settings.roi
-
-    @roi.setter
-    def roi(self, value: Sequence[int]) -> None:
-        self.set(roi=tuple(value))
-
-    @property
-    def pixel_format(self) -> str:
-        return self.settings.pixel_format
-
-    @pixel_format.setter
-    def pixel_format(self, value: str) -> None:
-        self.set(pixel_format=value)
-
     # -- acquisition ----------------------------------------------------------------------------
     @overload
     def snap(self, *, timeout: float = ..., meta: Literal[False] = ...) -> np.ndarray: ...
@@ -503,7 +463,7 @@ class RemoteCamera:
         """
         self._check_open()
         if limit is not None:
-            limit = _positive_int("limit", limit)
+            limit = positive_int("limit", limit)
         return RemoteFrameStream(self, timeout, limit)
 
     def acquire(self, n: int, *, timeout: float = 5.0, progress: bool | None = None) -> Stack:
@@ -514,13 +474,13 @@ class RemoteCamera:
         ``timeout`` seconds.
         """
         self._check_open()
-        n = _positive_int("n", n)
+        n = positive_int("n", n)
         done = [0]  # frames in the stack so far, for the progress bar
         # The whole acquisition runs on the IO thread: receiving and copying into the stack in one
         # place avoids a thread hand-off (and GIL ping-pong) per frame, which halved the rate.
         fut = self._io.submit(self._acquire(n, timeout, done))
         try:
-            with _progress(n, progress, "acquire") as bar:
+            with progress_bar(n, progress, "acquire") as bar:
                 shown = 0
                 while True:
                     finished, _ = concurrent.futures.wait([fut], timeout=PROGRESS_INTERVAL_S)
@@ -567,7 +527,7 @@ class RemoteCamera:
         time-lapse, which keeps the camera streaming in between (other views stay live).
         """
         self._check_open()
-        n = _positive_int("n", n)
+        n = positive_int("n", n)
         if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
             raise ValueError(f"interval_s={interval_s!r} is not allowed: a number of seconds > 0")
         io = self._io
@@ -575,7 +535,7 @@ class RemoteCamera:
         frames: list[Frame] = []
         try:
             start = time.monotonic()
-            with _progress(n, progress if progress is not None else n >= 10, "time-lapse") as bar:
+            with progress_bar(n, progress if progress is not None else n >= 10, "time-lapse") as bar:
                 for i in range(n):
                     delay = start + i * interval_s - time.monotonic()
                     if delay > 0:
@@ -615,12 +575,6 @@ class RemoteCamera:
         """Drop this process's hold on the camera; the server and its other clients carry on."""
         self.stop_live()
         self._closed = True
-
-    def __enter__(self) -> RemoteCamera:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _check_open(self) -> None:
         if self._closed:

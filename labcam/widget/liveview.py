@@ -32,7 +32,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
