@@ -550,14 +550,13 @@ class RemoteCamera(CameraAPI):
     # -- live -----------------------------------------------------------------------------------
     def live(self, **options: Any) -> Any:
         """The live view of this camera in a notebook: the browser opens the server's stream itself,
-        so frames never pass through the kernel."""
+        so frames never pass through the kernel (when the page cannot reach the stream, the view
+        falls back to frames through this connection)."""
         try:
-            from .widget import LiveView  # type: ignore[attr-defined]
+            from .widget import LiveView
         except ImportError as exc:
             raise LabcamError(f"the live view needs labcam.widget and the [jupyter] extra: {exc}") from exc
-        if self.token:
-            options.setdefault("token", self.token)
-        return LiveView(url=self.url, **options)
+        return LiveView(self, **options)
 
     def start_live(self) -> None:
         """Keep the camera streaming (a connection that asks for nothing). ``stop_live`` undoes it."""
