@@ -17,7 +17,7 @@ busy, and how long closing the file took (ome-writers' TIFF backend queues frame
 thread, so its real cost shows up there). When a writer drops frames at the camera's full rate,
 it is run again at lower frame rates to find the highest rate it sustains with zero drops.
 
-    python benchmarks/bench_recording.py [--seconds 4] [--dir /path/on/the/disk/to/test]
+    python benchmarks/bench_recording.py [--seconds 5] [--rounds 3] [--dir /path/on/the/disk/to/test]
 
 Files go to a temporary folder in ``--dir`` (default: the system temp dir) and are deleted.
 Page-cache caveat: short recordings land in the OS page cache; a recording longer than the
@@ -47,7 +47,6 @@ CASES = [
     ("2448x2048 mono16", dict(width=2448, height=2048, pixel_format="mono16")),
 ]
 VIEWER_MAX_FPS = 30.0
-BUFFER_BYTES = 256 << 20  # smaller than the recorder's default (1 GiB), so a slow writer shows within seconds
 
 
 # -- ome-writers, behind the recorder's writer interface (for the comparison only) --------------------
@@ -201,9 +200,8 @@ def record(
             return open_writer(p, f, overwrite=overwrite, expected_frames=expected, fsync=False)
 
     peak = [0]
-    rec = Recorder(
-        engine, path, duration=seconds, on_overflow="continue", max_buffer_bytes=BUFFER_BYTES, writer_factory=factory
-    )
+    # The recorder's default buffer: min(1 GiB, 25 % of available memory).
+    rec = Recorder(engine, path, duration=seconds, on_overflow="continue", writer_factory=factory)
     rec.events.progress.connect(lambda p: peak.__setitem__(0, max(peak[0], p.buffered)))
     viewer_before = viewer.frames
     rec.start()
@@ -238,7 +236,7 @@ def record(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=4.0, help="length of each recording")
+    ap.add_argument("--seconds", type=float, default=5.0, help="length of each recording")
     ap.add_argument("--rounds", type=int, default=3, help="rounds over all variants (medians are printed)")
     ap.add_argument("--dir", default=None, help="folder on the disk to test (default: system temp)")
     args = ap.parse_args()
@@ -247,7 +245,7 @@ def main() -> None:
     try:
         print(
             f"recording to {folder}; {args.seconds:g} s per recording, {args.rounds} rounds (medians; drops per round); "
-            f"viewer attached; buffer {BUFFER_BYTES >> 20} MiB"
+            "viewer attached; the recorder's default buffer"
         )
         header = (
             f"{'case':<17} {'what':<32} {'cam fps':>8} {'rec fps':>8} {'MB/s':>7} {'drops':>9} "
@@ -259,12 +257,12 @@ def main() -> None:
             frame = make_camera(shape).expected_frame(0)
             frame_mb = frame.nbytes / 1e6
             rows: dict[str, list[dict[str, Any]]] = {}
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 # Interleaved rounds: on a shared machine the disk and CPU drift; every variant sees the same drift.
                 cam_fps, cam_mb = camera_alone(shape, 1.5)
                 rows.setdefault("camera alone (frames to record)", []).append({"camera_fps": cam_fps, "mb_s": cam_mb})
                 total = int(max(1.0, args.seconds) * max(cam_mb, 200.0) * 1e6)
-                for fsync in (False, True):
+                for fsync in (False, True) if round_ % 2 == 0 else (True, False):  # alternate: order matters here
                     mb = raw_disk(folder, frame, total, fsync=fsync)
                     label = "raw write + fsync (device)" if fsync else "raw write (page cache)"
                     rows.setdefault(label, []).append({"fps": mb / frame_mb, "mb_s": mb})
