@@ -27,6 +27,7 @@ dirty-page limit (about 20 % of RAM on Linux) runs at the device rate (the "fsyn
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -93,15 +94,10 @@ class OmeWritersWriter(FrameWriter):
 
 def ome_writers_available(fmt: str) -> str | None:
     """None if ome-writers can write ``fmt`` here, else why not."""
-    try:
-        import ome_writers  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("ome_writers") is None:
         return "ome-writers not installed"
-    if fmt == "ome-tiff":
-        try:
-            import ome_types  # noqa: F401
-        except ImportError:
-            return "ome-writers' TIFF backend needs ome-types (not installed)"
+    if fmt == "ome-tiff" and importlib.util.find_spec("ome_types") is None:
+        return "ome-writers' TIFF backend needs ome-types (not installed)"
     return None
 
 
@@ -186,18 +182,13 @@ def record(
     fmt = "ome-tiff" if writer.endswith("tiff") else "ome-zarr"
     suffix = ".ome.tif" if fmt == "ome-tiff" else ".ome.zarr"
     path = folder / f"rec{suffix}"
-    factory = None
-    if writer.startswith("ome-writers"):
-        backend = "tifffile" if fmt == "ome-tiff" else "zarr-python"
+    backend = "tifffile" if fmt == "ome-tiff" else "zarr-python"
 
-        def factory(p: Path, f: str, overwrite: bool, expected: int | None) -> FrameWriter:
+    def factory(p: Path, f: str, overwrite: bool, expected: int | None) -> FrameWriter:
+        if writer.startswith("ome-writers"):
             return OmeWritersWriter(p, f, backend)
-
-    else:
-
-        def factory(p: Path, f: str, overwrite: bool, expected: int | None) -> FrameWriter:
-            # fsync at close is measured apart (the raw "fsync" row): this is the recording rate
-            return open_writer(p, f, overwrite=overwrite, expected_frames=expected, fsync=False)
+        # fsync at close is measured apart (the raw "fsync" row): this is the recording rate
+        return open_writer(p, f, overwrite=overwrite, expected_frames=expected, fsync=False)
 
     peak = [0]
     # The recorder's default buffer: min(1 GiB, 25 % of available memory).

@@ -179,8 +179,8 @@ def write_error(exc: BaseException, path: Path, what: str) -> RecordingWriteErro
         msg = f"{what} {str(path)!r}: part of the path is a file, not a folder"
     else:
         msg = f"{what} {str(path)!r}: {exc}"
-    err = RecordingWriteError(code or 0, msg)
-    err.strerror = msg
+    err = RecordingWriteError(msg)  # one argument: str(err) is the message, without "[Errno n]"
+    err.errno = code
     return err
 
 
