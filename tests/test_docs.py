@@ -481,10 +481,7 @@ def doc_server() -> Iterator[str]:
 
 # Pages whose examples do not run yet, each with why: reported as XFAIL (-ra) so it stays visible.
 # Remove an entry once its page's examples run (the test then shows XPASS).
-PENDING_EXAMPLES = {
-    "docs/recording.md": "its examples are fragments: `cam` is never defined, `do_the_experiment()` is a "
-    "placeholder, and the reading example opens run1.ome.zarr, which no example writes (owner: recording, issue 6)",
-}
+PENDING_EXAMPLES: dict[str, str] = {}  # page -> why its examples cannot run yet (keep empty)
 
 
 def _example_pages() -> list[object]:
