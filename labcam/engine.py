@@ -102,6 +102,14 @@ class Subscription:
         self.missed = 0  # frames this consumer did not get (skipped, or buffer overflow)
 
     # -- the consumer's side --------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Frames waiting to be read: the buffer's fill for a buffered subscription, else 0 or 1."""
+        with self._engine._cond:
+            if self.buffered:
+                return len(self._queue)
+            return int(self._engine._seq > self._last_seq and self._engine._latest is not None)
+
     def poll(self) -> Frame | None:
         """The next frame if one is ready, else None. Never blocks."""
         with self._engine._cond:

@@ -55,7 +55,7 @@ def test_a_stalled_consumer_does_not_slow_the_capture_or_others(engine: Engine) 
     assert numbers == list(range(numbers[0], numbers[0] + 40)), "the fast consumer lost frames"
     assert fast.missed == 0
     # the stalled buffered consumer holds at most its buffer; the rest are counted, not queued
-    assert len(stalled_buffered._queue) == 4
+    assert stalled_buffered.pending == 4
     assert stalled_buffered.missed >= 36
     # the stalled latest consumer gets the newest frame when it finally reads
     newest = stalled.next(5)

@@ -288,7 +288,7 @@ class Recorder:
             elapsed = (self._end_mono or now) - self._first_mono
         written = w.frames_written
         sub = self._sub
-        buffered = len(sub._queue) if sub is not None else 0  # engine has no public queue length
+        buffered = sub.pending if sub is not None else 0
         overflow = sub.missed if sub is not None else 0
         return RecordingProgress(
             state=self._state,
