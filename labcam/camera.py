@@ -100,6 +100,7 @@ class Camera(CameraAPI):
         self.engine = engine
         self._owns_engine = owns_engine
         self._live_held = False
+        self._recordings: list[Recording] = []  # stopped properly by close()
 
     # -- what it is ---------------------------------------------------------------------------
     @property
@@ -239,9 +240,13 @@ class Camera(CameraAPI):
         """
         from .recording import start_recording  # lazy: recording pulls in tifffile/zarr
 
-        return start_recording(
+        rec = start_recording(
             self.engine, path, frames=frames, duration=duration, format=format, overwrite=overwrite, progress=progress
         )
+        # Keep only recordings still running, so the list stays as short as what is in progress.
+        self._recordings = [r for r in self._recordings if not r.wait(0, raise_error=False)]
+        self._recordings.append(rec)
+        return rec
 
     # -- live -----------------------------------------------------------------------------------
     def start_live(self) -> None:
@@ -267,7 +272,14 @@ class Camera(CameraAPI):
 
     # -- life cycle -----------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the camera (and stop it if this object opened it)."""
+        """Release the camera (and stop it if this object opened it).
+
+        Recordings started here are stopped first: every frame they queued is written and their
+        files are closed normally.
+        """
+        for rec in self._recordings:
+            rec.stop(wait=True)
+        self._recordings.clear()
         self.stop_live()
         if self._owns_engine:
             self.engine.close()

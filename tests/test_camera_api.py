@@ -162,3 +162,20 @@ def test_bad_counts_are_refused(cam: Camera) -> None:
 def test_repr_is_informative(cam: Camera) -> None:
     text = repr(cam)
     assert "simulated" in text and "96x64" in text and "mono8" in text
+
+
+def test_close_stops_recordings_cleanly(tmp_path) -> None:
+    import tifffile
+
+    cam = labcam.open("simulated", width=64, height=48, fps=100.0, exposure_ms=1.0, seed=2, idle_grace=0)
+    rec = cam.record(tmp_path / "run.ome.tif", progress=False)
+    with cam.frames(limit=5) as live:
+        for _ in live:
+            pass  # frames flow while recording
+    cam.close()
+    status = rec.status()
+    assert status["state"] != "recording" and rec.error is None, status
+    written = status["frames_written"]
+    assert written >= 1
+    with tifffile.TiffFile(tmp_path / "run.ome.tif") as tif:
+        assert len(tif.pages) == written
