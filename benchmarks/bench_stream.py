@@ -203,6 +203,7 @@ async def stalled_client(port: int, stop: asyncio.Event, renew_s: float = 15.0) 
     are always stalled connections to cope with."""
     while not stop.is_set():
         ws = await MiniWs.connect(port, "/ws/camera/stream?format=binary")
+        ws.writer.transport.pause_reading()  # not even the kernel's buffer is emptied from now on
         try:
             await asyncio.wait_for(stop.wait(), renew_s)
         except asyncio.TimeoutError:
@@ -669,7 +670,7 @@ def soak(minutes: float) -> None:
             lat = [x * 1000 for r in results for x in r.latencies]
             errors = len(server.errors())
             clients = server.stats().get("clients", [])
-            stalled_now = sum(1 for c in clients if c.get("frames_sent", 0) < 10 and c.get("connected_s", 0) > 2)
+            stalled_now = sum(1 for c in clients if not c.get("acknowledged") and c.get("frames_skipped", 0) > 0)
             print(f"{minute:6d} {rss:8.1f} {min(fps):8.1f} {statistics.mean(fps):9.1f} {pct(lat, 50):8.1f} "
                   f"{pct(lat, 95):8.1f} {max(lat) if lat else float('nan'):8.1f} {reconnects - r0:10d} {cpu:11.1f} "
                   f"{stalled_now:8d} {errors:7d}", flush=True)
