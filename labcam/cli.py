@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JPEG encoder threads (2)")
     s.add_argument("--idle-grace", type=float, default=2.0,
                    help="seconds the camera keeps running after the last viewer leaves (2)")
+    r = serve.add_argument_group("recording")
+    r.add_argument("--recordings-dir", default="recordings", metavar="DIR",
+                   help="the only folder clients may record into over REST/WebSocket; created at the "
+                   "first recording (default: ./recordings)")
     sec = serve.add_argument_group("security")
     sec.add_argument("--token", default=None, help="require this token (?token=T or 'Authorization: token T')")
     sec.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
@@ -215,7 +219,7 @@ async def _serve(
     engine = Engine(opened.driver, idle_grace=args.idle_grace)
     service = LabcamService(
         engine, quality=args.quality, max_clients=args.max_clients,
-        encode_workers=args.encode_workers, owns_engine=True,
+        encode_workers=args.encode_workers, owns_engine=True, recordings_dir=args.recordings_dir,
     )
     app = make_app(service, token=args.token, allowed_origins=origins, allowed_hosts=allowed_hosts)
     try:
@@ -240,6 +244,7 @@ async def _serve(
     log.info("test page:  %s", page)
     log.info("stream:     ws://%s:%d/ws/camera/stream%s", host, port, query)
     log.info("REST:       http://%s:%d/api/camera", host, port)
+    log.info("recordings: %s", service.recordings.root)
     if origins:
         log.info("allowed origins: %s", ", ".join(origins))
     log.info("listening on http://%s:%d/ (Ctrl-C to stop)", host, port)

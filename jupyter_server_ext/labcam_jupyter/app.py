@@ -55,11 +55,10 @@ class LabcamApp(ExtensionApp):
     # -- the stream -------------------------------------------------------------------------------
     quality = Int(80, help="Default JPEG quality of the live stream (1-100).").tag(config=True)
     max_clients = Int(16, help="Most simultaneous stream connections; more are closed with 1013.").tag(config=True)
-    # Read by the server-side recording routes when they come (issue 6): the service takes no
-    # recording options yet, so nothing passes it on today.
+    # The only folder REST/WebSocket clients may record into (labcam.server.recordings).
     recordings_dir = Unicode(
         help="Where recordings started through the server are written (default: 'labcam-recordings' "
-        "under the server's root_dir)."
+        "under the server's root_dir). Clients name files inside it; it is created at the first recording."
     ).tag(config=True)
     enabled = Bool(True, help="Set False to load the extension without opening any camera.").tag(config=True)
 
@@ -105,7 +104,8 @@ class LabcamApp(ExtensionApp):
             self.log.error("%s", self.unavailable)
             return
         self.service = LabcamService(
-            self.camera_handle.engine, quality=self.quality, max_clients=self.max_clients
+            self.camera_handle.engine, quality=self.quality, max_clients=self.max_clients,
+            recordings_dir=self.recordings_dir,
         )
         d = self.camera_handle.description
         self.log.info(

@@ -31,7 +31,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
 from labcam.server import handlers as logic
-from labcam.server import rawframes
+from labcam.server import rawframes, recordings
 from labcam.server.protocol import ProtocolError
 from labcam.server.service import LabcamService
 
@@ -77,6 +77,11 @@ class StreamHandler(_JupyterWebSocket, logic.StreamHandler, JupyterHandler):  # 
         if not self._may_write:
             raise ProtocolError("not authorized to change camera settings (write on labcam)", request="settings")
         super()._control_settings(msg)
+
+    def _control_record(self, msg: dict[str, Any]) -> None:
+        if msg.get("action") != "status" and not self._may_write:  # starting and stopping write files
+            raise ProtocolError("not authorized to start or stop recordings (write on labcam)", request="record")
+        super()._control_record(msg)
 
 
 class RawFramesHandler(_JupyterWebSocket, rawframes.RawFramesHandler, JupyterHandler):  # type: ignore[misc]
@@ -137,6 +142,39 @@ class StatsHandler(_JupyterApi, logic.StatsHandler, APIHandler):  # type: ignore
         super().get()
 
 
+class RecordingsHandler(_JupyterApi, recordings.RecordingsHandler, APIHandler):  # type: ignore[misc]
+    """``labcam/api/recordings``: list (read), start (write; XSRF applies unless token-authenticated)."""
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        super().get()
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        await super().post()
+
+
+class RecordingHandler(_JupyterApi, recordings.RecordingHandler, APIHandler):  # type: ignore[misc]
+    """``labcam/api/recordings/<id>``: status (read); stop with POST ``.../stop`` or DELETE (write)."""
+
+    @web.authenticated
+    @authorized
+    def get(self, rec_id: str, action: str | None = None) -> None:
+        super().get(rec_id, action)
+
+    @web.authenticated
+    @authorized
+    async def post(self, rec_id: str, action: str | None = None) -> None:
+        await super().post(rec_id, action)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, rec_id: str, action: str | None = None) -> None:
+        await super().delete(rec_id, action)
+
+
 class StaticHandler(ExtensionHandlerMixin, logic.StaticHandler, JupyterHandler):  # type: ignore[misc]
     """``labcam/static/...``: the JavaScript client and the test page's assets (logged-in users)."""
 
@@ -187,6 +225,8 @@ JUPYTER_CLASSES = logic.HandlerClasses(
     static=StaticHandler,
     page=TestPageHandler,
     raw=RawFramesHandler,
+    recordings=RecordingsHandler,
+    recording=RecordingHandler,
 )
 
 

@@ -28,14 +28,14 @@ from urllib.parse import urlparse
 from tornado import httpserver, netutil, web
 
 from ..engine import Engine
-from . import handlers, rawframes
+from . import handlers, rawframes, recordings
 from .service import LabcamService
 
 log = logging.getLogger("labcam.server")
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 CORS_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, PATCH, PUT, OPTIONS",
+    "Access-Control-Allow-Methods": "GET, POST, PATCH, PUT, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
     "Access-Control-Expose-Headers": (
         "Content-Disposition, X-Labcam-Frame-Number, X-Labcam-Timestamp, X-Labcam-Pixel-Format, "
@@ -169,6 +169,14 @@ class StatsHandler(StandaloneSecurity, handlers.StatsHandler):
     pass
 
 
+class RecordingsHandler(StandaloneSecurity, recordings.RecordingsHandler):
+    pass
+
+
+class RecordingHandler(StandaloneSecurity, recordings.RecordingHandler):
+    pass
+
+
 class StaticHandler(StandaloneSecurity, handlers.StaticHandler):
     require_token = False
 
@@ -186,6 +194,8 @@ STANDALONE_CLASSES = handlers.HandlerClasses(
     static=StaticHandler,
     page=TestPageHandler,
     raw=RawFramesHandler,
+    recordings=RecordingsHandler,
+    recording=RecordingHandler,
 )
 
 

@@ -48,6 +48,7 @@ from ..preview.variants import EncodedFrame, Variant
 from . import protocol
 from .protocol import ProtocolError, StreamOptions
 from .rawframes import RawFramesHandler
+from .recordings import ID_PATTERN, RecordingHandler, RecordingsHandler, control_record
 from .service import LabcamService
 
 log = logging.getLogger("labcam.server")
@@ -560,6 +561,9 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
                 # Nothing changed, so no broadcast comes: answer the sender alone.
                 self.send_control(protocol.settings_message(after.to_dict()))
 
+    def _control_record(self, msg: dict[str, Any]) -> None:
+        control_record(self, msg)  # start/stop/status of a recording: labcam.server.recordings
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -764,6 +768,8 @@ class HandlerClasses:
     static: type[web.RequestHandler] | None = StaticHandler
     page: type[web.RequestHandler] | None = TestPageHandler
     raw: type[web.RequestHandler] | None = RawFramesHandler  # lossless frames for labcam.connect()
+    recordings: type[web.RequestHandler] | None = RecordingsHandler  # list, start
+    recording: type[web.RequestHandler] | None = RecordingHandler  # status, stop
 
 
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -773,6 +779,8 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("api/camera/settings", "settings"),
     ("api/camera/snap", "snap"),
     ("api/camera/stats", "stats"),
+    ("api/recordings", "recordings"),
+    (f"api/recordings/({ID_PATTERN})(/stop)?", "recording"),
     ("static/(.*)", "static"),
     ("", "page"),
 )

@@ -30,7 +30,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_PING_ID_CHARS = 128
 
 STREAM_OPTION_NAMES = ("format", "fps", "quality", "max_width", "display")
-CONTROL_TYPES = ("configure", "ping", "snap", "settings", "pause", "resume")
+CONTROL_TYPES = ("configure", "ping", "snap", "settings", "pause", "resume", "record")
 
 
 class ProtocolError(ValueError):

@@ -24,6 +24,7 @@ from ..preview.jpeg import encode_snapshot
 from ..preview.variants import PreviewHub
 from ..settings import Settings
 from . import protocol
+from .recordings import MAX_ACTIVE, RecordingManager
 
 log = logging.getLogger("labcam.server")
 
@@ -50,7 +51,9 @@ class LabcamService:
     ``quality``: default JPEG quality. ``max_clients``: stream connections beyond it are closed with
     1013. ``ping_interval``: WebSocket keep-alive pings, seconds (hosts apply it; the standalone app
     does). ``stats_interval``: how often each client gets a ``stats`` message. ``encode_workers``:
-    preview encoder threads. ``owns_engine``: close the engine in ``close()``.
+    preview encoder threads. ``owns_engine``: close the engine in ``close()``. ``recordings_dir``:
+    the only folder network clients may record into (created at the first recording);
+    ``max_recordings``: how many may run at once (``labcam.server.recordings``).
 
     Methods run on the event loop unless said otherwise; the loop is the one the first stream
     client (or the first ``await``-ing method) runs on.
@@ -69,6 +72,8 @@ class LabcamService:
         snap_timeout: float = 5.0,
         static_path: Path | str = STATIC_DIR,
         owns_engine: bool = False,
+        recordings_dir: Path | str = "recordings",
+        max_recordings: int = MAX_ACTIVE,
     ) -> None:
         protocol.parse_quality(quality)  # a bad default is a programming error: fail loudly now
         if max_clients < 1:
@@ -83,6 +88,11 @@ class LabcamService:
         self.static_path = Path(static_path)
         self.owns_engine = owns_engine
         self.hub = PreviewHub(engine, workers=encode_workers)
+        # Recording progress is announced to every stream client (texts from recorder threads).
+        self.recordings = RecordingManager(
+            engine, recordings_dir, max_active=max_recordings,
+            notify=lambda text: self._call_on_loop(self.broadcast, text),
+        )
         self.started = time.time()
         self._clients: dict[str, StreamClient] = {}
         self._ids = itertools.count(1)
@@ -262,6 +272,8 @@ class LabcamService:
                 log.warning("%d stream(s) did not finish closing within %g s", len(self._clients), timeout)
         if self._ticker is not None:
             self._ticker.cancel()
+        # Recordings end with their files closed normally, before the camera may be closed.
+        await asyncio.get_running_loop().run_in_executor(None, self.recordings.close)
         await self.hub.aclose()
         self._disconnect()
         if self.owns_engine:
@@ -277,6 +289,7 @@ class LabcamService:
                     client.shutdown(1001, "server shutting down")
                 except Exception:
                     pass
+        self.recordings.close()
         self.hub.close()
         self._disconnect()
         if self.owns_engine:
