@@ -4,15 +4,16 @@ The camera lives in one server process (a Jupyter server with the labcam extensi
 ``labcam serve``); any number of kernels and scripts reach it through ``RemoteCamera``, which has
 the same methods as the in-process ``labcam.Camera``: ``snap``, ``acquire``, ``frames``,
 ``timelapse``, ``settings``/``set`` and the setting properties, ``description``, ``status``,
-``live``, ``close``. A kernel restart only drops its connections; the camera keeps streaming for
-everybody else.
+``live``, ``close``, and ``record`` (into the server's recordings folder). A kernel restart only
+drops its connections; the camera keeps streaming, and recordings keep running, for everybody else.
 
 Transport, chosen for speed and exactness:
 
 - frames come over the lossless raw WebSocket ``ws/camera/frames`` (``labcam.server.rawframes``):
   the camera's own numbers at full bit depth, one binary message per frame, no encoding;
   ``acquire(n)`` reads every frame in order (``mode=all``), ``snap``/``frames`` pull the newest;
-- settings and descriptions go over REST (``api/camera...``).
+- settings and descriptions go over REST (``api/camera...``), and so do recordings
+  (``api/recordings``: the server writes the file; ``RemoteRecording`` follows it by polling).
 
 WebSockets run on one private asyncio loop in a daemon thread (tornado's client), so the sync API
 works inside Jupyter kernels whose own loop is already running, and ``async for`` works from any
@@ -34,10 +35,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Future as ConcurrentFuture
-from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -47,6 +48,9 @@ from .engine import EngineStatus
 from .errors import CameraDisconnected, CameraError, CameraUnavailable, FrameTimeout, LabcamError, SettingError
 from .frame import Frame, FrameMeta
 from .settings import Settings, SettingSpec, SettingSpecs
+
+if TYPE_CHECKING:
+    from .recording import RecordingError, RecordingProgress
 
 log = logging.getLogger("labcam.remote")
 
@@ -60,6 +64,10 @@ MAX_FRAME_MESSAGE = 1024 * 1024 * 1024
 NETWORK_SLACK_S = 2.0
 # How often a waiting acquisition updates its progress bar.
 PROGRESS_INTERVAL_S = 0.1
+# How often RemoteRecording.wait asks the server for the recording's state: often at first (short
+# recordings end quickly), then every half second (a long one costs a request or two per second).
+RECORDING_POLL_MIN_S = 0.02
+RECORDING_POLL_MAX_S = 0.5
 _SETTING_FIELDS = ("exposure_ms", "gain_db", "fps", "roi", "pixel_format", "trigger_mode")
 
 
@@ -175,7 +183,11 @@ class _Http:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token}"} if self.token else {}
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, *,
+        errors: Mapping[int, Callable[[str, Any], Exception]] | None = None,
+    ) -> Any:
+        """JSON in and out. ``errors``: statuses this call maps itself, ``(message, body) -> exception``."""
         url = urllib.parse.urljoin(self.root, path)
         data = None if body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json", **self.headers()}
@@ -186,7 +198,14 @@ class _Http:
             with _OPENER.open(req, timeout=self.timeout) as resp:
                 payload = resp.read()
         except urllib.error.HTTPError as exc:
-            raise self._http_error(url, exc.code, exc.read()) from None
+            payload = exc.read()
+            if errors and exc.code in errors:
+                try:
+                    data = json.loads(payload)
+                except ValueError:
+                    data = None
+                raise errors[exc.code](_error_message(payload), data) from None
+            raise self._http_error(url, exc.code, payload) from None
         except (urllib.error.URLError, OSError) as exc:
             raise _reach_error(self.root, exc) from None
         return json.loads(payload) if payload else None
@@ -547,6 +566,53 @@ class RemoteCamera(CameraAPI):
         array = np.stack([f.array for f in frames])
         return Stack(array, [f.meta for f in frames], dropped=0)
 
+    # -- recording ------------------------------------------------------------------------------
+    def record(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        frames: int | None = None,
+        duration: float | None = None,
+        format: str | None = None,
+        overwrite: bool = False,
+    ) -> RemoteRecording:
+        """Record every frame to an OME-TIFF or OME-Zarr file **on the server**; returns at once.
+
+        ``path`` is a name inside the server's recordings folder (``labcam serve --recordings-dir``,
+        ``LabcamApp.recordings_dir``), such as ``"run1.ome.tif"`` or ``"day1/run1.ome.zarr"``
+        (sub-folders are created): the server writes the file, at the camera's full rate, whatever
+        this connection does. Absolute paths, ``..``, names that lead out of the folder and existing
+        files (unless ``overwrite=True``) are refused with a ``ValueError`` saying why. The format
+        follows the suffix, or ``format`` ("ome-tiff", "ome-zarr") adds it to a bare name. Stops
+        after ``frames`` frames, ``duration`` seconds, or ``rec.stop()``.
+
+        The handle has ``wait(timeout)``, ``stop()``, ``progress``, ``status()`` and ``error`` like
+        ``Camera.record``'s (it asks the server over REST). ``RecordingError`` when the server cannot
+        record now (too many recordings running, folder not writable, camera lost).
+
+        >>> rec = cam.record("run1.ome.tif", frames=500)   # doctest: +SKIP
+        >>> rec.wait()                                     # doctest: +SKIP
+        >>> rec.status()["frames_written"]                 # doctest: +SKIP
+        500
+        """
+        from .recording import RecordingError
+
+        self._check_open()
+        name = PurePath(path).as_posix() if isinstance(path, os.PathLike) else path
+        body: dict[str, Any] = {"name": name, "overwrite": overwrite}
+        for key, value in (("frames", frames), ("duration", duration), ("format", format)):
+            if value is not None:
+                body[key] = _jsonable(value)
+        status = self._http.request(
+            "POST", "api/recordings", body,
+            errors={
+                400: lambda message, data: ValueError(message),
+                409: lambda message, data: RecordingError(message, "busy"),
+                503: lambda message, data: RecordingError(message, _reason(data, "camera")),
+            },
+        )
+        return RemoteRecording(self, status)
+
     # -- live -----------------------------------------------------------------------------------
     def live(self, **options: Any) -> Any:
         """The live view of this camera in a notebook: the browser opens the server's stream itself,
@@ -589,6 +655,125 @@ class RemoteCamera(CameraAPI):
             f"<labcam.RemoteCamera {self.url} {d.driver} {d.model!r} serial={d.serial} {w}x{h} "
             f"{s.pixel_format} exposure={s.exposure_ms:g} ms gain={s.gain_db:g} dB fps={s.fps:g}>"
         )
+
+
+class RemoteRecording:
+    """A recording the server runs, started by ``RemoteCamera.record``: the same handle as
+    ``Camera.record``'s, following it over REST (``api/recordings/<id>``).
+
+    ``id`` and ``name`` (inside the server's recordings folder) identify it. The recording does not
+    depend on this object: dropping it, or this process ending, does not stop it (``stop()`` or
+    ``with cam.record(...) as rec:`` does).
+    """
+
+    def __init__(self, camera: RemoteCamera, status: Mapping[str, Any]) -> None:
+        self._camera = camera
+        self._status: dict[str, Any] = dict(status)
+        self.id = str(status["id"])
+        self.name = str(status["name"])
+
+    def status(self) -> dict[str, Any]:
+        """The server's status now: ``state`` ("recording", "finishing", "done", "failed"),
+        ``frames_written``, ``mb_per_s``, ``dropped``, ``error``, ...; the last one known once the
+        recording has finished."""
+        if self._status.get("state") not in ("done", "failed"):
+            self._status = dict(self._camera._http.request("GET", f"api/recordings/{self.id}"))
+        return dict(self._status)
+
+    @property
+    def progress(self) -> RecordingProgress:
+        """``status()`` as a ``labcam.recording.RecordingProgress`` (``path`` is the name on the server)."""
+        from .recording import RecordingProgress
+
+        return _progress_from_status(RecordingProgress, self.status())
+
+    @property
+    def state(self) -> str:
+        return str(self.status()["state"])
+
+    @property
+    def done(self) -> bool:
+        """True once the server has closed the file (whether the recording succeeded or not)."""
+        return self.status()["state"] in ("done", "failed")
+
+    @property
+    def error(self) -> RecordingError | None:
+        """Why the recording failed (as the server said), or None."""
+        from .recording import RecordingError
+
+        st = self._status if self._status.get("state") in ("done", "failed") else self.status()
+        if st.get("state") != "failed" and not st.get("error"):
+            return None
+        return RecordingError(str(st.get("error") or "the recording failed"), str(st.get("stop_reason") or "error"))
+
+    def wait(self, timeout: float | None = None, *, raise_error: bool = True) -> bool:
+        """Block until the server has finished the recording and closed its file.
+
+        Returns False if ``timeout`` seconds passed first. If it failed, raises its
+        ``RecordingError`` (``raise_error=False``: returns True and leaves it in ``error``).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = RECORDING_POLL_MIN_S
+        while not self.done:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            # REST has no push: ask again after a short pause (growing, so a long recording costs
+            # about two requests a second).
+            time.sleep(delay if remaining is None else min(delay, remaining))
+            delay = min(delay * 1.5, RECORDING_POLL_MAX_S)
+        error = self.error
+        if raise_error and error is not None:
+            raise error
+        return True
+
+    def stop(self, *, wait: bool = True, timeout: float | None = None) -> RecordingProgress:
+        """End the recording: the server still writes the frames it queued, then closes the file.
+
+        Returns the progress (final when ``wait`` is true and it finished within ``timeout``).
+        Never raises for a failed recording: look at ``error``.
+        """
+        from .recording import RecordingProgress
+
+        if self._status.get("state") not in ("done", "failed"):
+            # The server answers once the file is closed, or after a few seconds with the state reached.
+            self._status = dict(self._camera._http.request("POST", f"api/recordings/{self.id}/stop"))
+        if wait:
+            self.wait(timeout, raise_error=False)
+        return _progress_from_status(RecordingProgress, self._status)
+
+    def __enter__(self) -> RemoteRecording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        st = self._status
+        target = f"/{st['frames_target']}" if st.get("frames_target") else ""
+        return (
+            f"<RemoteRecording {self.id} {self.name!r} on {self._camera.url} {st.get('state')} "
+            f"{st.get('frames_written', 0)}{target} frames, dropped={st.get('dropped', 0)}>"
+        )
+
+
+def _progress_from_status(cls: Any, status: Mapping[str, Any]) -> Any:
+    """A ``RecordingProgress`` from a status dict of the server (unknown fields ignored)."""
+    from dataclasses import fields
+
+    values = {f.name: status.get(f.name) for f in fields(cls)}
+    values["path"] = str(status.get("name", ""))
+    for name in ("frames_written", "bytes_written", "dropped_camera", "dropped_overflow", "buffered",
+                 "buffer_capacity", "interruptions"):
+        values[name] = int(values[name] or 0)
+    for name in ("elapsed_s", "mb_per_s", "write_mb_per_s", "fps"):
+        values[name] = float(values[name] or 0.0)
+    return cls(**values)
+
+
+def _reason(data: Any, default: str) -> str:
+    reason = data.get("reason") if isinstance(data, dict) else None
+    return reason if isinstance(reason, str) and reason else default
 
 
 # -- conversions ---------------------------------------------------------------------------------
@@ -813,6 +998,7 @@ __all__ = [
     "AuthenticationError",
     "RemoteCamera",
     "RemoteFrameStream",
+    "RemoteRecording",
     "connect",
     "discover_jupyter_server",
     "running_jupyter_servers",

@@ -59,7 +59,8 @@ HISTORY = 32
 NOTICE_INTERVAL_S = 1.0
 # How long a stop request waits for the recording to write its queued frames and close the file
 # before answering with the state it has reached (it finishes anyway; a later status says so).
-STOP_WAIT_S = 10.0
+# Shorter than HTTP clients' usual 10 s timeout (labcam.connect's default).
+STOP_WAIT_S = 5.0
 # ``record`` messages one stream client may have waiting (each is answered in order).
 MAX_RECORD_WAITING = 8
 START_FIELDS = ("name", "frames", "duration", "format", "overwrite")
@@ -125,7 +126,7 @@ def _whole_or_none(name: str, value: Any) -> int | None:
     if ok and isinstance(value, float):
         ok = math.isfinite(value) and value == int(value)
     if not ok or value < 1:
-        raise ValueError(f"{name}={value!r} is not allowed: a whole number >= 1, or null")
+        raise ValueError(f"{name}={value!r} is not allowed: a whole number >= 1 (or leave it out)")
     return int(value)
 
 
@@ -133,7 +134,7 @@ def _seconds_or_none(name: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}={value!r} is not allowed: a number of seconds > 0, or null")
+        raise ValueError(f"{name}={value!r} is not allowed: a number of seconds > 0 (or leave it out)")
     return float(value)
 
 
@@ -366,8 +367,8 @@ class RecordingApiBase(web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(protocol.dumps(obj))
 
-    def write_api_error(self, status: int, message: str) -> None:
-        self.write_json({"error": message}, status)
+    def write_api_error(self, status: int, message: str, **extra: Any) -> None:
+        self.write_json({"error": message, **extra}, status)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Errors (including the host's 403s) as ``{"error": message}``."""
@@ -411,10 +412,10 @@ class RecordingsHandler(RecordingApiBase):
             self.write_api_error(400, str(exc))
             return
         except RecordingConflict as exc:
-            self.write_api_error(409, str(exc))
+            self.write_api_error(409, str(exc), reason="busy")
             return
         except (RecordingError, CameraError) as exc:  # folder not writable, camera lost
-            self.write_api_error(503, str(exc))
+            self.write_api_error(503, str(exc), reason=getattr(exc, "reason", "camera"))
             return
         self.set_header("Location", self.request.path.rstrip("/") + "/" + status["id"])
         self.write_json(status, 201)
@@ -422,7 +423,7 @@ class RecordingsHandler(RecordingApiBase):
 
 class RecordingHandler(RecordingApiBase):
     """``GET api/recordings/<id>``: its status; ``POST api/recordings/<id>/stop`` or ``DELETE
-    api/recordings/<id>``: stop it (answers once its file is closed, or after 10 s with the state
+    api/recordings/<id>``: stop it (answers once its file is closed, or after 5 s with the state
     reached). Stopping a finished recording answers with its final status."""
 
     def get(self, rec_id: str, action: str | None = None) -> None:
