@@ -184,8 +184,61 @@ export interface ConfiguredMessage {
 export interface ErrorMessage {
   type: "error";
   message: string;
-  /** The type of the request refused ("configure", "snap", "settings", ...). */
+  /** The type of the request refused ("configure", "snap", "settings", "record", ...). */
   request?: string;
+  /** For a refused "record" request: its action. */
+  action?: RecordAction;
+}
+
+export type RecordAction = "start" | "stop" | "status";
+export type RecordingState = "recording" | "finishing" | "done" | "failed";
+
+/** One recording the server runs or ran (REST `api/recordings/<id>`, the `recording` message). */
+export interface RecordingStatus {
+  id: string;
+  /** The file's name inside the server's recordings folder. */
+  name: string;
+  format: "ome-tiff" | "ome-zarr";
+  state: RecordingState;
+  /** Epoch seconds. */
+  started_at: number;
+  frames_written: number;
+  frames_target: number | null;
+  duration_target_s: number | null;
+  /** Seconds since the first recorded frame. */
+  elapsed_s: number;
+  bytes_written: number;
+  mb_written: number;
+  /** Data recorded per second of recording (1 MB = 1e6 bytes). */
+  mb_per_s: number;
+  /** How fast the disk took it while writing (the headroom). */
+  write_mb_per_s: number;
+  fps: number;
+  /** dropped_camera + dropped_overflow. */
+  dropped: number;
+  dropped_camera: number;
+  dropped_overflow: number;
+  /** Frames waiting in memory to be written. */
+  buffered: number;
+  buffer_capacity: number;
+  interruptions: number;
+  /** "frames" | "duration" | "stopped" | the error's reason ("disk", "overflow", "camera", "format"). */
+  stop_reason: string | null;
+  error: string | null;
+}
+
+/** A recording's status: the answer to a record request (`reply`) or a broadcast to every client (`event`: started, progress about once a second, finished). */
+export interface RecordingMessage extends RecordingStatus {
+  type: "recording";
+  reply?: RecordAction;
+  event?: "started" | "progress" | "finished";
+}
+/** The answer to `{"type": "record", "action": "status"}` without an id. */
+export interface RecordingsMessage {
+  type: "recordings";
+  reply: "status";
+  recordings: RecordingStatus[];
+  max_active: number;
 }
 
 export type ServerTextMessage =
@@ -197,6 +250,8 @@ export type ServerTextMessage =
   | StatusMessage
   | PongMessage
   | ConfiguredMessage
+  | RecordingMessage
+  | RecordingsMessage
   | ErrorMessage;
 
 /** The header of a binary message: `| N uint32 BE | N bytes UTF-8 JSON header | image bytes |`. */
@@ -237,7 +292,12 @@ export interface PauseRequest {
 export interface ResumeRequest {
   type: "resume";
 }
-export type ClientMessage = ConfigureRequest | PingRequest | SnapRequest | SettingsRequest | PauseRequest | ResumeRequest;
+/** Start, stop or ask about recordings (answered in request order). Reply: recording | recordings (status without id) | error (request "record"). */
+export type RecordRequest =
+  | { type: "record"; action: "start"; name: string; frames?: number; duration?: number; format?: "ome-tiff" | "ome-zarr"; overwrite?: boolean }
+  | { type: "record"; action: "stop"; id: string }
+  | { type: "record"; action: "status"; id?: string };
+export type ClientMessage = ConfigureRequest | PingRequest | SnapRequest | SettingsRequest | PauseRequest | ResumeRequest | RecordRequest;
 
 /** The stream's query parameters (`ws/camera/stream?...`). A bad one refuses the handshake (HTTP 400). */
 export interface StreamQuery {
@@ -267,9 +327,19 @@ export interface StatsResponse {
   encoder: { variants: number; encode_ms: number };
   clients: Array<{ id: string; format: StreamFormat; fps: number; frames_sent: number; frames_skipped: number; bytes_per_s: number; rtt_ms: number | null; in_flight: number }>;
 }
+/** GET api/recordings */
+export interface RecordingsResponse {
+  recordings: RecordingStatus[];
+  active: number;
+  max_active: number;
+  /** The recordings folder on the server. */
+  folder: string;
+}
 /** Any REST error (400, 403, 404, 409, 503). */
 export interface RestError {
   error: string;
+  /** 409/503 from POST api/recordings: "busy", "disk", "camera", ... */
+  reason?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,6 +504,8 @@ export interface LabcamClientEventMap {
   configured: StreamOptions | null;
   error: ErrorDetail;
   log: LogDetail;
+  /** A recording's status: replies to startRecording/stopRecording and every broadcast (event: started, progress, finished). */
+  recording: RecordingStatus & { event?: "started" | "progress" | "finished" };
   /** Every JSON text message, after the client handled it. */
   message: ServerTextMessage | { type: string; [key: string]: unknown };
 }
@@ -494,6 +566,12 @@ export declare class LabcamClient extends EventTarget {
   snap(format?: SnapFormat): Promise<Snap>;
   /** Change camera settings; resolves with the new settings, rejects with the server's message (nothing changed). */
   setSettings(changes: Partial<CameraSettings>): Promise<CameraSettings>;
+  /** Start recording every frame to `name` in the server's recordings folder; resolves with its status (`id`), rejects with the server's message. */
+  startRecording(opts: { name: string; frames?: number | null; duration?: number | null; format?: "ome-tiff" | "ome-zarr" | null; overwrite?: boolean }): Promise<RecordingStatus>;
+  /** Stop a recording; resolves with its status once the file is closed (or after a few seconds with the state reached). */
+  stopRecording(id: string): Promise<RecordingStatus>;
+  /** Every recording the server knows, running and recently finished. */
+  recordings(): Promise<RecordingStatus[]>;
   /** Stop frames for this client (kept across reconnects). */
   pause(): Promise<StreamOptions | null>;
   resume(): Promise<StreamOptions | null>;

@@ -9,6 +9,8 @@
 //   client.on("state", ({ state }) => badge.textContent = state);
 //   await client.connect();
 //   await client.setSettings({ exposure_ms: 5 });   // rejects with the server's message
+//   const rec = await client.startRecording({ name: "run1.ome.tif", frames: 500 });
+//   client.on("recording", (s) => s.id === rec.id && console.log(s.state, s.frames_written));
 //
 // Design notes:
 // - Frames are never queued. With `decode` on (the default where createImageBitmap exists), at most one
@@ -22,7 +24,9 @@
 //   become `error` events (source "protocol") and the stream carries on.
 // - Replies to `configure`/`pause`/`resume` (`configured`), `snap` (`snap`) and `settings` (the
 //   `settings` broadcast) carry no request id in protocol 1, so each kind is matched first-in first-out;
-//   an `error` reply is matched by its `request` field.
+//   an `error` reply is matched by its `request` field. `record` requests are answered in order by the
+//   server (one queue per client): a `recording`/`recordings` message with a `reply` field settles the
+//   oldest; without it, it is a broadcast (progress of any recording).
 
 export const PROTOCOL_VERSION = 1;
 export const STREAM_PATH = "ws/camera/stream";
@@ -256,7 +260,7 @@ export class LabcamClient extends EventTarget {
     this._reconnects = 0;
     this._timers = { reconnect: null, connect: null, ping: null, stats: null };
     this._waiters = [];
-    this._pending = { configure: [], snap: [], settings: [] };
+    this._pending = { configure: [], snap: [], settings: [], record: [] };
     this._pings = new Map();
     this._pingId = 0;
     this._userPaused = false;
@@ -423,6 +427,50 @@ export class LabcamClient extends EventTarget {
   setSettings(changes) {
     if (!isObject(changes)) return Promise.reject(new TypeError("setSettings needs an object of changes"));
     return this._request("settings", { type: "settings", changes });
+  }
+
+  /**
+   * Start recording every frame to a file in the server's recordings folder. `opts`: `name`
+   * ("run1.ome.tif", "day1/run2.ome.zarr"; relative to that folder), `frames` and/or `duration`
+   * (seconds; neither: until stopRecording), `format` ("ome-tiff" | "ome-zarr", default from the
+   * suffix), `overwrite`. Resolves with the recording's status (its `id`); rejects with the server's
+   * message (a refused name, too many recordings). Progress arrives as `recording` events.
+   */
+  startRecording(opts = {}) {
+    const msg = { type: "record", action: "start" };
+    try {
+      if (!isObject(opts)) throw new TypeError("startRecording needs an object: { name, frames?, duration?, format?, overwrite? }");
+      for (const key of Object.keys(opts)) {
+        if (!["name", "frames", "duration", "format", "overwrite"].includes(key)) throw new TypeError(`unknown recording option ${JSON.stringify(key)} (known: name, frames, duration, format, overwrite)`);
+      }
+      if (typeof opts.name !== "string" || opts.name.trim() === "") throw new TypeError('a recording needs a name, such as "run1.ome.tif"');
+      msg.name = opts.name;
+      const { frames, duration } = opts;
+      if (frames !== undefined && frames !== null) {
+        if (!Number.isSafeInteger(frames) || frames < 1) throw new RangeError(`frames=${JSON.stringify(frames)} is not allowed: a whole number >= 1 (or leave it out)`);
+        msg.frames = frames;
+      }
+      if (duration !== undefined && duration !== null) {
+        if (typeof duration !== "number" || !Number.isFinite(duration) || duration <= 0) throw new RangeError(`duration=${JSON.stringify(duration)} is not allowed: a number of seconds > 0 (or leave it out)`);
+        msg.duration = duration;
+      }
+      if (opts.format !== undefined && opts.format !== null) msg.format = String(opts.format);
+      if (opts.overwrite !== undefined) msg.overwrite = !!opts.overwrite;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._request("record", msg);
+  }
+
+  /** Stop a recording: resolves with its status once the server has closed the file (or after a few seconds, with the state reached). */
+  stopRecording(id) {
+    if (typeof id !== "string" || !id) return Promise.reject(new TypeError("stopRecording needs the recording's id"));
+    return this._request("record", { type: "record", action: "stop", id });
+  }
+
+  /** Every recording the server knows (running and recently finished): resolves with an array of statuses. */
+  recordings() {
+    return this._request("record", { type: "record", action: "status" });
   }
 
   /** Stop frames for this client (kept across reconnects until resume()). */
@@ -831,10 +879,25 @@ export class LabcamClient extends EventTarget {
       case "error":
         this._onServerError(msg);
         break;
+      case "recording":
+      case "recordings":
+        this._onRecording(msg);
+        break;
       default:
         this._log("debug", `message of unknown type ${JSON.stringify(msg.type)}`);
     }
     this._emit("message", msg);
+  }
+
+  /** A recording's status: the reply to a record request (`reply`), or a broadcast (`event`). */
+  _onRecording(msg) {
+    const { type, reply, ...status } = msg;
+    if (type === "recordings") {
+      if (reply) this._settle("record", Array.isArray(msg.recordings) ? msg.recordings : []);
+      return;
+    }
+    if (reply) this._settle("record", status);
+    this._emit("recording", status);
   }
 
   _onFrame(meta, payload, size) {
