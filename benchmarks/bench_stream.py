@@ -197,7 +197,7 @@ async def run_client(port: int, query: str, slow: bool, warmup: float, seconds: 
         ws.close()
 
 
-async def stalled_client(port: int, stop: asyncio.Event, renew_s: float = 15.0) -> None:
+async def stalled_client(port: int, stop: asyncio.Event, renew_s: float = 13.0) -> None:
     """Completes the handshake and never reads again. The server drops such a client when its
     keep-alive ping goes unanswered (~20 s), so a new one takes its place every ``renew_s``: there
     are always stalled connections to cope with."""
