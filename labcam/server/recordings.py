@@ -248,6 +248,19 @@ class RecordingManager:
                 return dict(self._done[rec_id])
         return entry.status()
 
+    def wait(self, rec_id: str, timeout: float | None = None) -> bool:
+        """Block until a recording has finished and its file is closed (False after ``timeout`` s).
+
+        For code in the server's process (and tests); clients follow ``recording`` messages or poll
+        ``GET api/recordings/<id>``. ``KeyError`` for an unknown id.
+        """
+        with self._lock:
+            entry = self._active.get(rec_id)
+            if entry is None:
+                self._done[rec_id]  # noqa: B018 - KeyError for an unknown id
+                return True
+        return entry.recorder.wait(timeout, raise_error=False)
+
     # -- start and stop ---------------------------------------------------------------------------
     def start(self, request: StartRequest) -> dict[str, Any]:
         """Create the file and start recording; returns the status. Blocking (creates the file).

@@ -5,7 +5,7 @@
 //   ?autoconnect=0  do not connect on load
 //   ?fps=, ?quality=, ?max_width=   initial stream options
 //   ?debug=1        show the client's debug log lines
-// Browser tests read window.labcamTestPage = {client, framesDrawn, ...}.
+// Browser tests read window.labcamTestPage = {client, framesDrawn, recording, ...}.
 
 // Same file as "./static/labcam-client.js" seen from the page.
 import { LabcamClient, pageStreamBase } from "./labcam-client.js";
@@ -96,6 +96,7 @@ let framesDrawn = 0;
 let lastMeta = null;
 let lastSnap = null;
 let drawing = false; // only for the no-ImageBitmap fallback
+let recording = null; // the latest status of the recording this page started (see "recording" below)
 
 window.labcamTestPage = {
   get client() {
@@ -109,6 +110,9 @@ window.labcamTestPage = {
   },
   get lastSnap() {
     return lastSnap;
+  },
+  get recording() {
+    return recording;
   },
 };
 
@@ -656,6 +660,105 @@ $("snap").addEventListener("click", async () => {
     if (!(e && e.name === "LabcamError" && e.code === "server")) log("error", `snap failed: ${e.message}`);
   } finally {
     button.disabled = !client.connected;
+  }
+});
+
+// ---- recording ------------------------------------------------------------------------------
+// The server records (every frame, full bit depth, into its recordings folder, whatever this page
+// draws); the page starts and stops it with the stream's record messages and follows the progress
+// broadcasts (about one a second, and when it ends).
+
+const RECORDING_RANK = { recording: 0, finishing: 1, done: 2, failed: 2 };
+const seenRecordings = new Map(); // id -> latest status seen in broadcasts (a reply may come after them)
+
+/** The newer of two statuses of one recording (messages may overtake each other). */
+function newerStatus(a, b) {
+  if (!a) return b;
+  if (!b) return a;
+  const ra = RECORDING_RANK[a.state] ?? 0;
+  const rb = RECORDING_RANK[b.state] ?? 0;
+  if (ra !== rb) return ra > rb ? a : b;
+  return (b.frames_written ?? 0) >= (a.frames_written ?? 0) ? b : a;
+}
+
+function recordingActive() {
+  return !!recording && (recording.state === "recording" || recording.state === "finishing");
+}
+
+function updateRecordButtons() {
+  const live = client.connected;
+  $("record").disabled = !live || recordingActive();
+  $("record-stop").disabled = !live || !recordingActive() || recording.state === "finishing";
+}
+
+function showRecording(st) {
+  recording = newerStatus(recording && recording.id === st.id ? recording : null, st);
+  const r = recording;
+  const el = $("record-status");
+  el.dataset.state = r.state;
+  el.dataset.id = r.id;
+  el.dataset.frames = String(r.frames_written);
+  const target = isNum(r.frames_target) ? `/${fmtInt(r.frames_target)}` : "";
+  const figures = `${fmtInt(r.frames_written)}${target} frames · ${fmt(r.mb_per_s, 1)} MB/s · dropped ${fmtInt(r.dropped)}`;
+  const head = { recording: "● recording", finishing: "finishing", done: "done", failed: "failed" }[r.state] || r.state;
+  el.textContent = `${head} ${r.name}: ${figures}${r.error ? ` — ${r.error}` : ""}`;
+  el.title = `${r.id}; ${fmtBytes(r.bytes_written)} written; disk took ${fmt(r.write_mb_per_s, 1)} MB/s while writing`;
+  showError("record-error", r.state === "failed" ? r.error : "");
+  updateRecordButtons();
+}
+
+client.on("recording", (st) => {
+  if (seenRecordings.size > 64) seenRecordings.delete(seenRecordings.keys().next().value);
+  seenRecordings.set(st.id, newerStatus(seenRecordings.get(st.id), st));
+  if (recording && st.id === recording.id) {
+    showRecording(st);
+    if (st.event === "finished") log(st.error ? "error" : "info", `recording ${st.name} ${st.state}: ${fmtInt(st.frames_written)} frames, dropped ${fmtInt(st.dropped)}${st.error ? `: ${st.error}` : ""}`);
+  }
+});
+client.on("state", updateRecordButtons);
+client.on("connected", () => {
+  // Broadcasts sent while this page was disconnected are lost: ask for the state now.
+  if (!recordingActive()) return;
+  client
+    .recordings()
+    .then((list) => {
+      const st = list.find((s) => s.id === recording.id);
+      if (st) showRecording(st);
+    })
+    .catch(() => {});
+});
+
+$("record").addEventListener("click", async () => {
+  const frames = readNumber($("record-frames"));
+  const duration = readNumber($("record-duration"));
+  if (frames === undefined || duration === undefined) {
+    showError("record-error", "frames and duration: numbers, or empty for no limit");
+    return;
+  }
+  const name = $("record-name").value.trim() || `labcam-${stamp()}.ome.tif`;
+  $("record").disabled = true;
+  try {
+    const st = await client.startRecording({ name, frames: frames ?? undefined, duration: duration ?? undefined });
+    showError("record-error", "");
+    log("info", `recording ${st.name} (${st.id})${frames ? `, ${frames} frames` : ""}${duration ? `, ${duration} s` : ""}`);
+    showRecording(newerStatus(seenRecordings.get(st.id), st));
+  } catch (e) {
+    showError("record-error", e.message);
+    if (!(e && e.name === "LabcamError" && e.code === "server")) log("warn", `record: ${e.message}`);
+  } finally {
+    updateRecordButtons();
+  }
+});
+
+$("record-stop").addEventListener("click", async () => {
+  if (!recordingActive()) return;
+  $("record-stop").disabled = true;
+  try {
+    showRecording(await client.stopRecording(recording.id));
+  } catch (e) {
+    showError("record-error", e.message);
+  } finally {
+    updateRecordButtons();
   }
 });
 
