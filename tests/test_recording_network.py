@@ -419,3 +419,65 @@ def test_test_page_record_button_reaches_done_with_n_frames(srv: Any, rec_dir: P
     frames = int(page.get_attribute("#record-status", "data-frames") or "-1")
     with tifffile.TiffFile(rec_dir / "page2.ome.tif") as tif:
         assert len(tif.pages) == frames
+
+
+# -- the Jupyter extension ----------------------------------------------------------------------------------
+# pytest-jupyter's fixtures, imported into this module only (as tests/test_jupyter_extension.py does:
+# registered as a plugin they would apply to every module). Its async-test hook is not loaded: the
+# Jupyter test runs on pytest-jupyter's loop, where the Jupyter server runs, by hand.
+from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
+
+
+@pytest.fixture
+def jp_server_config(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "ServerApp": {"jpserver_extensions": {"labcam_jupyter": True}},
+        "LabcamApp": {
+            "camera": "simulated", "width": 320, "height": 240, "fps": 100.0, "idle_grace": 0.2,
+            "recordings_dir": str(tmp_path / "jupyter-recordings"),
+        },
+    }
+
+
+def test_jupyter_extension_records_with_jupyter_auth(
+    jp_serverapp: Any, http_server_client: Any, jp_base_url: str, jp_http_port: int, jp_asyncio_loop: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "jupyter-recordings"
+    service = jp_serverapp.web_app.settings["labcam"].service
+    assert service.recordings.root == folder
+    token = jp_serverapp.identity_provider.token
+    base = f"http://127.0.0.1:{jp_http_port}{jp_base_url}labcam/"
+
+    async def run() -> None:
+        body = {"name": "jupyter.ome.tif", "frames": 12}
+        for headers in ({}, {"Authorization": "token wrong"}):
+            resp = await fetch(base + "api/recordings", "POST", body, headers)
+            assert resp.code == 403, (headers, resp.code)
+            assert (await fetch(base + "api/recordings", headers=headers)).code == 403
+        assert not folder.exists(), "a refused request created the folder"
+        auth = {"Authorization": f"token {token}"}
+        resp = await fetch(base + "api/recordings", "POST", body, auth)  # token: no XSRF cookie needed
+        assert resp.code == 201, resp.body
+        rec_id = js(resp)["id"]
+        await asyncio.get_running_loop().run_in_executor(None, service.recordings.wait, rec_id, TIMEOUT)
+        final = js(await fetch(base + f"api/recordings/{rec_id}", headers=auth))
+        assert (final["state"], final["frames_written"], final["dropped"]) == ("done", 12, 0)
+        assert (await fetch(base + f"api/recordings/{rec_id}", "DELETE")).code == 403
+        assert (await fetch(base + f"api/recordings/{rec_id}", "DELETE", headers=auth)).code == 200
+        assert (await fetch(base + "api/recordings", "POST", {"name": "../up.ome.tif"}, auth)).code == 400
+        with tifffile.TiffFile(folder / "jupyter.ome.tif") as tif:
+            assert len(tif.pages) == 12
+        # the stream's record message, with the token
+        from tornado.websocket import websocket_connect
+
+        conn = await websocket_connect("ws" + base[4:] + f"ws/camera/stream?format=binary&token={token}")
+        conn.write_message(json.dumps({"type": "record", "action": "status"}))
+        while True:
+            msg = await asyncio.wait_for(conn.read_message(), TIMEOUT)
+            assert msg is not None
+            if isinstance(msg, str) and json.loads(msg)["type"] == "recordings":
+                assert [r["id"] for r in json.loads(msg)["recordings"]] == [rec_id]
+                break
+        conn.close()
+
+    jp_asyncio_loop.run_until_complete(run())
