@@ -421,6 +421,149 @@ def test_test_page_record_button_reaches_done_with_n_frames(srv: Any, rec_dir: P
         assert len(tif.pages) == frames
 
 
+
+# -- the notebook widget ------------------------------------------------------------------------------------
+class CommPage:
+    """Plays the page side of a ``LiveView`` in comm mode: sends what liveview.js sends through
+    ipywidgets' own message handler, records what the kernel sends back (events, no sleeps)."""
+
+    def __init__(self, view: Any) -> None:
+        import threading
+
+        self.view = view
+        self.sent: list[dict[str, Any]] = []
+        self.changed = threading.Condition()
+
+        def record(data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+            if data["method"] == "custom":
+                with self.changed:
+                    self.sent.append(data["content"])
+                    self.changed.notify_all()
+
+        view.comm.send = record
+
+    def tell(self, content: dict[str, Any]) -> None:
+        self.view._handle_msg({"content": {"data": {"method": "custom", "content": {"view": "v1", **content}}}, "buffers": []})
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The first message sent so far (or, waiting, from now on) that satisfies ``predicate``."""
+        with self.changed:
+            found = self.changed.wait_for(lambda: next((m for m in self.sent if predicate(m)), None), timeout)
+            assert found, f"the kernel did not send it within {timeout} s; it sent {[m.get('type') for m in self.sent]}"
+            return found
+
+
+def test_widget_comm_mode_records_with_the_kernels_camera(tmp_path: Path) -> None:
+    pytest.importorskip("anywidget")
+    cam = labcam.open("simulated", width=320, height=240, fps=100.0, idle_grace=0.2)
+    view = cam.live()
+    try:
+        assert view.mode == "comm"
+        page = CommPage(view)
+        target = tmp_path / "widget.ome.tif"
+        page.tell({"type": "record", "action": "start", "name": str(target), "frames": 15})
+        reply = page.wait_for(lambda m: m.get("reply") == "start")
+        assert reply["type"] == "recording" and reply["name"] == "widget.ome.tif" and reply["frames_target"] == 15
+        done = page.wait_for(lambda m: m.get("event") == "finished")
+        assert (done["state"], done["frames_written"], done["dropped"], done["id"]) == ("done", 15, 0, reply["id"])
+        assert view.recording.wait(0) and tifffile.imread(target).shape == (15, 240, 320)
+        # an existing file: the kernel's error goes to the page
+        page.tell({"type": "record", "action": "start", "name": str(target), "frames": 2})
+        assert "already exists" in page.wait_for(lambda m: m.get("type") == "error" and m.get("request") == "record")["message"]
+        # open-ended, stopped from the page
+        page.tell({"type": "record", "action": "start", "name": str(tmp_path / "open.ome.zarr")})
+        opened = page.wait_for(lambda m: m.get("reply") == "start" and m["name"] == "open.ome.zarr")
+        cam.acquire(3)  # frames the recording has too
+        page.tell({"type": "record", "action": "stop"})
+        final = page.wait_for(lambda m: m.get("event") == "finished" and m["id"] == opened["id"])
+        assert final["stop_reason"] == "stopped" and final["frames_written"] >= 3
+        assert zarr.open_group(str(tmp_path / "open.ome.zarr"), mode="r")["0"].shape[0] == final["frames_written"]
+    finally:
+        view.close()
+        cam.close()
+
+
+def test_widget_comm_mode_with_a_remote_camera_records_on_the_server(srv: Any, rec_dir: Path) -> None:
+    pytest.importorskip("anywidget")
+    from labcam.widget import LiveView
+
+    view = LiveView(labcam.connect(srv.url), mode="comm")
+    try:
+        page = CommPage(view)
+        page.tell({"type": "record", "action": "start", "name": "from-widget.ome.tif", "frames": 10})
+        reply = page.wait_for(lambda m: m.get("reply") == "start")
+        assert reply["id"] == view.recording.id and "path" not in reply  # the server's own id and name
+        done = page.wait_for(lambda m: m.get("event") == "finished")
+        assert (done["state"], done["frames_written"]) == ("done", 10)
+        check_tiff(srv, rec_dir / "from-widget.ome.tif", 10)
+        page.tell({"type": "record", "action": "start", "name": "../nope.ome.tif", "frames": 2})
+        assert "'..'" in page.wait_for(lambda m: m.get("type") == "error")["message"]
+    finally:
+        view.close()
+
+
+# The widget's browser module in a real page: the labcam test page (same origin as the stream, so
+# the handshake passes the origin check) with the widget rendered into it from its ES module and a
+# stand-in for the anywidget model.
+WIDGET_HARNESS = """
+async ([esm, values]) => {
+  const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+  const { default: widget } = await import(url);
+  const handlers = {};
+  const model = {
+    sent: [],
+    get: (k) => values[k], set: (k, v) => { values[k] = v; }, save_changes() {},
+    on(name, fn) { (handlers[name] ||= []).push(fn); }, off() {},
+    send(content) { this.sent.push(content); },
+    emit(name, ...args) { for (const fn of handlers[name] || []) fn(...args); },
+  };
+  const host = document.createElement("div");
+  host.id = "widget-host";
+  document.body.prepend(host);
+  widget.render({ model, el: host });
+  window.widgetModel = model;
+}
+"""
+
+
+def test_widget_record_button_over_the_stream_in_a_browser(srv: Any, rec_dir: Path, page: Any) -> None:
+    pytest.importorskip("anywidget")
+    from labcam.widget import LiveView
+
+    values = {"mode": "websocket", "requested_mode": "websocket", "stream_url": srv.url, "token": "", "fps": None,
+              "quality": None, "max_width": None, "display_range": "auto", "paused": False, "camera_info": {},
+              "kernel_error": ""}
+    page.goto(srv.url + "?autoconnect=0")
+    page.evaluate(WIDGET_HARNESS, [LiveView._esm, values])
+    root = "#widget-host .labcam-liveview"
+    page.wait_for_selector(f"{root}[data-state='streaming']", timeout=WAIT_MS)
+    page.fill(f"{root} .lc-rec-name", "widget-ws.ome.tif")
+    page.fill(f"{root} .lc-rec-frames", "20")
+    page.click(f"{root} .lc-record")
+    page.wait_for_selector(f"{root}[data-recording-state='done']", timeout=WAIT_MS)
+    text = page.text_content(f"{root} .lc-rec-status") or ""
+    assert "widget-ws.ome.tif" in text and "20/20 frames" in text and "dropped 0" in text, text
+    assert page.text_content(f"{root} .lc-record") == "● Rec"
+    check_tiff(srv, rec_dir / "widget-ws.ome.tif", 20)
+    # open-ended: the button becomes Stop, and stops it
+    page.fill(f"{root} .lc-rec-name", "widget-open.ome.tif")
+    page.fill(f"{root} .lc-rec-frames", "")
+    page.click(f"{root} .lc-record")
+    page.wait_for_selector(f"{root}[data-recording-state='recording'] .lc-record[aria-pressed='true']", timeout=WAIT_MS)
+    page.wait_for_selector(f"{root}[data-recording-state='recording']:not([data-recording-frames='0'])", timeout=WAIT_MS)
+    page.click(f"{root} .lc-record")
+    page.wait_for_selector(f"{root}[data-recording-state='done']", timeout=WAIT_MS)
+    frames = int(page.get_attribute(root, "data-recording-frames") or "-1")
+    with tifffile.TiffFile(rec_dir / "widget-open.ome.tif") as tif:
+        assert len(tif.pages) == frames > 0
+    # a refused name shows in the view's error line
+    page.fill(f"{root} .lc-rec-name", "/etc/x.ome.tif")
+    page.click(f"{root} .lc-record")
+    page.wait_for_selector(f"{root} .lc-error:not([hidden])", timeout=WAIT_MS)
+    assert "absolute" in (page.text_content(f"{root} .lc-error") or "")
+    assert page.evaluate("window.widgetModel.sent.length") == 0, "websocket mode never asks the kernel"
+
+
 # -- the Jupyter extension ----------------------------------------------------------------------------------
 # pytest-jupyter's fixtures, imported into this module only (as tests/test_jupyter_extension.py does:
 # registered as a plugin they would apply to every module). Its async-test hook is not loaded: the

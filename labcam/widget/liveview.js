@@ -10,8 +10,12 @@
 // - CommSource: JPEG frames pushed by the kernel through the widget's comm. Every drawn frame is
 //   acknowledged (cumulatively, by sequence number) so that the kernel keeps at most 2 in flight.
 //
+// Recording: the toolbar's record button asks the source: WsSource sends the stream's `record`
+// message (the server writes the file into its recordings folder), CommSource asks the kernel
+// (`camera.record`). Both report `recording` statuses, shown next to the button.
+//
 // Test hooks on the `.labcam-liveview` element: data-frames-drawn, data-frame-number, data-mode,
-// data-state, data-source (the URL or "comm").
+// data-state, data-source (the URL or "comm"), data-recording-state, data-recording-frames.
 
 /* global LABCAM_CLIENT_SOURCE */
 
@@ -106,6 +110,24 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+const RECORDING_RANK = { recording: 0, finishing: 1, done: 2, failed: 2 };
+
+/** The newer of two statuses of one recording (a broadcast may overtake the reply). */
+function newerStatus(a, b) {
+  if (!a) return b;
+  if (!b) return a;
+  const ra = RECORDING_RANK[a.state] ?? 0;
+  const rb = RECORDING_RANK[b.state] ?? 0;
+  if (ra !== rb) return ra > rb ? a : b;
+  return (b.frames_written ?? 0) >= (a.frames_written ?? 0) ? b : a;
+}
+
+function defaultRecordingName() {
+  const d = new Date();
+  const p = (n) => String(n).padStart(2, "0");
+  return `labcam-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.ome.tif`;
+}
+
 function download(blob, filename) {
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
@@ -174,8 +196,9 @@ class WsSource {
       });
     }));
     client.on("error", view.guard((e) => {
-      if (e.source === "server") view.flash(e.message);
+      if (e.source === "server" && e.request !== "record") view.flash(e.message); // record errors reject the button's request
     }));
+    client.on("recording", view.guard((st) => view.onRecording(st)));
     this.applyPause();
     client.connect().catch(() => {}); // failures arrive as state events
   }
@@ -236,6 +259,16 @@ class WsSource {
     return { blob, filename: `labcam-${meta.frame_number ?? "snap"}.png` };
   }
 
+  startRecording({ name, frames }) {
+    if (!this.client || !this.client.connected) return Promise.reject(new Error("not connected"));
+    return this.client.startRecording({ name, frames: frames ?? undefined });
+  }
+
+  stopRecording(id) {
+    if (!this.client || !this.client.connected) return Promise.reject(new Error("not connected"));
+    return this.client.stopRecording(id);
+  }
+
   close() {
     this.closed = true;
     if (this.client) this.client.disconnect("view closed");
@@ -252,6 +285,7 @@ class CommSource {
     this.mailbox = null; // latest frame waiting for the decoder: newer replaces older
     this.pendingSnap = null;
     this.pendingSettings = null;
+    this.pendingRecord = null;
     this.onMsg = view.guard((msg, buffers) => this.handle(msg, buffers));
     this.onInfo = view.guard(() => this.publishInfo());
     this.closed = false;
@@ -293,8 +327,20 @@ class CommSource {
           this.pendingSnap = null;
         }
         break;
+      case "recording": {
+        const { type, reply, ...status } = msg;
+        if (reply && this.pendingRecord) {
+          this.pendingRecord.resolve(status);
+          this.pendingRecord = null;
+        }
+        this.view.onRecording(status);
+        break;
+      }
       case "error":
-        if (msg.request === "snap" && this.pendingSnap) {
+        if (msg.request === "record" && this.pendingRecord) {
+          this.pendingRecord.reject(new Error(msg.message));
+          this.pendingRecord = null;
+        } else if (msg.request === "snap" && this.pendingSnap) {
           this.pendingSnap.reject(new Error(msg.message));
           this.pendingSnap = null;
         } else if (msg.request === "settings" && this.pendingSettings) {
@@ -368,6 +414,21 @@ class CommSource {
     });
   }
 
+  /** The kernel calls camera.record: resolves with its first status, rejects with its error. */
+  startRecording({ name, frames }) {
+    return new Promise((resolve, reject) => {
+      if (this.pendingRecord) this.pendingRecord.reject(new Error("superseded"));
+      this.pendingRecord = { resolve, reject };
+      this.model.send({ type: "record", action: "start", name, frames: frames ?? null, view: this.view.id });
+    });
+  }
+
+  /** The kernel stops it; the final status arrives as a `recording` message. */
+  stopRecording() {
+    this.model.send({ type: "record", action: "stop", view: this.view.id });
+    return Promise.resolve(null);
+  }
+
   close() {
     this.closed = true;
     this.model.off("msg:custom", this.onMsg);
@@ -406,6 +467,8 @@ class LiveViewUI {
     this.bits = 8;
     this.lastHist = 0;
     this.autoOnce = 0; // frames to wait before freezing the auto range (one-shot auto-contrast)
+    this.recording = null; // the latest status of the recording this view started
+    this.seenRecordings = new Map(); // id -> latest status seen (a broadcast may come before the reply)
     this.flashTimer = null;
     this.disposers = [];
     this.build();
@@ -435,6 +498,10 @@ class LiveViewUI {
     r.classList.add("labcam-liveview");
     this.playBtn = el("button", { class: "lc-play", type: "button", title: "play / pause" });
     this.snapBtn = el("button", { class: "lc-snap", type: "button", title: "download the next full-resolution frame (PNG)", text: "Snap" });
+    this.recBtn = el("button", { class: "lc-record", type: "button", title: "record every frame at full bit depth (OME-TIFF / OME-Zarr)", text: "● Rec" });
+    this.recName = el("input", { class: "lc-rec-name", type: "text", spellcheck: "false", placeholder: "name.ome.tif", title: "file name (.ome.tif or .ome.zarr); empty: a dated name. Over the stream it lands in the server's recordings folder" });
+    this.recFrames = el("input", { class: "lc-rec-frames", type: "number", min: "1", step: "1", placeholder: "frames", title: "frames to record (empty: until you press Stop)" });
+    this.recStatus = el("span", { class: "lc-rec-status" });
     this.fpsInput = el("input", { class: "lc-fps", type: "number", min: "0.1", max: "1000", step: "any", placeholder: "max", title: "frame-rate cap (empty: the camera's rate)" });
     this.qualityInput = el("input", { class: "lc-quality", type: "range", min: "1", max: "100", step: "1", title: "JPEG quality" });
     this.qualityLabel = el("span", { class: "lc-value" });
@@ -453,6 +520,7 @@ class LiveViewUI {
       group("gain", this.gainRange, this.gainInput, el("span", { class: "lc-unit", text: "dB" })));
     this.toolbar = el("div", { class: "lc-toolbar" },
       this.playBtn, this.snapBtn,
+      el("span", { class: "lc-record-controls" }, this.recBtn, this.recName, this.recFrames, this.recStatus),
       group("fps ≤", this.fpsInput),
       group("quality", this.qualityInput, this.qualityLabel),
       group("size", this.sizeSelect),
@@ -504,6 +572,7 @@ class LiveViewUI {
   wire() {
     this.listen(this.playBtn, "click", () => this.setTrait("paused", !this.model.get("paused")));
     this.listen(this.snapBtn, "click", () => this.snap());
+    this.listen(this.recBtn, "click", () => this.toggleRecording());
     this.listen(this.fpsInput, "change", () => {
       const v = this.fpsInput.value === "" ? null : Number(this.fpsInput.value);
       if (v === null || (Number.isFinite(v) && v >= 0.1 && v <= 1000)) this.setTrait("fps", v);
@@ -534,7 +603,7 @@ class LiveViewUI {
     this.listen(this.autoBtn, "click", () => this.autoContrast());
     // Enter commits a typed number: Chromium fires no "change" on Enter outside a form, and the
     // notebook must not take the key as a shortcut.
-    for (const input of [this.fpsInput, this.expInput, this.gainInput, this.minInput, this.maxInput]) {
+    for (const input of [this.fpsInput, this.expInput, this.gainInput, this.minInput, this.maxInput, this.recName, this.recFrames]) {
       this.listen(input, "keydown", (e) => {
         if (e.key !== "Enter") return;
         e.preventDefault();
@@ -887,6 +956,66 @@ class LiveViewUI {
     } finally {
       this.snapBtn.disabled = false;
     }
+  }
+
+  // -- recording -----------------------------------------------------------------------------------
+  recordingActive() {
+    const r = this.recording;
+    return !!r && (r.state === "recording" || r.state === "finishing");
+  }
+
+  async toggleRecording() {
+    if (!this.source) return;
+    this.recBtn.disabled = true;
+    try {
+      if (this.recordingActive()) {
+        const st = await this.source.stopRecording(this.recording.id);
+        if (st) this.onRecording(st);
+        return;
+      }
+      const raw = this.recFrames.value.trim();
+      const frames = raw === "" ? null : Number(raw);
+      if (frames !== null && !(Number.isInteger(frames) && frames >= 1)) {
+        this.flash("frames: a whole number >= 1, or empty to record until Stop");
+        return;
+      }
+      const st = await this.source.startRecording({ name: this.recName.value.trim() || defaultRecordingName(), frames });
+      this.recording = null;
+      this.onRecording(newerStatus(this.seenRecordings.get(st.id), st), true);
+    } catch (e) {
+      this.flash(`record: ${e.message}`);
+    } finally {
+      this.recBtn.disabled = false;
+      this.renderRecording();
+    }
+  }
+
+  /** A recording status (a reply, a broadcast, a kernel message); shown when it is this view's. */
+  onRecording(st, ours = false) {
+    if (!st || !st.id) return;
+    if (this.seenRecordings.size > 64) this.seenRecordings.delete(this.seenRecordings.keys().next().value);
+    this.seenRecordings.set(st.id, newerStatus(this.seenRecordings.get(st.id), st));
+    if (!ours && !(this.recording && this.recording.id === st.id)) return;
+    const before = this.recording && this.recording.id === st.id ? this.recording : null;
+    this.recording = newerStatus(before, st);
+    if (this.recording.state === "failed" && (!before || before.state !== "failed")) this.flash(`recording failed: ${this.recording.error || "unknown error"}`);
+    this.renderRecording();
+  }
+
+  renderRecording() {
+    const r = this.recording;
+    const active = this.recordingActive();
+    this.recBtn.textContent = active ? "■ Stop" : "● Rec";
+    this.recBtn.setAttribute("aria-pressed", String(active));
+    const ds = this.root.dataset;
+    if (!r) return;
+    ds.recordingState = r.state;
+    ds.recordingFrames = String(r.frames_written ?? 0);
+    const target = Number.isFinite(r.frames_target) ? `/${r.frames_target}` : "";
+    const figures = `${r.frames_written ?? 0}${target} frames · ${fmt.num(r.mb_per_s)} MB/s · dropped ${r.dropped ?? 0}`;
+    const head = { recording: "● rec", finishing: "finishing", done: "✓", failed: "✗ failed" }[r.state] || r.state;
+    this.recStatus.textContent = `${head} ${r.name || ""}: ${figures}${r.error ? ` — ${r.error}` : ""}`;
+    this.recStatus.title = r.path || r.name || "";
   }
 
   dispose() {

@@ -17,6 +17,11 @@ status line says which one it uses:
     ``WINDOW`` frames are in flight and the newest frame always wins (as in jupyter_rfb), so a slow
     page never makes the kernel queue frames. The thread only runs while a view is visible.
 
+Both modes have a record button: in ``websocket`` mode the page asks the stream server (the
+``record`` message: the file lands in the server's recordings folder); in ``comm`` mode the kernel
+calls ``camera.record`` (an in-process camera writes where the kernel runs; a ``labcam.connect()``
+camera into its server's folder) and reports progress through the comm about once a second.
+
 How the client gets into the page: anywidget loads ``_esm`` from a ``blob:`` URL, where relative
 imports cannot resolve. The client's source is therefore read from the package at import time and
 embedded in ``_esm`` as a string, which the widget imports through a second ``blob:`` URL. The client
@@ -27,6 +32,7 @@ VS Code alike without any URL to the extension.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -60,6 +66,10 @@ IDLE_AFTER = 10.0
 # How long the sender waits for a frame before it looks at its stop flag and the camera's state.
 FRAME_WAIT = 0.5
 DEFAULT_QUALITY = 80
+# Recording from the view (comm mode): how often the page hears of its progress, and how often the
+# follower thread looks at a stop request or the end of the recording.
+RECORD_NOTICE_S = 1.0
+RECORD_STEP_S = 0.2
 
 _HERE = Path(__file__).resolve().parent
 _CLIENT_PATH = _HERE.parent / "server" / "static" / "labcam-client.js"
@@ -165,6 +175,15 @@ def _check_number(name: str, value: Any, low: float, high: float, integer: bool)
     return int(value) if integer else float(value)
 
 
+def _recording_status(rec: Any, rec_id: str) -> dict[str, Any]:
+    """A recording handle's status for the page (in-process or remote), with an ``id`` and ``name``."""
+    status = dict(rec.status())
+    status.setdefault("id", rec_id)
+    if not status.get("name"):
+        status["name"] = Path(str(status.get("path", ""))).name
+    return status
+
+
 def _camera_url(camera: Any) -> tuple[str | None, str | None]:
     """The stream root and token of a remote camera (``labcam.connect()``), if it is one."""
     for attr in ("live_url", "url", "base_url"):
@@ -252,6 +271,10 @@ class LiveView(anywidget.AnyWidget):
         self.max_in_flight = 0
         self.rtt_ms: float | None = None
         self._settings_hook: Any = None
+        # the recording started from this view's button (comm mode), followed by its own thread
+        self._recording: Any = None
+        self._record_stop = threading.Event()
+        self._record_ids = itertools.count(1)
         if mode not in ("auto", "websocket", "comm"):
             raise ValueError(f"mode={mode!r} is not allowed: 'auto', 'websocket' or 'comm'")
         in_process = camera is not None and hasattr(camera, "engine")
@@ -286,6 +309,13 @@ class LiveView(anywidget.AnyWidget):
         """Comm mode: frames sent and not yet acknowledged (never more than ``WINDOW``)."""
         with self._cond:
             return len(self._in_flight)
+
+    @property
+    def recording(self) -> Any:
+        """Comm mode: the handle of the last recording started with this view's button (``wait``,
+        ``stop``, ``status()``...), or None. Closing the view does not stop it: recordings never
+        depend on a viewer."""
+        return self._recording
 
     @property
     def sender_running(self) -> bool:
@@ -444,6 +474,8 @@ class LiveView(anywidget.AnyWidget):
             self._send_snap()
         elif kind == "fallback":
             self._fall_back(str(content.get("reason", "")))
+        elif kind == "record":
+            self._record(content)
         if kind in ("ack", "hello", "visible", "closed") or wake:
             self._update_sender()
 
@@ -482,6 +514,63 @@ class LiveView(anywidget.AnyWidget):
             {"type": "snap", "mime": mime, "filename": name, "frame_number": frame.meta.frame_number},
             [data],
         )
+
+    # -- recording (comm mode) ---------------------------------------------------------------------
+    def _record(self, content: dict[str, Any]) -> None:
+        """The page's record button in comm mode: ``start`` calls ``camera.record`` here, ``stop``
+        asks the follower thread to stop it (a remote stop may wait for the server: not on the
+        kernel's shell thread)."""
+        action = content.get("action")
+        if action == "stop":
+            self._record_stop.set()
+            return
+        if action != "start":
+            self._send_json({"type": "error", "request": "record", "message": f"action={action!r} is not allowed: 'start' or 'stop'"})
+            return
+        cam = self._camera
+        if self.mode != "comm" or cam is None or not hasattr(cam, "record"):
+            self._send_json({"type": "error", "request": "record", "message": "no camera in this kernel to record from"})
+            return
+        running = self._recording
+        if running is not None and not running.wait(0, raise_error=False):
+            self._send_json({"type": "error", "request": "record", "message": "a recording from this view is running already: stop it first"})
+            return
+        options = {k: content[k] for k in ("frames", "duration") if content.get(k) is not None}
+        if hasattr(cam, "engine"):
+            options["progress"] = False  # the view shows progress; no tqdm bar in some other cell
+        try:
+            rec = cam.record(content.get("name"), **options)
+        except Exception as exc:  # a bad name or option, an existing file: say why in the view
+            self._send_json({"type": "error", "request": "record", "message": str(exc)})
+            return
+        rec_id = str(getattr(rec, "id", "") or f"w{next(self._record_ids)}")
+        self._recording = rec
+        self._record_stop = threading.Event()
+        self._send_json({"type": "recording", "reply": "start", "event": "started", **_recording_status(rec, rec_id)})
+        threading.Thread(
+            target=self._follow_recording, args=(rec, rec_id, self._record_stop), name="labcam-liveview-record", daemon=True
+        ).start()
+
+    def _follow_recording(self, rec: Any, rec_id: str, stop: threading.Event) -> None:
+        """Tell the page how the recording goes (about once a second, and when it ends)."""
+        last = time.monotonic()
+        stopped = False
+        try:
+            while True:
+                if stop.is_set() and not stopped:
+                    stopped = True
+                    rec.stop(wait=False)
+                done = rec.wait(RECORD_STEP_S, raise_error=False)  # returns early when it ends
+                now = time.monotonic()
+                if done or now - last >= RECORD_NOTICE_S:
+                    last = now
+                    event = "finished" if done else "progress"
+                    self._send_json({"type": "recording", "event": event, **_recording_status(rec, rec_id)})
+                if done:
+                    return
+        except Exception as exc:  # a remote server that went away: say so rather than go quiet
+            log.warning("live view: lost track of recording %s: %s", rec_id, exc)
+            self._send_json({"type": "error", "request": "record", "message": f"lost track of the recording: {exc}"})
 
     def _fall_back(self, reason: str) -> None:
         """The page could not reach the stream: in auto mode, send frames through the comm instead."""
