@@ -572,9 +572,10 @@ from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
 
 
 @pytest.fixture
-def jp_server_config(tmp_path: Path) -> dict[str, Any]:
+def jp_server_config(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The extension on a small simulated camera; ``indirect`` parametrization adds ServerApp settings."""
     return {
-        "ServerApp": {"jpserver_extensions": {"labcam_jupyter": True}},
+        "ServerApp": {"jpserver_extensions": {"labcam_jupyter": True}, **getattr(request, "param", {})},
         "LabcamApp": {
             "camera": "simulated", "width": 320, "height": 240, "fps": 100.0, "idle_grace": 0.2,
             "recordings_dir": str(tmp_path / "jupyter-recordings"),
@@ -622,5 +623,51 @@ def test_jupyter_extension_records_with_jupyter_auth(
                 assert [r["id"] for r in json.loads(msg)["recordings"]] == [rec_id]
                 break
         conn.close()
+
+    jp_asyncio_loop.run_until_complete(run())
+
+
+def _read_only_authorizer() -> type:
+    from jupyter_server.auth.authorizer import Authorizer
+
+    class ReadOnlyLabcam(Authorizer):
+        """Lets users watch the camera (read) but not change anything (write) on ``labcam``."""
+
+        def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+            return not (resource == "labcam" and action == "write")
+
+    return ReadOnlyLabcam
+
+
+@pytest.mark.parametrize("jp_server_config", [{"authorizer_class": _read_only_authorizer()}], indirect=True)
+def test_jupyter_read_only_users_may_follow_but_not_start_or_stop_recordings(
+    jp_serverapp: Any, http_server_client: Any, jp_base_url: str, jp_http_port: int, jp_asyncio_loop: Any, tmp_path: Path
+) -> None:
+    token = jp_serverapp.identity_provider.token
+    auth = {"Authorization": f"token {token}"}
+    base = f"http://127.0.0.1:{jp_http_port}{jp_base_url}labcam/"
+
+    async def run() -> None:
+        assert (await fetch(base + "api/recordings", "POST", {"name": "ro.ome.tif", "frames": 3}, auth)).code == 403
+        assert (await fetch(base + "api/recordings", headers=auth)).code == 200
+        from tornado.websocket import websocket_connect
+
+        conn = await websocket_connect("ws" + base[4:] + f"ws/camera/stream?format=binary&token={token}")
+        for action in ("start", "stop"):
+            conn.write_message(json.dumps({"type": "record", "action": action, "name": "ro.ome.tif", "id": "x"}))
+            while True:
+                msg = await asyncio.wait_for(conn.read_message(), TIMEOUT)
+                assert msg is not None
+                if isinstance(msg, str) and json.loads(msg)["type"] == "error":
+                    assert "not authorized to start or stop recordings" in json.loads(msg)["message"]
+                    break
+        conn.write_message(json.dumps({"type": "record", "action": "status"}))
+        while True:
+            msg = await asyncio.wait_for(conn.read_message(), TIMEOUT)
+            assert msg is not None
+            if isinstance(msg, str) and json.loads(msg)["type"] == "recordings":
+                break
+        conn.close()
+        assert not (tmp_path / "jupyter-recordings").exists()
 
     jp_asyncio_loop.run_until_complete(run())

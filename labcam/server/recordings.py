@@ -257,7 +257,8 @@ class RecordingManager:
         with self._lock:
             entry = self._active.get(rec_id)
             if entry is None:
-                self._done[rec_id]  # noqa: B018 - KeyError for an unknown id
+                if rec_id not in self._done:
+                    raise KeyError(rec_id)
                 return True
         return entry.recorder.wait(timeout, raise_error=False)
 
