@@ -555,11 +555,23 @@ def test_camera_gone_for_good_stops_after_fault_timeout(cam: Camera, tmp_path: P
     assert read_recording_metadata(path)["summary"]["stop_reason"] == "camera"
 
 
-def test_closing_the_camera_ends_the_recording_with_what_it_had(cam: Camera, tmp_path: Path) -> None:
+def test_closing_the_camera_stops_the_recording_cleanly(cam: Camera, tmp_path: Path) -> None:
     path = tmp_path / "run.ome.zarr"
     rec = cam.record(path, progress=False)
     assert progress_reached(rec, 3).wait(WAIT)
     cam.close()
+    assert rec.wait(WAIT, raise_error=False)
+    assert rec.error is None, rec.error
+    n = rec.progress.frames_written
+    assert n >= 3 and read_pixels(path).shape[0] == n
+    assert read_recording_metadata(path)["summary"]["frames_written"] == n
+
+
+def test_closing_the_engine_under_a_recording_ends_it_with_what_it_had(cam: Camera, tmp_path: Path) -> None:
+    path = tmp_path / "run.ome.zarr"
+    rec = cam.record(path, progress=False)
+    assert progress_reached(rec, 3).wait(WAIT)
+    cam.engine.close()  # not through Camera.close(): the recorder learns it from the engine
     assert rec.wait(WAIT, raise_error=False)
     assert rec.error is not None and rec.error.reason == "camera" and "closed" in str(rec.error)
     n = rec.progress.frames_written
