@@ -143,9 +143,12 @@ def open_driver(args: argparse.Namespace) -> OpenedCamera:
     collect = _Collect()
     root = logging.getLogger("labcam")
     root.addHandler(collect)
+    # The warnings are collected, not printed: the caller says them once, with what it serves.
+    propagate, root.propagate = root.propagate, False
     try:
         driver = open_camera(args.camera, serial=args.serial, **camera_options(args))
     finally:
+        root.propagate = propagate
         root.removeHandler(collect)
     why = ""
     if args.camera == "auto" and driver.description.driver == "simulated":
