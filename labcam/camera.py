@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from .camera_api import CameraAPI, Stack, positive_int, progress_bar
+from .camera_api import CameraAPI, FrameStreamBase, Stack, positive_int, progress_bar
 from .cameras.base import CameraDescription
 from .engine import Engine, EngineEvents, EngineStatus, Subscription
 from .errors import CameraError, FrameTimeout
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 ACQUIRE_BUFFER = 64
 
 
-class FrameStream:
+class FrameStream(FrameStreamBase):
     """Frames as they arrive, for ``for`` and ``async for`` loops. Create with ``Camera.frames``.
 
     Iteration ends after ``limit`` frames (if given); a gap longer than ``timeout`` raises
@@ -37,47 +36,22 @@ class FrameStream:
     """
 
     def __init__(self, sub: Subscription, timeout: float | None, limit: int | None) -> None:
+        super().__init__(timeout, limit)
         self._sub = sub
-        self._timeout = timeout
-        self._remaining = limit
 
     @property
     def missed(self) -> int:
         """Frames that arrived while this loop was busy and were skipped (latest frame wins)."""
         return self._sub.missed
 
-    def __iter__(self) -> Iterator[Frame]:
-        return self
+    def _next_frame(self) -> Frame:
+        return self._sub.next(self._timeout)
 
-    def __next__(self) -> Frame:
-        if self._remaining == 0:
-            self.close()
-            raise StopIteration
-        frame = self._sub.next(self._timeout)
-        if self._remaining is not None:
-            self._remaining -= 1
-        return frame
-
-    def __aiter__(self) -> AsyncIterator[Frame]:
-        return self
-
-    async def __anext__(self) -> Frame:
-        if self._remaining == 0:
-            self.close()
-            raise StopAsyncIteration
-        frame = await self._sub.anext(self._timeout)
-        if self._remaining is not None:
-            self._remaining -= 1
-        return frame
+    async def _anext_frame(self) -> Frame:
+        return await self._sub.anext(self._timeout)
 
     def close(self) -> None:
         self._sub.close()
-
-    def __enter__(self) -> FrameStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __del__(self) -> None:
         self._sub.close()

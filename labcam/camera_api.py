@@ -7,9 +7,9 @@ attributes, the context manager) and names the rest, so both facades keep one su
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -64,6 +64,61 @@ class Stack:
     def __repr__(self) -> str:
         shape = "x".join(str(s) for s in self.array.shape)
         return f"Stack({shape} {self.array.dtype}, dropped={self.dropped})"
+
+
+_Stream = TypeVar("_Stream", bound="FrameStreamBase")
+
+
+class FrameStreamBase(ABC):
+    """The loop side of ``FrameStream`` and ``RemoteFrameStream``: ``for`` and ``async for``, ending
+    (and closing) after ``limit`` frames if given, and the ``with`` block that closes it.
+
+    Subclasses say how to wait for the next frame (``_next_frame``/``_anext_frame``, honouring
+    ``self._timeout``) and how to ``close``.
+    """
+
+    def __init__(self, timeout: float | None, limit: int | None) -> None:
+        self._timeout = timeout
+        self._remaining = limit
+
+    @abstractmethod
+    def _next_frame(self) -> Frame: ...
+
+    @abstractmethod
+    async def _anext_frame(self) -> Frame: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        if self._remaining == 0:
+            self.close()
+            raise StopIteration
+        frame = self._next_frame()
+        if self._remaining is not None:
+            self._remaining -= 1
+        return frame
+
+    def __aiter__(self) -> AsyncIterator[Frame]:
+        return self
+
+    async def __anext__(self) -> Frame:
+        if self._remaining == 0:
+            self.close()
+            raise StopAsyncIteration
+        frame = await self._anext_frame()
+        if self._remaining is not None:
+            self._remaining -= 1
+        return frame
+
+    def __enter__(self: _Stream) -> _Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class CameraAPI(ABC):

@@ -35,14 +35,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future as ConcurrentFuture
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 
-from .camera_api import CameraAPI, Stack, positive_int, progress_bar
+from .camera_api import CameraAPI, FrameStreamBase, Stack, positive_int, progress_bar
 from .cameras.base import CameraDescription
 from .engine import EngineStatus
 from .errors import CameraDisconnected, CameraError, CameraUnavailable, FrameTimeout, LabcamError, SettingError
@@ -306,7 +306,7 @@ class _RawSocket:
         self._conn.close()
 
 
-class RemoteFrameStream:
+class RemoteFrameStream(FrameStreamBase):
     """Frames as they arrive from a remote camera, for ``for`` and ``async for`` loops.
 
     Like ``labcam.FrameStream``: latest frame wins (a slow loop skips frames, counted in
@@ -315,14 +315,13 @@ class RemoteFrameStream:
     """
 
     def __init__(self, camera: RemoteCamera, timeout: float | None, limit: int | None) -> None:
+        super().__init__(timeout, limit)
         self._camera = camera
-        self._timeout = timeout
-        self._remaining = limit
         self._sock: _RawSocket | None = None
         self._closed = False
         self.missed = 0
 
-    async def _next(self) -> Frame:
+    async def _receive(self) -> Frame:
         if self._closed:
             raise CameraError("this frame stream is closed")
         if self._sock is None:
@@ -333,41 +332,17 @@ class RemoteFrameStream:
         self.missed += int(header.get("missed", 0))
         return frame
 
-    def __iter__(self) -> Iterator[Frame]:
-        return self
+    def _next_frame(self) -> Frame:
+        return self._camera._io.run(self._receive(), None)
 
-    def __next__(self) -> Frame:
-        if self._remaining == 0:
-            self.close()
-            raise StopIteration
-        frame = self._camera._io.run(self._next(), None)
-        if self._remaining is not None:
-            self._remaining -= 1
-        return frame
-
-    def __aiter__(self) -> AsyncIterator[Frame]:
-        return self
-
-    async def __anext__(self) -> Frame:
-        if self._remaining == 0:
-            self.close()
-            raise StopAsyncIteration
-        frame = await self._camera._io.run_async(self._next())
-        if self._remaining is not None:
-            self._remaining -= 1
-        return frame
+    async def _anext_frame(self) -> Frame:
+        return await self._camera._io.run_async(self._receive())
 
     def close(self) -> None:
         self._closed = True
         sock, self._sock = self._sock, None
         if sock is not None:
             self._camera._io.loop.call_soon_threadsafe(sock.close)
-
-    def __enter__(self) -> RemoteFrameStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __del__(self) -> None:
         try:
