@@ -132,25 +132,27 @@ class StandaloneSecurity:
         return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
+class StandaloneWebSocket(StandaloneSecurity):
+    """The checks plus keep-alive pings at the service's ``ping_interval``/``ping_timeout``."""
+
+    service: LabcamService
+
+    @property
+    def ping_interval(self) -> float:
+        return self.service.ping_interval
+
+    @property
+    def ping_timeout(self) -> float:
+        return self.service.ping_timeout
+
+
 # Concrete standalone handlers: security first, then the logic.
-class StreamHandler(StandaloneSecurity, handlers.StreamHandler):
-    @property
-    def ping_interval(self) -> float:
-        return self.service.ping_interval
-
-    @property
-    def ping_timeout(self) -> float:
-        return self.service.ping_timeout
+class StreamHandler(StandaloneWebSocket, handlers.StreamHandler):
+    pass
 
 
-class RawFramesHandler(StandaloneSecurity, rawframes.RawFramesHandler):
-    @property
-    def ping_interval(self) -> float:
-        return self.service.ping_interval
-
-    @property
-    def ping_timeout(self) -> float:
-        return self.service.ping_timeout
+class RawFramesHandler(StandaloneWebSocket, rawframes.RawFramesHandler):
+    pass
 
 
 class CameraHandler(StandaloneSecurity, handlers.CameraHandler):
