@@ -93,10 +93,20 @@ class RawFramesHandler(_JupyterWebSocket, rawframes.RawFramesHandler, JupyterHan
         await super().get(*args, **kwargs)
 
 
-class _JupyterApi(ExtensionHandlerMixin):
-    """REST: Jupyter's ``APIHandler`` behind the logic (403 instead of a login redirect)."""
+class _AuthorizedGet(ExtensionHandlerMixin):
+    """GET (and HEAD) on a labcam page or REST route: Jupyter's login, then "read" on labcam, then
+    the logic's ``get`` (sync or async: ``authorized`` awaits what it returns)."""
 
     auth_resource = AUTH_RESOURCE
+
+    @web.authenticated
+    @authorized
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return super().get(*args, **kwargs)  # type: ignore[misc]
+
+
+class _JupyterApi(_AuthorizedGet):
+    """REST: Jupyter's ``APIHandler`` behind the logic (403 instead of a login redirect)."""
 
     def finish(self, *args: Any, **kwargs: Any) -> Any:
         # APIHandler.finish forces "application/json"; snaps are PNG/JPEG/TIFF/npy and say so.
@@ -105,17 +115,11 @@ class _JupyterApi(ExtensionHandlerMixin):
 
 
 class CameraHandler(_JupyterApi, logic.CameraHandler, APIHandler):  # type: ignore[misc]
-    @web.authenticated
-    @authorized
-    def get(self) -> None:
-        super().get()
+    """``labcam/api/camera`` (read)."""
 
 
 class SettingsHandler(_JupyterApi, logic.SettingsHandler, APIHandler):  # type: ignore[misc]
-    @web.authenticated
-    @authorized
-    def get(self) -> None:
-        super().get()
+    """``labcam/api/camera/settings``: read; change with PATCH or PUT (write)."""
 
     @web.authenticated
     @authorized
@@ -129,26 +133,15 @@ class SettingsHandler(_JupyterApi, logic.SettingsHandler, APIHandler):  # type: 
 
 
 class SnapHandler(_JupyterApi, logic.SnapHandler, APIHandler):  # type: ignore[misc]
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        await super().get()
+    """``labcam/api/camera/snap`` (read)."""
 
 
 class StatsHandler(_JupyterApi, logic.StatsHandler, APIHandler):  # type: ignore[misc]
-    @web.authenticated
-    @authorized
-    def get(self) -> None:
-        super().get()
+    """``labcam/api/camera/stats`` (read)."""
 
 
 class RecordingsHandler(_JupyterApi, recordings.RecordingsHandler, APIHandler):  # type: ignore[misc]
     """``labcam/api/recordings``: list (read), start (write; XSRF applies unless token-authenticated)."""
-
-    @web.authenticated
-    @authorized
-    def get(self) -> None:
-        super().get()
 
     @web.authenticated
     @authorized
@@ -161,11 +154,6 @@ class RecordingHandler(_JupyterApi, recordings.RecordingHandler, APIHandler):  #
 
     @web.authenticated
     @authorized
-    def get(self, rec_id: str, action: str | None = None) -> None:
-        super().get(rec_id, action)
-
-    @web.authenticated
-    @authorized
     async def post(self, rec_id: str, action: str | None = None) -> None:
         await super().post(rec_id, action)
 
@@ -175,26 +163,13 @@ class RecordingHandler(_JupyterApi, recordings.RecordingHandler, APIHandler):  #
         await super().delete(rec_id, action)
 
 
-class StaticHandler(ExtensionHandlerMixin, logic.StaticHandler, JupyterHandler):  # type: ignore[misc]
-    """``labcam/static/...``: the JavaScript client and the test page's assets (logged-in users)."""
-
-    auth_resource = AUTH_RESOURCE
-
-    @web.authenticated
-    @authorized
-    async def get(self, path: str, include_body: bool = True) -> None:  # HEAD comes here too
-        await super().get(path, include_body)
+class StaticHandler(_AuthorizedGet, logic.StaticHandler, JupyterHandler):  # type: ignore[misc]
+    """``labcam/static/...``: the JavaScript client and the test page's assets (logged-in users;
+    HEAD comes through ``get`` too)."""
 
 
-class TestPageHandler(ExtensionHandlerMixin, logic.TestPageHandler, JupyterHandler):  # type: ignore[misc]
+class TestPageHandler(_AuthorizedGet, logic.TestPageHandler, JupyterHandler):  # type: ignore[misc]
     """``labcam/``: the test page (Jupyter's login page first, for a browser without a session)."""
-
-    auth_resource = AUTH_RESOURCE
-
-    @web.authenticated
-    @authorized
-    def get(self) -> None:
-        super().get()
 
 
 UNAVAILABLE_PREFIX = "labcam: the camera could not be opened"
