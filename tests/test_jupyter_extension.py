@@ -8,8 +8,6 @@ own config (``LabcamApp`` section) like a user's ``jupyter_server_config.py`` wo
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import base64
 import io
 import json
@@ -17,7 +15,6 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -28,29 +25,8 @@ from tornado.websocket import websocket_connect
 from labcam.preview.variants import unpack_binary
 from labcam.server.rawframes import decode_frame
 
-# pytest-jupyter's fixtures, imported into this module rather than loaded with ``pytest_plugins``:
-# a plugin is registered for the whole session, and its autouse fixtures (an event loop it closes
-# after every test, a ServerApp cleanup) then break other modules' tests that run a loop of their
-# own (the Playwright end-to-end test). Imported here, they apply to this module only. Its hook that
-# runs ``async def`` tests is not loaded either: ``on_jupyter_loop`` runs them on the server's loop.
-from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
-
-
-def on_jupyter_loop(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an ``async def`` test on pytest-jupyter's event loop, where the Jupyter server runs."""
-    sig = inspect.signature(test)
-    takes_loop = "jp_asyncio_loop" in sig.parameters
-    params = list(sig.parameters.values())
-    if not takes_loop:
-        params.append(inspect.Parameter("jp_asyncio_loop", inspect.Parameter.KEYWORD_ONLY))
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        loop = kwargs["jp_asyncio_loop"] if takes_loop else kwargs.pop("jp_asyncio_loop")
-        loop.run_until_complete(test(*args, **kwargs))
-
-    run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]  # pytest reads fixtures from it
-    return run
+# pytest-jupyter's fixtures (imported, not a plugin: see jupyter_fixtures) and on_jupyter_loop.
+from jupyter_fixtures import *  # noqa: E402,F401,F403
 
 WIDTH, HEIGHT = 320, 240
 LABCAM_CONFIG = {

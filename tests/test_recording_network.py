@@ -20,9 +20,11 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.httpclient import HTTPResponse
 
 import labcam
+from http_helpers import fetch
+from http_helpers import json_body as js
 from labcam.recording import RecordingError, read_recording_metadata
 from labcam.server.recordings import MAX_ACTIVE
 
@@ -39,25 +41,6 @@ def rec_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def srv(make_server: Callable[..., Any], rec_dir: Path) -> Any:
     return make_server(fps=100.0, recordings_dir=rec_dir)
-
-
-async def fetch(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
-                raw_body: bytes | None = None) -> HTTPResponse:
-    """The response, whatever its status (errors are answers too)."""
-    data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
-    if method in ("POST", "PATCH", "PUT") and data is None:
-        data = b""
-    req = HTTPRequest(url, method=method, body=data, headers=headers or {}, request_timeout=TIMEOUT)
-    try:
-        return await AsyncHTTPClient().fetch(req)
-    except HTTPClientError as exc:
-        assert exc.response is not None, exc
-        return exc.response
-
-
-def js(resp: HTTPResponse) -> Any:
-    assert resp.headers["Content-Type"].startswith("application/json"), resp.headers["Content-Type"]
-    return json.loads(resp.body)
 
 
 async def start(srv: Any, body: dict[str, Any], headers: dict[str, str] | None = None) -> HTTPResponse:
@@ -565,10 +548,10 @@ def test_widget_record_button_over_the_stream_in_a_browser(srv: Any, rec_dir: Pa
 
 
 # -- the Jupyter extension ----------------------------------------------------------------------------------
-# pytest-jupyter's fixtures, imported into this module only (as tests/test_jupyter_extension.py does:
-# registered as a plugin they would apply to every module). Its async-test hook is not loaded: the
-# Jupyter test runs on pytest-jupyter's loop, where the Jupyter server runs, by hand.
-from pytest_jupyter.jupyter_server import *  # noqa: E402,F401,F403
+# pytest-jupyter's fixtures, imported into this module only (not a plugin: see jupyter_fixtures). Its
+# async-test hook is not loaded: the Jupyter test runs on pytest-jupyter's loop, where the Jupyter
+# server runs, by hand.
+from jupyter_fixtures import *  # noqa: E402,F401,F403
 
 
 @pytest.fixture
