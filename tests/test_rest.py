@@ -12,31 +12,14 @@ import pytest
 import simplejpeg
 import tifffile
 from PIL import Image
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.websocket import websocket_connect
 
+from http_helpers import fetch
+from http_helpers import json_body as body
 from labcam.preview.display import to_display
 
 pytestmark = pytest.mark.anyio
-
-
-async def fetch(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
-                raw_body: bytes | None = None) -> HTTPResponse:
-    """The response, whatever its status (errors are answers too)."""
-    data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
-    if method in ("PATCH", "PUT", "POST") and data is None:
-        data = b""
-    req = HTTPRequest(url, method=method, body=data, headers=headers or {}, request_timeout=15)
-    try:
-        return await AsyncHTTPClient().fetch(req)
-    except HTTPClientError as exc:
-        assert exc.response is not None, exc
-        return exc.response
-
-
-def body(resp: HTTPResponse) -> Any:
-    assert resp.headers["Content-Type"].startswith("application/json"), resp.headers["Content-Type"]
-    return json.loads(resp.body)
 
 
 # -- camera and settings -------------------------------------------------------------------------------
