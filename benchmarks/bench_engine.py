@@ -16,36 +16,14 @@ import argparse
 import threading
 import time
 
-from labcam.cameras.simulated import SimulatedCamera
+from _common import camera_alone, make_camera
+
 from labcam.engine import Engine
 
 CASES = [
     ("1280x1024 mono8", dict(width=1280, height=1024, pixel_format="mono8")),
     ("2448x2048 mono16", dict(width=2448, height=2048, pixel_format="mono16")),
 ]
-
-
-def make_camera(shape: dict) -> SimulatedCamera:
-    cam = SimulatedCamera(**shape, seed=1)
-    cam.open()
-    spec = cam.specs["fps"]
-    max_fps = float(spec.maximum)
-    cam.update_settings({"exposure_ms": min(cam.settings.exposure_ms, 1000.0 / max_fps), "fps": max_fps})
-    return cam
-
-
-def driver_alone(shape: dict, seconds: float) -> tuple[float, float]:
-    cam = make_camera(shape)
-    cam.start()
-    n, nbytes, t0 = 0, 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        f = cam.read_frame(1.0)
-        n += 1
-        nbytes += f.array.nbytes
-    dt = time.perf_counter() - t0
-    cam.stop()
-    cam.close()
-    return n / dt, nbytes / dt / 1e6
 
 
 def engine_run(shape: dict, seconds: float, fast: int, stalled: int) -> dict:
@@ -134,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{'case':<18} {'variant':<28} {'frames/s':>9} {'MB/s':>8} {'added ms/frame':>15} {'fast consumers missed':>22}")
     for name, shape in CASES:
-        base_fps, base_mb = driver_alone(shape, args.seconds)
+        base_fps, base_mb = camera_alone(shape, args.seconds)
         print(f"{name:<18} {'driver alone (ceiling)':<28} {base_fps:9.1f} {base_mb:8.1f} {'':>15} {'':>22}")
         for label, fast, stalled in (("engine, 1 consumer", 1, 0), ("engine, 6 fast + 2 stalled", 6, 2)):
             r = engine_run(shape, args.seconds, fast, stalled)

@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from labcam.cameras.simulated import SimulatedCamera
+from _common import camera_alone, make_camera
+
 from labcam.engine import Engine
 from labcam.recording.recorder import Recorder
 from labcam.recording.writers import FrameWriter, RecordingInfo, open_writer
@@ -102,28 +103,6 @@ def ome_writers_available(fmt: str) -> str | None:
 
 
 # -- measurements -------------------------------------------------------------------------------------
-
-
-def make_camera(shape: dict[str, Any], fps: float | None = None) -> SimulatedCamera:
-    cam = SimulatedCamera(**shape, seed=1)
-    cam.open()
-    max_fps = float(cam.specs["fps"].maximum) if fps is None else fps
-    cam.update_settings({"exposure_ms": min(cam.settings.exposure_ms, 1000.0 / max_fps), "fps": max_fps})
-    return cam
-
-
-def camera_alone(shape: dict[str, Any], seconds: float) -> tuple[float, float]:
-    cam = make_camera(shape)
-    cam.start()
-    n, nbytes, t0 = 0, 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        f = cam.read_frame(1.0)
-        n += 1
-        nbytes += f.array.nbytes
-    dt = time.perf_counter() - t0
-    cam.stop()
-    cam.close()
-    return n / dt, nbytes / dt / 1e6
 
 
 def raw_disk(folder: Path, frame: np.ndarray, total_bytes: int, *, fsync: bool) -> float:
