@@ -469,13 +469,20 @@ async def test_stats_message_about_once_a_second(make_server, ws_connect) -> Non
         ("display=bright", ["display='bright'"]),
     ],
 )
-async def test_bad_query_parameters_refuse_the_handshake_with_400(server, query: str, words: list[str]) -> None:
-    with pytest.raises(HTTPClientError) as info:
-        await asyncio.wait_for(websocket_connect(server.ws_url + "?" + query), 5)
-    assert info.value.code == 400
-    body = json.loads(info.value.response.body)
+async def test_bad_query_parameters_are_told_then_closed_with_4400(server, query: str, words: list[str]) -> None:
+    # Accepted, told why (a browser sees a refused handshake only as 1006), closed with 4400.
+    conn = await asyncio.wait_for(websocket_connect(server.ws_url + "?" + query), 5)
+    first = await asyncio.wait_for(conn.read_message(), 5)
+    assert isinstance(first, str)
+    error = json.loads(first)
+    assert error["type"] == "error" and error["request"] == "connect", error
     for word in words:
-        assert word in body["error"], body
+        assert word in error["message"], error
+    assert await asyncio.wait_for(conn.read_message(), 5) is None
+    assert conn.close_code == 4400
+    assert conn.close_reason and len(conn.close_reason.encode()) <= 123
+    assert error["message"].startswith(conn.close_reason.removesuffix("..."))
+    assert server.service.connections_total == 0, "a refused stream is not a client"
 
 
 async def test_clients_beyond_the_maximum_are_closed_with_1013(make_server, ws_connect) -> None:

@@ -49,7 +49,7 @@ from . import protocol
 from .protocol import ProtocolError, StreamOptions
 from .rawframes import RawFramesHandler
 from .recordings import ID_PATTERN, RecordingHandler, RecordingsHandler, control_record
-from .service import LabcamService
+from .service import LabcamService, SettingsReply
 
 log = logging.getLogger("labcam.server")
 
@@ -131,19 +131,23 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         return None  # JPEG does not compress; deflate would only cost CPU and latency
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        """Validate the query before the upgrade, so a bad option is a plain HTTP 400."""
+        """Validate the query before the upgrade. A bad option does not refuse the handshake (a
+        browser would only see close code 1006): ``open`` says why and closes with 4400. The host's
+        auth and origin checks (``prepare``, ``check_origin``, decorators) still refuse with 403."""
+        self._query_error: str | None = None
         try:
             self.options = protocol.parse_query(self.request.query_arguments, self.service.bit_depth)
         except ProtocolError as exc:
-            self.set_status(400)
-            self.set_header("Content-Type", "application/json; charset=UTF-8")
-            self.finish(json.dumps({"error": str(exc)}))
-            return
+            self.options = StreamOptions()
+            self._query_error = str(exc)
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> Awaitable[None] | None:
         self._init_state()
         self.service.bind_loop()
+        if getattr(self, "_query_error", None) is not None:
+            self._refuse_options(self._query_error or "")
+            return super().open(*args, **kwargs)
         self._registered = self.service.register(self) is not None
         if not self._registered:
             self._closed = True
@@ -167,6 +171,16 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             self._follow()
         return super().open(*args, **kwargs)
 
+    def _refuse_options(self, message: str) -> None:
+        """A bad query parameter: an ``error`` (``"request": "connect"``), then close 4400."""
+        self._closed = True
+        log.info("stream refused for %s: %s", self.request.remote_ip, message)
+        try:
+            self.write_message(protocol.error_message(message, "connect"))
+        except WebSocketClosedError:
+            return
+        self.close(protocol.CLOSE_BAD_OPTION, protocol.close_reason(message))
+
     def on_close(self) -> None:
         if not getattr(self, "_state_ready", False):
             return super().on_close()
@@ -187,15 +201,23 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
 
     def on_message(self, message: str | bytes) -> None:
         kind: str | None = None
+        # The request's request_id (validated by parse_control), echoed in its reply or error. The
+        # _control_* methods read it while they run (hosts override them with the msg-only signature)
+        # and hand it to whatever answers later.
+        self._request_id = None
         try:
             msg = protocol.parse_control(message)
             kind = msg["type"]
+            self._request_id = msg.get("request_id")
             getattr(self, f"_control_{kind}")(msg)
         except ProtocolError as exc:
-            self.send_control(protocol.error_message(str(exc), exc.request or kind))
+            rid = exc.request_id if exc.request_id is not None else self._request_id
+            self.send_control(protocol.error_message(str(exc), exc.request or kind, rid))
         except Exception:  # a bug must cost one message, never the connection or the server
             log.exception("stream %s: handling %r failed", self.client_id, kind)
-            self.send_control(protocol.error_message("internal error handling the message", kind))
+            self.send_control(protocol.error_message("internal error handling the message", kind, self._request_id))
+        finally:
+            self._request_id = None
 
     # -- state -------------------------------------------------------------------------------------
     def _init_state(self) -> None:
@@ -469,7 +491,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
     # -- control messages in -------------------------------------------------------------------------
     def _control_configure(self, msg: dict[str, Any]) -> None:
         protocol.only_fields(msg, ("fps", "quality", "max_width", "display", "format"))
-        changes = {k: v for k, v in msg.items() if k != "type"}
+        changes = {k: v for k, v in msg.items() if k not in ("type", "request_id")}
         try:
             new = protocol.apply_configure(self.options, changes, self.service.bit_depth)
         except ProtocolError as exc:
@@ -489,11 +511,11 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             self._next_due = 0.0
         self.options = new
         self._follow()
-        self.send_control(protocol.configured_message(self._stream_dict()))
+        self.send_control(protocol.configured_message(self._stream_dict(), getattr(self, "_request_id", None)))
 
     def _control_ping(self, msg: dict[str, Any]) -> None:
         protocol.only_fields(msg, ("id",))
-        self.send_control(protocol.pong_message(protocol.parse_ping_id(msg)))
+        self.send_control(protocol.pong_message(protocol.parse_ping_id(msg), self._request_id))
 
     def _control_snap(self, msg: dict[str, Any]) -> None:
         try:
@@ -504,9 +526,9 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         if self._snaps_waiting >= MAX_SNAPS_WAITING:
             raise ProtocolError(f"{MAX_SNAPS_WAITING} snaps are already waiting; wait for their replies", request="snap")
         self._snaps_waiting += 1
-        self._spawn(self._snap(fmt))
+        self._spawn(self._snap(fmt, self._request_id))
 
-    async def _snap(self, fmt: str) -> None:
+    async def _snap(self, fmt: str, request_id: Any = None) -> None:
         try:
             async with self._snap_lock:  # replies go out in request order
                 frame = await self.service.snap()
@@ -514,13 +536,13 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
                     frame, fmt, display=self.options.display
                 )
             header = snap_header(frame)
-            message = protocol.snap_message(self.options.format, fmt, data, header)
+            message = protocol.snap_message(self.options.format, fmt, data, header, request_id)
             if isinstance(message, bytes):
                 self._send_binary(message)
             else:
                 self.send_control(message)
         except (CameraError, FrameTimeout) as exc:
-            self.send_control(protocol.error_message(f"no snap: {exc}", "snap"))
+            self.send_control(protocol.error_message(f"no snap: {exc}", "snap", request_id))
         finally:
             self._snaps_waiting -= 1
 
@@ -538,26 +560,32 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
                 f"{MAX_SETTINGS_WAITING} settings changes are already waiting; wait for their replies", request="settings"
             )
         self._settings_waiting += 1
-        self._spawn(self._settings(changes))
+        self._spawn(self._settings(changes, self._request_id))
 
-    async def _settings(self, changes: dict[str, Any]) -> None:
+    async def _settings(self, changes: dict[str, Any], request_id: Any = None) -> None:
         try:
-            await self._apply_settings(changes)
+            await self._apply_settings(changes, request_id)
         finally:
             self._settings_waiting -= 1
 
-    async def _apply_settings(self, changes: dict[str, Any]) -> None:
+    async def _apply_settings(self, changes: dict[str, Any], request_id: Any = None) -> None:
         async with self._settings_lock:
             before = self.service.engine.settings
+            # With a request_id, the broadcast of this change reaches this client as its reply
+            # (the same settings message plus the request_id); everyone else gets the plain one.
+            reply = SettingsReply(self, request_id) if request_id is not None else None
             try:
-                after = await self.service.update_settings(changes)
+                after = await self.service.update_settings(changes, reply=reply)
             except SettingError as exc:
-                self.send_control(protocol.error_message(str(exc), "settings"))
+                self.send_control(protocol.error_message(str(exc), "settings", request_id))
                 return
             except CameraError as exc:
-                self.send_control(protocol.error_message(f"settings not applied: {exc}", "settings"))
+                self.send_control(protocol.error_message(f"settings not applied: {exc}", "settings", request_id))
                 return
-            if after == before:
+            if reply is not None:
+                if not reply.sent:  # nothing changed, so no broadcast came: answer the sender alone
+                    self.send_control(protocol.settings_message(after.to_dict(), request_id))
+            elif after == before:
                 # Nothing changed, so no broadcast comes: answer the sender alone.
                 self.send_control(protocol.settings_message(after.to_dict()))
 

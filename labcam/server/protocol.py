@@ -28,6 +28,14 @@ MAX_WIDTH_RANGE = (16, 16384)
 MAX_MESSAGE_BYTES = 64 * 1024
 # A ping id is echoed back: keep it small so a client cannot make the server echo a lot.
 MAX_PING_ID_CHARS = 128
+# A request's ``request_id`` is echoed in its reply: a string this short, or a safe integer/finite number.
+MAX_REQUEST_ID_CHARS = 128
+MAX_REQUEST_ID_INT = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: ids survive the round trip
+# A stream refused for a bad query parameter is accepted, told why (an ``error`` with
+# ``"request": "connect"``) and closed with this code: browsers show a refused handshake only as 1006.
+CLOSE_BAD_OPTION = 4400
+# WebSocket close reasons are at most 123 bytes (RFC 6455: a control frame carries 125).
+MAX_CLOSE_REASON_BYTES = 123
 
 STREAM_OPTION_NAMES = ("format", "fps", "quality", "max_width", "display")
 CONTROL_TYPES = ("configure", "ping", "snap", "settings", "pause", "resume", "record")
@@ -36,9 +44,10 @@ CONTROL_TYPES = ("configure", "ping", "snap", "settings", "pause", "resume", "re
 class ProtocolError(ValueError):
     """A query parameter or control message that is not allowed; the message says why."""
 
-    def __init__(self, message: str, *, request: str | None = None) -> None:
+    def __init__(self, message: str, *, request: str | None = None, request_id: Any = None) -> None:
         super().__init__(message)
         self.request = request
+        self.request_id = request_id  # echoed in the error reply (a valid one only)
 
 
 def _not_allowed(name: str, value: Any, allowed: str) -> ProtocolError:
@@ -224,12 +233,45 @@ def parse_control(text: str | bytes) -> dict[str, Any]:
     if not isinstance(msg, dict):
         raise ProtocolError(f"a message must be a JSON object with a 'type', not {type(msg).__name__}")
     kind = msg.get("type")
+    request = kind if isinstance(kind, str) else None
+    request_id = parse_request_id(msg.get("request_id"), request)
     if kind not in CONTROL_TYPES:
         raise ProtocolError(
             f"type={kind!r} is not allowed: one of {', '.join(CONTROL_TYPES)}",
-            request=kind if isinstance(kind, str) else None,
+            request=request,
+            request_id=request_id,
         )
     return msg
+
+
+def parse_request_id(value: Any, request: str | None = None) -> Any:
+    """A request's optional ``request_id`` (None when absent): a string of at most
+    ``MAX_REQUEST_ID_CHARS`` characters or a number (integers within +-(2**53 - 1), finite floats).
+    Anything else raises ``ProtocolError`` (without an id to echo: the one given was not valid)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= MAX_REQUEST_ID_CHARS:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_REQUEST_ID_INT:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    raise ProtocolError(
+        f"request_id={shown} is not allowed: a string of at most {MAX_REQUEST_ID_CHARS} characters "
+        f"or a number (whole numbers within +-{MAX_REQUEST_ID_INT})",
+        request=request,
+    )
+
+
+def close_reason(message: str) -> str:
+    """``message`` cut to fit a WebSocket close frame (at most 123 UTF-8 bytes)."""
+    data = message.encode("utf-8")
+    if len(data) <= MAX_CLOSE_REASON_BYTES:
+        return message
+    return data[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
 
 
 def parse_ping_id(msg: Mapping[str, Any]) -> Any:
@@ -254,7 +296,7 @@ def parse_snap_format(value: Any, default: str = "png") -> str:
 
 def only_fields(msg: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     """Refuse fields a message type does not take (a typo should not pass silently)."""
-    extra = [k for k in msg if k != "type" and k not in allowed]
+    extra = [k for k in msg if k not in ("type", "request_id") and k not in allowed]
     if extra:
         took = ", ".join(allowed) if allowed else "no other fields"
         raise ProtocolError(f"{msg.get('type')} does not take {', '.join(map(repr, extra))} (it takes {took})")
@@ -298,33 +340,43 @@ def connected_message(
     )
 
 
-def configured_message(stream: dict[str, Any]) -> str:
-    return dumps({"type": "configured", "stream": stream})
+def with_request_id(msg: dict[str, Any], request_id: Any) -> dict[str, Any]:
+    """``msg`` answering a request: ``request_id`` added when the request carried one."""
+    if request_id is not None:
+        msg["request_id"] = request_id
+    return msg
 
 
-def settings_message(settings: dict[str, Any]) -> str:
-    return dumps({"type": "settings", "settings": settings})
+def configured_message(stream: dict[str, Any], request_id: Any = None) -> str:
+    return dumps(with_request_id({"type": "configured", "stream": stream}, request_id))
+
+
+def settings_message(settings: dict[str, Any], request_id: Any = None) -> str:
+    """A ``settings`` broadcast (no ``request_id``), or the reply to the client that asked."""
+    return dumps(with_request_id({"type": "settings", "settings": settings}, request_id))
 
 
 def status_message(state: str, message: str = "") -> str:
     return dumps({"type": "status", "state": state, "message": message})
 
 
-def pong_message(ping_id: Any) -> str:
-    return dumps({"type": "pong", "id": ping_id, "server_time": time.time()})
+def pong_message(ping_id: Any, request_id: Any = None) -> str:
+    return dumps(with_request_id({"type": "pong", "id": ping_id, "server_time": time.time()}, request_id))
 
 
-def error_message(message: str, request: str | None = None) -> str:
-    return dumps({"type": "error", "message": message, "request": request})
+def error_message(message: str, request: str | None = None, request_id: Any = None) -> str:
+    return dumps(with_request_id({"type": "error", "message": message, "request": request}, request_id))
 
 
 def stats_message(stats: Mapping[str, Any]) -> str:
     return dumps({"type": "stats", **stats})
 
 
-def snap_message(fmt_wire: str, encoding: str, data: bytes, header: dict[str, Any]) -> str | bytes:
+def snap_message(
+    fmt_wire: str, encoding: str, data: bytes, header: dict[str, Any], request_id: Any = None
+) -> str | bytes:
     """A ``snap`` reply: JSON text with base64 ``data``, or a binary message laid out like a frame."""
-    fields = {"type": "snap", "encoding": encoding, **header}
+    fields = with_request_id({"type": "snap", "encoding": encoding, **header}, request_id)
     if fmt_wire == "binary":
         return pack_binary(fields, data)
     import base64
@@ -333,6 +385,7 @@ def snap_message(fmt_wire: str, encoding: str, data: bytes, header: dict[str, An
 
 
 __all__ = [
+    "CLOSE_BAD_OPTION",
     "CONTROL_TYPES",
     "FORMATS",
     "MAX_MESSAGE_BYTES",
@@ -341,6 +394,7 @@ __all__ = [
     "StreamOptions",
     "apply_configure",
     "bit_depth_of",
+    "close_reason",
     "configured_message",
     "connected_message",
     "dumps",
@@ -353,10 +407,12 @@ __all__ = [
     "parse_ping_id",
     "parse_quality",
     "parse_query",
+    "parse_request_id",
     "parse_snap_format",
     "pong_message",
     "settings_message",
     "snap_message",
     "stats_message",
     "status_message",
+    "with_request_id",
 ]

@@ -139,27 +139,31 @@ def _seconds_or_none(name: str, value: Any) -> float | None:
 
 
 # -- messages -------------------------------------------------------------------------------------------
-def recording_message(status: Mapping[str, Any], *, event: str | None = None, reply: str | None = None) -> str:
-    """``{"type": "recording", ...status}``: a broadcast (``event``) or the answer to a request (``reply``)."""
+def recording_message(
+    status: Mapping[str, Any], *, event: str | None = None, reply: str | None = None, request_id: Any = None
+) -> str:
+    """``{"type": "recording", ...status}``: a broadcast (``event``) or the answer to a request
+    (``reply``, with the request's ``request_id`` when it had one)."""
     head: dict[str, Any] = {"type": "recording"}
     if event is not None:
         head["event"] = event
     if reply is not None:
         head["reply"] = reply
-    return protocol.dumps({**head, **status})
+    return protocol.dumps(protocol.with_request_id({**head, **status}, request_id))
 
 
-def recordings_message(recordings: list[dict[str, Any]], max_active: int) -> str:
+def recordings_message(recordings: list[dict[str, Any]], max_active: int, request_id: Any = None) -> str:
     """The answer to ``{"type": "record", "action": "status"}`` without an id: every recording."""
-    return protocol.dumps({"type": "recordings", "reply": "status", "recordings": recordings, "max_active": max_active})
+    msg = {"type": "recordings", "reply": "status", "recordings": recordings, "max_active": max_active}
+    return protocol.dumps(protocol.with_request_id(msg, request_id))
 
 
-def record_error_message(message: str, action: Any = None) -> str:
+def record_error_message(message: str, action: Any = None, request_id: Any = None) -> str:
     """The protocol's ``error`` for a ``record`` request (``action`` added when known)."""
     msg: dict[str, Any] = {"type": "error", "message": message, "request": "record"}
     if isinstance(action, str):
         msg["action"] = action
-    return protocol.dumps(msg)
+    return protocol.dumps(protocol.with_request_id(msg, request_id))
 
 
 # -- the manager ----------------------------------------------------------------------------------------
@@ -493,37 +497,38 @@ def control_record(handler: Any, msg: dict[str, Any]) -> None:
     if queue.waiting >= MAX_RECORD_WAITING:
         raise ProtocolError(f"{MAX_RECORD_WAITING} record requests are already waiting; wait for their replies", request="record")
     queue.waiting += 1
-    handler._spawn(_handle_record(handler, queue, msg))
+    # The request's request_id (StreamHandler.on_message validated it), echoed in the reply.
+    handler._spawn(_handle_record(handler, queue, msg, getattr(handler, "_request_id", None)))
 
 
-async def _handle_record(handler: Any, queue: _RecordQueue, msg: dict[str, Any]) -> None:
+async def _handle_record(handler: Any, queue: _RecordQueue, msg: dict[str, Any], request_id: Any = None) -> None:
     from ..recording import RecordingError
 
     action = msg.get("action")
     try:
         async with queue.lock:
             try:
-                reply = await _record_reply(handler, msg, action)
+                reply = await _record_reply(handler, msg, action, request_id)
             except (ValueError, RecordingConflict, RecordingError, CameraError) as exc:  # ProtocolError is a ValueError
-                reply = record_error_message(str(exc), action)
+                reply = record_error_message(str(exc), action, request_id)
             handler.send_control(reply)
     finally:
         queue.waiting -= 1
 
 
-async def _record_reply(handler: Any, msg: dict[str, Any], action: Any) -> str:
+async def _record_reply(handler: Any, msg: dict[str, Any], action: Any, request_id: Any = None) -> str:
     manager: RecordingManager = handler.service.recordings
     loop = asyncio.get_running_loop()
     if action == "start":
         protocol.only_fields(msg, ("action", *START_FIELDS))
         request = StartRequest.parse({k: msg[k] for k in START_FIELDS if k in msg})
         status = await loop.run_in_executor(None, manager.start, request)
-        return recording_message(status, reply="start")
+        return recording_message(status, reply="start", request_id=request_id)
     if action in ("stop", "status"):
         protocol.only_fields(msg, ("action", "id"))
         rec_id = msg.get("id")
         if action == "status" and rec_id is None:
-            return recordings_message(manager.list(), manager.max_active)
+            return recordings_message(manager.list(), manager.max_active, request_id)
         if not isinstance(rec_id, str) or not rec_id:
             raise ValueError(f"id={rec_id!r} is not allowed: the id of a recording (from its 'recording' message)")
         try:
@@ -533,7 +538,7 @@ async def _record_reply(handler: Any, msg: dict[str, Any], action: Any) -> str:
                 status = manager.status(rec_id)
         except KeyError:
             raise ValueError(f"no recording {rec_id!r}") from None
-        return recording_message(status, reply=action)
+        return recording_message(status, reply=action, request_id=request_id)
     raise ValueError(f"action={action!r} is not allowed: 'start', 'stop' or 'status'")
 
 

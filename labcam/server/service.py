@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,6 +45,16 @@ class StreamClient(Protocol):
     def client_stats(self) -> dict[str, Any]: ...
 
     def shutdown(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(eq=False)
+class SettingsReply:
+    """A stream client's ``settings`` request that carried a ``request_id``: the broadcast of the
+    change it makes goes to ``client`` with the id (its reply), and ``sent`` records that it did."""
+
+    client: Any
+    request_id: Any
+    sent: bool = False
 
 
 class LabcamService:
@@ -102,6 +114,7 @@ class LabcamService:
         self._all_gone: asyncio.Future[None] | None = None  # resolved when the last client leaves
         self.connections_total = 0
         self.connections_refused = 0
+        self._changing = threading.local()  # .reply: the stream request changing settings on this thread
         # Engine events arrive on the capture thread (or whichever thread changed the settings):
         # each handler only hops onto the loop.
         self._connections: list[tuple[Any, Callable[..., None]]] = [
@@ -129,7 +142,19 @@ class LabcamService:
             pass
 
     def _on_settings_changed(self, settings: Settings) -> None:
-        self._call_on_loop(self.broadcast, protocol.settings_message(settings.to_dict()))
+        # Emitted on the thread that changed the settings: update_settings marks its own thread
+        # with the stream request that asked, whose client gets the broadcast as its reply.
+        reply = getattr(self._changing, "reply", None)
+        self._call_on_loop(self._broadcast_settings, settings.to_dict(), reply)
+
+    def _broadcast_settings(self, settings: dict[str, Any], reply: SettingsReply | None) -> None:
+        text = protocol.settings_message(settings)
+        for client in list(self._clients.values()):
+            if reply is not None and client is reply.client:
+                client.send_control(protocol.settings_message(settings, reply.request_id))
+                reply.sent = True
+            else:
+                client.send_control(text)
 
     def _on_status_changed(self, status: EngineStatus) -> None:
         self._call_on_loop(self.broadcast, protocol.status_message(status.state, status.message))
@@ -198,13 +223,22 @@ class LabcamService:
         s = self.engine.status
         return {"state": s.state, "fps": round(s.fps, 2), "frames": s.frames, "dropped": s.dropped}
 
-    async def update_settings(self, changes: Mapping[str, Any]) -> Settings:
+    async def update_settings(self, changes: Mapping[str, Any], *, reply: SettingsReply | None = None) -> Settings:
         """Validate and apply camera settings off the loop (a ROI change restarts the capture).
 
+        ``reply``: the stream request that asked (with its ``request_id``): its client gets this
+        change's ``settings`` broadcast with the id, as its reply, and ``reply.sent`` becomes true.
         Raises ``SettingError`` (nothing changed) or ``CameraError``.
         """
         loop = self.bind_loop()
-        return await loop.run_in_executor(None, self.engine.update_settings, dict(changes))
+        return await loop.run_in_executor(None, self._update_settings, dict(changes), reply)
+
+    def _update_settings(self, changes: dict[str, Any], reply: SettingsReply | None) -> Settings:
+        self._changing.reply = reply
+        try:
+            return self.engine.update_settings(changes)
+        finally:
+            self._changing.reply = None
 
     async def snap(self, timeout: float | None = None) -> Frame:
         """The next full-resolution frame (the stream keeps running). Raises ``CameraError`` when
@@ -308,4 +342,4 @@ class LabcamService:
         self._connections = []
 
 
-__all__ = ["STATIC_DIR", "LabcamService", "StreamClient"]
+__all__ = ["STATIC_DIR", "LabcamService", "SettingsReply", "StreamClient"]
