@@ -43,15 +43,9 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("jupyterlab")
 
+from chromium_args import CHROMIUM_ARGS  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKEN = "labcam-e2e-token"
 STREAM_PATH = "/labcam/ws/camera/stream"
 

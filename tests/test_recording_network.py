@@ -23,6 +23,7 @@ import zarr
 from tornado.httpclient import HTTPResponse
 
 import labcam
+from chromium_args import CHROMIUM_ARGS
 from http_helpers import fetch
 from http_helpers import json_body as js
 from labcam.recording import RecordingError, read_recording_metadata
@@ -355,8 +356,6 @@ def test_remote_camera_record_round_trip(srv: Any, rec_dir: Path) -> None:
 
 # -- the test page ----------------------------------------------------------------------------------------
 CHROMIUM = Path(os.environ.get("LABCAM_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 WAIT_MS = 15_000
 
 
@@ -365,7 +364,7 @@ def page() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         pg = browser.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))

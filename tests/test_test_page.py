@@ -17,15 +17,15 @@ if not CHROMIUM.exists():  # the browser is part of the test environment (script
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from chromium_args import CHROMIUM_ARGS  # noqa: E402
+
 WAIT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
 
