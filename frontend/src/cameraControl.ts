@@ -124,7 +124,7 @@ type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 
 /**
  * Why the stream cannot connect, in words, found out over HTTP (a failed WebSocket handshake tells a
- * page nothing: 403, 400 and "nothing listening" all look alike). Returns null when the server looks
+ * page nothing: 403 and "nothing listening" look alike; a bad stream option is told by the server itself, close 4400). Returns null when the server looks
  * fine over HTTP.
  *
  * - `GET api/camera` answers 403: the server's own message (a wrong token, or a refused origin).

@@ -336,6 +336,7 @@ def connected_message(
             "stream": stream,
             "state": state,
             "server_time": time.time(),
+            "request_ids": True,  # replies carry the request's request_id (clients match by it)
         }
     )
 

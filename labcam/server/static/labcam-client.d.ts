@@ -94,7 +94,12 @@ export interface ConnectedMessage {
   state: CameraState;
   /** Epoch seconds on the server's clock. */
   server_time: number;
+  /** true: replies echo the request's `request_id` (servers before it leave this out). */
+  request_ids?: boolean;
 }
+
+/** A request's id (a string of at most 128 characters, or a number; whole numbers within ±(2^53 − 1)): echoed in its reply and its error. */
+export type RequestId = string | number;
 
 /** A frame's metadata: the binary header, or the json frame message without `data`. */
 export interface FrameHeader {
@@ -131,6 +136,8 @@ export interface SnapHeader {
   width: number;
   height: number;
   pixel_format: PixelFormat;
+  /** The snap request's id, when it had one. */
+  request_id?: RequestId;
   [extra: string]: unknown;
 }
 
@@ -155,10 +162,11 @@ export interface StatsMessage {
   in_flight: number;
 }
 
-/** To every client whenever the camera's settings change, by anyone. */
+/** To every client whenever the camera's settings change, by anyone. The client whose settings request (with a request_id) made the change gets it with that `request_id`, as its reply; a message without one is a broadcast. */
 export interface SettingsMessage {
   type: "settings";
   settings: CameraSettings;
+  request_id?: RequestId;
 }
 
 /** The camera's state changed. While "lost" the stream stays open and resumes by itself. */
@@ -172,20 +180,24 @@ export interface PongMessage {
   type: "pong";
   id: number;
   server_time: number;
+  request_id?: RequestId;
 }
 
 /** The stream options now in force (after configure, pause or resume). */
 export interface ConfiguredMessage {
   type: "configured";
   stream: StreamOptions;
+  request_id?: RequestId;
 }
 
-/** A request was refused; nothing changed, the connection carries on. */
+/** A request was refused; nothing changed, the connection carries on. With `request` "connect": the stream's options (query parameters) were refused; the server closes with 4400 next. */
 export interface ErrorMessage {
   type: "error";
   message: string;
-  /** The type of the request refused ("configure", "snap", "settings", "record", ...). */
+  /** The type of the request refused ("configure", "snap", "settings", "record", ..., or "connect"). */
   request?: string;
+  /** The refused request's id, when it had a valid one. */
+  request_id?: RequestId;
   /** For a refused "record" request: its action. */
   action?: RecordAction;
 }
@@ -232,6 +244,8 @@ export interface RecordingMessage extends RecordingStatus {
   type: "recording";
   reply?: RecordAction;
   event?: "started" | "progress" | "finished";
+  /** With `reply`: the record request's id, when it had one (`id` is the recording's). */
+  request_id?: RequestId;
 }
 /** The answer to `{"type": "record", "action": "status"}` without an id. */
 export interface RecordingsMessage {
@@ -239,6 +253,7 @@ export interface RecordingsMessage {
   reply: "status";
   recordings: RecordingStatus[];
   max_active: number;
+  request_id?: RequestId;
 }
 
 export type ServerTextMessage =
@@ -261,8 +276,12 @@ export type BinaryHeader = FrameHeader | SnapHeader;
 // Protocol: client → server (JSON text)
 // ---------------------------------------------------------------------------------------------
 
+/** Every request may carry a `request_id`, echoed in its reply and in the error refusing it. */
+export interface RequestBase {
+  request_id?: RequestId;
+}
 /** Change this client's stream options (any subset; null resets one to its default). Reply: configured | error. */
-export interface ConfigureRequest {
+export interface ConfigureRequest extends RequestBase {
   type: "configure";
   fps?: number | null;
   quality?: number | null;
@@ -270,36 +289,38 @@ export interface ConfigureRequest {
   display?: DisplayRange | null;
 }
 /** Reply: pong. */
-export interface PingRequest {
+export interface PingRequest extends RequestBase {
   type: "ping";
   id: number;
 }
 /** The next full-resolution frame. Reply: snap | error. */
-export interface SnapRequest {
+export interface SnapRequest extends RequestBase {
   type: "snap";
   format: SnapFormat;
 }
 /** Change camera settings, validated as a whole. Reply: settings (to everyone) | error (to the sender). */
-export interface SettingsRequest {
+export interface SettingsRequest extends RequestBase {
   type: "settings";
   changes: Partial<CameraSettings>;
 }
 /** Stop frames for this client. Reply: configured. */
-export interface PauseRequest {
+export interface PauseRequest extends RequestBase {
   type: "pause";
 }
 /** Restart frames for this client. Reply: configured. */
-export interface ResumeRequest {
+export interface ResumeRequest extends RequestBase {
   type: "resume";
 }
 /** Start, stop or ask about recordings (answered in request order). Reply: recording | recordings (status without id) | error (request "record"). */
-export type RecordRequest =
-  | { type: "record"; action: "start"; name: string; frames?: number; duration?: number; format?: "ome-tiff" | "ome-zarr"; overwrite?: boolean }
-  | { type: "record"; action: "stop"; id: string }
-  | { type: "record"; action: "status"; id?: string };
+export type RecordRequest = RequestBase &
+  (
+    | { type: "record"; action: "start"; name: string; frames?: number; duration?: number; format?: "ome-tiff" | "ome-zarr"; overwrite?: boolean }
+    | { type: "record"; action: "stop"; id: string }
+    | { type: "record"; action: "status"; id?: string }
+  );
 export type ClientMessage = ConfigureRequest | PingRequest | SnapRequest | SettingsRequest | PauseRequest | ResumeRequest | RecordRequest;
 
-/** The stream's query parameters (`ws/camera/stream?...`). A bad one refuses the handshake (HTTP 400). */
+/** The stream's query parameters (`ws/camera/stream?...`). A bad one: the server sends an ErrorMessage with request "connect" and closes with 4400 (CLOSE_BAD_OPTION). */
 export interface StreamQuery {
   format?: StreamFormat;
   fps?: number;
@@ -352,6 +373,8 @@ export declare const PROTOCOL_VERSION: 1;
 /** "ws/camera/stream" */
 export declare const STREAM_PATH: string;
 export declare const STATES: readonly ClientState[];
+/** The close code of a stream whose options (query parameters) the server refused: the client does not retry them (state "error"). */
+export declare const CLOSE_BAD_OPTION: 4400;
 export declare const SNAP_FORMATS: readonly SnapFormat[];
 
 /** Stream options in the client's spelling (camelCase). null = the server's default. */
@@ -473,6 +496,7 @@ export interface StateDetail {
 }
 
 export interface ErrorDetail {
+  /** With source "server" and request "connect": the server refused the stream options (close code 4400); the client stops reconnecting (state "error") until connect(), reconnect() or configure() with other options. */
   message: string;
   /** server: an `error` message; socket: the connection failed; protocol: a malformed message; decode: a frame did not decode; client: cannot connect at all. */
   source: "server" | "socket" | "protocol" | "decode" | "client";
@@ -558,7 +582,7 @@ export declare class LabcamClient extends EventTarget {
   reconnect(): Promise<ConnectedMessage | null>;
   /** Close for good: no reconnect; pending requests reject. */
   disconnect(reason?: string): void;
-  /** Change this client's stream options; kept for reconnects. Resolves with the options in force; rejects with RangeError (bad value, nothing sent) or the server's message. */
+  /** Change this client's stream options; kept for reconnects. Resolves with the options in force; rejects with RangeError (bad value, nothing sent) or the server's message. In state "error" after the server refused the options (4400), options that differ connect again. */
   configure(changes: ClientStreamOptions): Promise<StreamOptions>;
   /** Round-trip time in ms. */
   ping(): Promise<number>;

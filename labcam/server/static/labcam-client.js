@@ -22,27 +22,35 @@
 //   fastest round trip), so no clock is trusted.
 // - Nothing thrown while handling a socket message escapes the socket handler: malformed messages
 //   become `error` events (source "protocol") and the stream carries on.
-// - Replies to `configure`/`pause`/`resume` (`configured`), `snap` (`snap`) and `settings` (the
-//   `settings` broadcast) carry no request id in protocol 1, so each kind is matched first-in first-out;
-//   an `error` reply is matched by its `request` field. `record` requests are answered in order by the
-//   server (one queue per client): a `recording`/`recordings` message with a `reply` field settles the
-//   oldest; without it, it is a broadcast (progress of any recording).
+// - When the server says `request_ids: true` in `connected`, every request (configure/pause/resume,
+//   snap, settings, record) carries a `request_id` (a number counting up per client), which the server
+//   echoes in the reply and in the `error` refusing it: replies are matched by id, so a `settings` broadcast caused
+//   by another client never settles our own setSettings (only the reply with our id does). With an
+//   older server (no `request_ids` in `connected`) each kind is matched first-in first-out as before
+//   (the server answers each kind in order), an `error` by its `request` field, and a `recording`/
+//   `recordings` message with a `reply` field settles the oldest record request.
+// - A stream option the server refuses (an `error` with `"request": "connect"`, then close 4400) will be
+//   refused again: no reconnect loop. The state becomes "error" with the server's message; connect(),
+//   reconnect() or configure() with different options tries again.
 
 export const PROTOCOL_VERSION = 1;
 export const STREAM_PATH = "ws/camera/stream";
 export const STATES = Object.freeze(["idle", "connecting", "connected", "reconnecting", "error", "closed"]);
 export const SNAP_FORMATS = Object.freeze(["png", "tiff", "npy", "jpeg"]);
+/** Close code of a stream refused for a bad option (query parameter); retrying the same options fails again. */
+export const CLOSE_BAD_OPTION = 4400;
 
 const MIME = { jpeg: "image/jpeg", jpg: "image/jpeg", png: "image/png", tiff: "image/tiff", npy: "application/x-npy" };
 
 const CLOSE_REASONS = {
   1000: "closed normally",
   1001: "the server went away (shutdown or restart)",
-  1006: "the connection failed or dropped (server unreachable, or the handshake was refused: token, origin or a bad stream option)",
+  1006: "the connection failed or dropped (server unreachable, or the handshake was refused: token or origin)",
   1008: "refused by the server (policy)",
   1009: "a message was too big",
   1011: "the server hit an internal error",
   1013: "the server is busy",
+  4400: "the server refused a stream option",
 };
 
 /** An error of the labcam client or a rejection by the server. `response` is the server's error message, if any. */
@@ -249,7 +257,7 @@ export class LabcamClient extends EventTarget {
     if (this.options.decode === undefined) this.options.decode = typeof globalThis.createImageBitmap === "function";
     this._now = typeof this.options.now === "function" ? this.options.now : () => globalThis.performance.now();
     this._epochBase = Date.now() - this._now();
-    // Fail early on bad options: a bad stream parameter would refuse every handshake (HTTP 400).
+    // Fail early on bad options: the server would refuse every connection with them (close 4400).
     this.url = buildStreamUrl(this.options.url, this._urlOptions());
 
     this._state = "idle";
@@ -261,6 +269,10 @@ export class LabcamClient extends EventTarget {
     this._timers = { reconnect: null, connect: null, ping: null, stats: null };
     this._waiters = [];
     this._pending = { configure: [], snap: [], settings: [], record: [] };
+    this._requestSeq = 0;
+    this._echoesIds = false; // the server echoes request_id (said so in `connected`)
+    this._connectError = null; // the server's `error` ("request": "connect") before it closed with 4400
+    this._refusedUrl = null; // the URL the server refused (4400): not retried until the options change
     this._pings = new Map();
     this._pingId = 0;
     this._userPaused = false;
@@ -331,6 +343,7 @@ export class LabcamClient extends EventTarget {
       return promise;
     }
     this._manualClose = false;
+    this._refusedUrl = null;
     this._attempt = 0;
     this._resetCounters();
     this._installVisibility();
@@ -382,6 +395,11 @@ export class LabcamClient extends EventTarget {
     }
     for (const [key, value] of Object.entries(changes)) if (value !== undefined) this.options[key] = value;
     this.url = buildStreamUrl(this.options.url, this._urlOptions());
+    if (this._refusedUrl !== null && this._state === "error" && this.url !== this._refusedUrl) {
+      // The server refused the previous options (4400): these may do, so try again.
+      this._log("info", "stream options changed: connecting again");
+      this.connect().catch(() => {});
+    }
     if (!this._isOpen() || Object.keys(normalized).length === 0) {
       return Promise.resolve(this.stream ? { ...this.stream, ...normalized } : { format: this.options.format, ...normalized });
     }
@@ -528,6 +546,8 @@ export class LabcamClient extends EventTarget {
     this._ws = ws;
     this._serverPaused = false;
     this._gotHello = false;
+    this._echoesIds = false;
+    this._connectError = null;
     ws.onopen = () => {
       if (ws === this._ws) this._log("debug", "socket open, waiting for the server's hello");
     };
@@ -570,6 +590,7 @@ export class LabcamClient extends EventTarget {
       this.specs = isObject(msg.specs) ? msg.specs : {};
       this.stream = isObject(msg.stream) ? msg.stream : null;
       this.cameraState = typeof msg.state === "string" ? msg.state : null;
+      this._echoesIds = msg.request_ids === true;
     }
     if (this._gotHello) {
       // A late hello (after a frame) only updates what we know.
@@ -622,6 +643,17 @@ export class LabcamClient extends EventTarget {
     const message = describeClose(code, reason);
     this._teardownConnection(new LabcamError(`connection closed: ${message}`, { code: "closed" }));
     if (this._manualClose) return;
+    if (code === CLOSE_BAD_OPTION) {
+      // Refused for a bad option: the same URL would be refused again, so no reconnect loop.
+      const response = this._connectError;
+      const why = response && typeof response.message === "string" && response.message ? response.message : reason || message;
+      this._refusedUrl = this.url;
+      this._log("error", `the server refused the stream options: ${why}`);
+      this._emit("error", { message: why, source: "server", request: "connect", code, response });
+      this._setState("error", { reason: why, code });
+      this._rejectWaiters(new LabcamError(why, { request: "connect", response, code: "server" }));
+      return;
+    }
     this._log(wasConnected ? "warn" : "info", wasConnected ? `connection lost: ${message}` : `could not connect: ${message}`);
     if (this.options.autoReconnect) {
       this._scheduleReconnect(message);
@@ -736,7 +768,10 @@ export class LabcamClient extends EventTarget {
   _request(kind, msg, extra = {}) {
     return new Promise((resolve, reject) => {
       const queue = this._pending[kind];
-      const entry = { resolve, reject, timer: null, request: msg.type, ...extra };
+      // Only to a server that echoes ids: an older one refuses fields it does not know.
+      const requestId = this._echoesIds ? ++this._requestSeq : null;
+      if (requestId !== null) msg = { ...msg, request_id: requestId };
+      const entry = { resolve, reject, timer: null, request: msg.type, requestId, ...extra };
       try {
         this._send(msg);
       } catch (e) {
@@ -752,8 +787,23 @@ export class LabcamClient extends EventTarget {
     });
   }
 
-  _settle(kind, value) {
-    const entry = this._pending[kind].shift();
+  /**
+   * The pending request a reply answers, removed from its queue: by `request_id` when the server
+   * echoes ids (a reply without one answers nothing: a broadcast), else the oldest of its kind.
+   */
+  _take(kind, msg) {
+    const queue = this._pending[kind];
+    const id = msg ? msg.request_id : undefined;
+    if (id !== undefined && id !== null) {
+      const i = queue.findIndex((e) => e.requestId === id);
+      return i >= 0 ? queue.splice(i, 1)[0] : null;
+    }
+    if (this._echoesIds) return null;
+    return queue.shift() || null;
+  }
+
+  _settle(kind, value, msg) {
+    const entry = this._take(kind, msg);
     if (!entry) return false;
     clearTimeout(entry.timer);
     entry.resolve(typeof value === "function" ? value(entry) : value);
@@ -824,6 +874,12 @@ export class LabcamClient extends EventTarget {
   }
 
   _onText(msg, size) {
+    if (msg.type === "error" && msg.request === "connect") {
+      // The server refuses this connection's options; the close (4400) that follows says so.
+      this._connectError = msg;
+      this._emit("message", msg);
+      return;
+    }
     if (!this._gotHello && msg.type !== "connected") this._onHello(null);
     switch (msg.type) {
       case "connected":
@@ -837,7 +893,7 @@ export class LabcamClient extends EventTarget {
           payload = base64ToBytes(msg.data);
         } catch (e) {
           this._protocolError(`a ${msg.type} message has no valid base64 data (${e.message})`);
-          if (msg.type === "snap") this._rejectOne("snap", `the snap reply had no valid data`, msg);
+          if (msg.type === "snap") this._rejectOne("snap", `the snap reply had no valid data`, msg, msg);
           break;
         }
         const meta = { ...msg };
@@ -853,7 +909,7 @@ export class LabcamClient extends EventTarget {
         if (isObject(msg.settings)) {
           this.settings = msg.settings;
           this._emit("settings", msg.settings);
-          this._settle("settings", msg.settings);
+          this._settle("settings", msg.settings, msg);
         } else {
           this._protocolError("a settings message has no settings object");
         }
@@ -874,7 +930,7 @@ export class LabcamClient extends EventTarget {
       case "configured":
         if (isObject(msg.stream)) this.stream = msg.stream;
         this._emit("configured", this.stream);
-        this._settle("configure", this.stream);
+        this._settle("configure", this.stream, msg);
         break;
       case "error":
         this._onServerError(msg);
@@ -891,12 +947,12 @@ export class LabcamClient extends EventTarget {
 
   /** A recording's status: the reply to a record request (`reply`), or a broadcast (`event`). */
   _onRecording(msg) {
-    const { type, reply, ...status } = msg;
+    const { type, reply, request_id: _requestId, ...status } = msg;
     if (type === "recordings") {
-      if (reply) this._settle("record", Array.isArray(msg.recordings) ? msg.recordings : []);
+      if (reply) this._settle("record", Array.isArray(msg.recordings) ? msg.recordings : [], msg);
       return;
     }
-    if (reply) this._settle("record", status);
+    if (reply) this._settle("record", status, msg);
     this._emit("recording", status);
   }
 
@@ -975,13 +1031,18 @@ export class LabcamClient extends EventTarget {
   }
 
   _onSnap(meta, payload) {
-    const fmt = meta.encoding || (this._pending.snap[0] && this._pending.snap[0].format) || "png";
-    const blob = new Blob([payload], { type: MIME[fmt] || "application/octet-stream" });
-    if (!this._settle("snap", { blob, meta })) this._log("debug", "a snap arrived that nobody asked for");
+    const entry = this._take("snap", meta);
+    if (!entry) {
+      this._log("debug", "a snap arrived that nobody asked for");
+      return;
+    }
+    clearTimeout(entry.timer);
+    const fmt = meta.encoding || entry.format || "png";
+    entry.resolve({ blob: new Blob([payload], { type: MIME[fmt] || "application/octet-stream" }), meta });
   }
 
-  _rejectOne(kind, message, response) {
-    const entry = this._pending[kind].shift();
+  _rejectOne(kind, message, response, msg) {
+    const entry = this._take(kind, msg);
     if (!entry) return false;
     clearTimeout(entry.timer);
     entry.reject(new LabcamError(message, { request: entry.request, response, code: "server" }));
@@ -992,7 +1053,7 @@ export class LabcamClient extends EventTarget {
     const message = typeof msg.message === "string" && msg.message ? msg.message : "the server reported an error";
     const request = typeof msg.request === "string" ? msg.request : null;
     const kind = request === "pause" || request === "resume" ? "configure" : request;
-    if (kind && Object.prototype.hasOwnProperty.call(this._pending, kind)) this._rejectOne(kind, message, msg);
+    if (kind && Object.prototype.hasOwnProperty.call(this._pending, kind)) this._rejectOne(kind, message, msg, msg);
     else if (request === "ping" && this._pings.size) {
       const [id, p] = this._pings.entries().next().value;
       this._pings.delete(id);
