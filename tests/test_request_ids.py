@@ -54,6 +54,7 @@ async def test_a_settings_reply_carries_its_request_id_and_another_clients_chang
 
 async def test_replies_and_errors_echo_the_request_id(server, ws_connect) -> None:
     c = await ws_connect(server)
+    assert c.connected["request_ids"] is True  # clients send ids only to servers that say so
     c.send({"type": "configure", "fps": 10, "request_id": "cfg-1"})
     msg = await c.message("configured")
     assert msg["request_id"] == "cfg-1" and msg["stream"]["fps"] == 10.0
