@@ -29,7 +29,6 @@ The contract with hosts:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import socket
@@ -46,6 +45,7 @@ from ..frame import Frame
 from ..preview.jpeg import SNAP_EXTENSIONS, SNAP_FORMATS
 from ..preview.variants import EncodedFrame, Variant
 from . import protocol
+from .base import ApiHandler, ServiceHandlerMixin
 from .protocol import ProtocolError, StreamOptions
 from .rawframes import RawFramesHandler
 from .recordings import ID_PATTERN, RecordingHandler, RecordingsHandler, control_record
@@ -74,27 +74,6 @@ FRAME_PING = b"f"
 # A client that has never answered a frame ping this long after one was written is served with the
 # "written to the socket" window instead (a host whose on_pong does not reach record_pong).
 PONG_FALLBACK_S = 2.0
-
-
-class ServiceHandlerMixin:
-    """Receives the ``LabcamService`` through ``initialize`` and writes JSON errors."""
-
-    service: LabcamService
-
-    def initialize(self, service: LabcamService, **kwargs: Any) -> None:
-        self.service = service
-        super().initialize(**kwargs)  # type: ignore[misc]
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Errors (including the host's 403s) as ``{"error": message}``."""
-        message = self._reason  # type: ignore[attr-defined]
-        exc_info = kwargs.get("exc_info")
-        if exc_info is not None:
-            exc = exc_info[1]
-            if isinstance(exc, web.HTTPError) and exc.log_message:
-                message = exc.log_message % exc.args if exc.args else exc.log_message
-        self.set_header("Content-Type", "application/json; charset=UTF-8")  # type: ignore[attr-defined]
-        self.finish(json.dumps({"error": message}))  # type: ignore[attr-defined]
 
 
 # ====================================================================================================
@@ -629,39 +608,6 @@ def snap_header(frame: Frame) -> dict[str, Any]:
 # ====================================================================================================
 # REST
 # ====================================================================================================
-class ApiHandler(ServiceHandlerMixin, web.RequestHandler):
-    """JSON in, JSON out; errors are ``{"error": message}`` with the status the protocol names."""
-
-    def write_json(self, obj: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(protocol.dumps(obj))
-
-    def write_api_error(self, status: int, message: str, **extra: Any) -> None:
-        self.write_json({"error": message, **extra}, status)
-
-    def json_body(self) -> dict[str, Any] | None:
-        """The request body as a JSON object, or None after answering 400."""
-        try:
-            body = json.loads(self.request.body or b"")
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.write_api_error(400, f"the body must be a JSON object ({exc})")
-            return None
-        if not isinstance(body, dict):
-            self.write_api_error(400, f"the body must be a JSON object of settings, not {type(body).__name__}")
-            return None
-        return body
-
-    def camera_unavailable(self) -> bool:
-        """Answer 503 and return True when the camera is lost."""
-        status = self.service.engine.status
-        if status.state == "lost":
-            self.write_api_error(503, f"the camera is lost: {status.message}")
-            return True
-        return False
-
-
 class CameraHandler(ApiHandler):
     """``GET api/camera``: description, settings, specs and state."""
 

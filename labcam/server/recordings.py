@@ -42,6 +42,7 @@ from tornado import web
 
 from ..errors import CameraError, LabcamError
 from . import protocol
+from .base import ApiHandler
 from .protocol import ProtocolError
 
 if TYPE_CHECKING:
@@ -365,39 +366,12 @@ class RecordingManager:
 # ====================================================================================================
 # REST: api/recordings
 # ====================================================================================================
-class RecordingApiBase(web.RequestHandler):
-    """JSON in and out, errors as ``{"error": message}`` (as ``labcam.server.handlers.ApiHandler``,
-    which this module cannot import: ``handlers`` imports it). Takes the service in ``initialize``."""
-
-    service: Any  # LabcamService (not imported: it imports this module)
-
-    def initialize(self, service: Any, **kwargs: Any) -> None:
-        self.service = service
-        super().initialize(**kwargs)
+class RecordingApiBase(ApiHandler):
+    """The REST handlers of ``api/recordings``: ``ApiHandler`` plus the service's recordings."""
 
     @property
     def recordings(self) -> RecordingManager:
         return self.service.recordings  # type: ignore[no-any-return]
-
-    def write_json(self, obj: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(protocol.dumps(obj))
-
-    def write_api_error(self, status: int, message: str, **extra: Any) -> None:
-        self.write_json({"error": message, **extra}, status)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Errors (including the host's 403s) as ``{"error": message}``."""
-        message = self._reason
-        exc_info = kwargs.get("exc_info")
-        if exc_info is not None:
-            exc = exc_info[1]
-            if isinstance(exc, web.HTTPError) and exc.log_message:
-                message = exc.log_message % exc.args if exc.args else exc.log_message
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps({"error": message}))
 
     async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking manager call off the loop (file creation, waiting for a file to close)."""
