@@ -5,33 +5,9 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, mock, test } from "node:test";
 
 import { LabcamClient, LabcamError } from "../../labcam/server/static/labcam-client.js";
+import { fakeWebSocketClass } from "./fake_server.mjs";
 
-class FakeWebSocket {
-  static last = null;
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    FakeWebSocket.last = this;
-  }
-  send(data) {
-    if (this.readyState !== 1) throw new Error("InvalidStateError: not open");
-    this.sent.push(JSON.parse(data));
-  }
-  close() {
-    this.readyState = 3;
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen && this.onopen({});
-  }
-  receiveJSON(obj) {
-    this.onmessage && this.onmessage({ data: JSON.stringify(obj) });
-  }
-  records() {
-    return this.sent.filter((m) => m.type === "record");
-  }
-}
+const FakeWebSocket = fakeWebSocketClass();
 
 const HELLO = { type: "connected", protocol: 1, client_id: "c1", camera: {}, settings: {}, specs: {}, stream: {}, state: "streaming" };
 
@@ -62,7 +38,7 @@ describe("recording", () => {
   test("startRecording sends the record message and resolves with the reply's status", async () => {
     const { client, ws, events } = connected();
     const p = client.startRecording({ name: "run1.ome.tif", frames: 100 });
-    assert.deepEqual(ws.records(), [{ type: "record", action: "start", name: "run1.ome.tif", frames: 100 }]);
+    assert.deepEqual(ws.sentOfType("record"), [{ type: "record", action: "start", name: "run1.ome.tif", frames: 100 }]);
     // the broadcast to everyone may come first: it does not settle the request
     ws.receiveJSON({ type: "recording", event: "started", ...status() });
     ws.receiveJSON({ type: "recording", reply: "start", ...status() });
@@ -78,7 +54,7 @@ describe("recording", () => {
     assert.equal(events.at(-1).frames_written, 40);
     assert.equal(events.at(-1).event, "progress");
     const p = client.stopRecording("r1-ab12");
-    assert.deepEqual(ws.records().at(-1), { type: "record", action: "stop", id: "r1-ab12" });
+    assert.deepEqual(ws.sentOfType("record").at(-1), { type: "record", action: "stop", id: "r1-ab12" });
     ws.receiveJSON({ type: "recording", reply: "stop", ...status({ state: "done", frames_written: 55, stop_reason: "stopped" }) });
     assert.equal((await p).frames_written, 55);
   });
@@ -86,7 +62,7 @@ describe("recording", () => {
   test("recordings() resolves with the list", async () => {
     const { client, ws } = connected();
     const p = client.recordings();
-    assert.deepEqual(ws.records().at(-1), { type: "record", action: "status" });
+    assert.deepEqual(ws.sentOfType("record").at(-1), { type: "record", action: "status" });
     ws.receiveJSON({ type: "recordings", reply: "status", recordings: [status({ state: "done" })], max_active: 4 });
     const list = await p;
     assert.equal(list.length, 1);
@@ -112,7 +88,7 @@ describe("recording", () => {
     await assert.rejects(client.startRecording({ name: "a.ome.tif", duration: -1 }), /duration=-1 is not allowed/);
     await assert.rejects(client.startRecording({ name: "a.ome.tif", frams: 3 }), /unknown recording option "frams"/);
     await assert.rejects(client.stopRecording(), /needs the recording's id/);
-    assert.deepEqual(ws.records(), []);
+    assert.deepEqual(ws.sentOfType("record"), []);
   });
 
   test("not connected: the requests reject", async () => {

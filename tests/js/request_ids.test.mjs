@@ -6,43 +6,9 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, mock, test } from "node:test";
 
 import { CLOSE_BAD_OPTION, LabcamClient, LabcamError } from "../../labcam/server/static/labcam-client.js";
+import { binaryMessage, fakeWebSocketClass } from "./fake_server.mjs";
 
-class FakeWebSocket {
-  static instances = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    FakeWebSocket.instances.push(this);
-  }
-  static get last() {
-    return FakeWebSocket.instances.at(-1);
-  }
-  send(data) {
-    if (this.readyState !== 1) throw new Error("InvalidStateError: not open");
-    this.sent.push(JSON.parse(data));
-  }
-  close() {
-    this.readyState = 3;
-  }
-  open() {
-    this.readyState = 1;
-    this.onopen && this.onopen({});
-  }
-  receive(data) {
-    this.onmessage && this.onmessage({ data });
-  }
-  receiveJSON(obj) {
-    this.receive(JSON.stringify(obj));
-  }
-  serverClose(code, reason = "") {
-    this.readyState = 3;
-    this.onclose && this.onclose({ code, reason, wasClean: code !== 1006 });
-  }
-  ofType(type) {
-    return this.sent.filter((m) => m.type === type);
-  }
-}
+const FakeWebSocket = fakeWebSocketClass();
 
 const SETTINGS = { exposure_ms: 10, gain_db: 0, fps: 30, roi: [0, 0, 1280, 1024], pixel_format: "mono12", trigger_mode: "free_running" };
 const HELLO = {
@@ -51,14 +17,6 @@ const HELLO = {
   state: "streaming", server_time: 1764059000, request_ids: true,
 };
 
-function binaryMessage(header, payload = new Uint8Array([1, 2, 3])) {
-  const h = new TextEncoder().encode(JSON.stringify(header));
-  const buf = new ArrayBuffer(4 + h.byteLength + payload.byteLength);
-  new DataView(buf).setUint32(0, h.byteLength, false);
-  new Uint8Array(buf, 4).set(h);
-  new Uint8Array(buf, 4 + h.byteLength).set(payload);
-  return buf;
-}
 
 function makeClient(options = {}) {
   return new LabcamClient({ url: "http://localhost:8001/", WebSocket: FakeWebSocket, now: () => Date.now(), decode: false, pingInterval: 0, statsInterval: 0, pauseWhenHidden: false, ...options });
@@ -96,7 +54,7 @@ describe("request ids", () => {
   test("another client's settings broadcast does not resolve our setSettings; our reply (by id) does", async () => {
     const { client, events, ws } = connected();
     const p = client.setSettings({ gain_db: 6 });
-    const [sent] = ws.ofType("settings");
+    const [sent] = ws.sentOfType("settings");
     assert.deepEqual(Object.keys(sent).sort(), ["changes", "request_id", "type"]);
     assert.equal(typeof sent.request_id, "number");
     // someone else changed the exposure meanwhile: a plain broadcast
@@ -116,8 +74,8 @@ describe("request ids", () => {
     const b = client.snap("tiff");
     const c = client.configure({ fps: 5 });
     const d = client.configure({ quality: 50 });
-    const [sa, sb] = ws.ofType("snap");
-    const [sc, sd] = ws.ofType("configure");
+    const [sa, sb] = ws.sentOfType("snap");
+    const [sc, sd] = ws.sentOfType("configure");
     assert.equal(new Set([sa.request_id, sb.request_id, sc.request_id, sd.request_id]).size, 4, "ids are unique");
     ws.receive(binaryMessage({ type: "snap", encoding: "tiff", frame_number: 8, request_id: sb.request_id }));
     ws.receiveJSON({ type: "error", message: "no snap: the camera is lost", request: "snap", request_id: sa.request_id });
@@ -135,7 +93,7 @@ describe("request ids", () => {
     const { client, events, ws } = connected();
     const start = client.startRecording({ name: "run1.ome.tif", frames: 10 });
     const list = client.recordings();
-    const [s1, s2] = ws.ofType("record");
+    const [s1, s2] = ws.sentOfType("record");
     ws.receiveJSON({ type: "recordings", reply: "status", recordings: [], max_active: 4, request_id: s2.request_id });
     assert.deepEqual(await list, []);
     ws.receiveJSON({ type: "recording", event: "progress", id: "r0-old", state: "recording" });
@@ -151,7 +109,7 @@ describe("request ids", () => {
     const { request_ids: _ignored, ...oldHello } = HELLO;
     const { client, ws } = connected(oldHello);
     const p = client.setSettings({ gain_db: 6 });
-    assert.deepEqual(ws.ofType("settings"), [{ type: "settings", changes: { gain_db: 6 } }]);
+    assert.deepEqual(ws.sentOfType("settings"), [{ type: "settings", changes: { gain_db: 6 } }]);
     const s = { ...SETTINGS, gain_db: 6 };
     ws.receiveJSON({ type: "settings", settings: s });
     assert.deepEqual(await p, s);
