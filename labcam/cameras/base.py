@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import SettingError
 from ..frame import Frame
 from ..settings import Settings, SettingSpecs, validate_changes
 
@@ -124,8 +125,6 @@ class CameraDriver(ABC):
             if not changed:
                 return current
             if self.streaming:
-                from ..errors import SettingError
-
                 for name in changed:
                     spec = self.specs[name]
                     if not spec.settable_while_streaming:
