@@ -36,8 +36,10 @@ from labcam.recording import (
     resolve_recording_path,
     start_recording,
 )
+from labcam.recording import ome_tiff
 from labcam.recording import writers as writers_mod
-from labcam.recording.writers import OmeTiffWriter, RecordingInfo
+from labcam.recording.files import RecordingInfo
+from labcam.recording.ome_tiff import OmeTiffWriter
 
 FORMATS = [".ome.tif", ".ome.zarr"]
 WAIT = 20.0  # generous upper bound for anything that should take milliseconds
@@ -669,8 +671,8 @@ def test_tiff_stays_valid_at_every_write_of_a_page(tmp_path: Path, monkeypatch: 
     path = tmp_path / "run.ome.tif"
     snapshots: list[bytes] = []
     recording = [False]
-    original_write = writers_mod._LinkLastFile.write
-    original_pwrite = writers_mod._pwrite_all
+    original_write = ome_tiff._LinkLastFile.write
+    original_pwrite = ome_tiff.pwrite_all
 
     def write(self: Any, b: Any) -> int:
         n = original_write(self, b)
@@ -688,9 +690,9 @@ def test_tiff_stays_valid_at_every_write_of_a_page(tmp_path: Path, monkeypatch: 
 
         raise io.UnsupportedOperation("pixels through write(), so every write is seen")
 
-    monkeypatch.setattr(writers_mod._LinkLastFile, "write", write)
-    monkeypatch.setattr(writers_mod._LinkLastFile, "fileno", no_fileno)
-    monkeypatch.setattr(writers_mod, "_pwrite_all", pwrite)
+    monkeypatch.setattr(ome_tiff._LinkLastFile, "write", write)
+    monkeypatch.setattr(ome_tiff._LinkLastFile, "fileno", no_fileno)
+    monkeypatch.setattr(ome_tiff, "pwrite_all", pwrite)
 
     frames = [np.full((16, 24), i * 10 + 1, np.uint16) for i in range(4)]
     w = OmeTiffWriter(path, fsync=False)

@@ -51,7 +51,8 @@ from psygnal import Signal, SignalGroup
 from ..errors import CameraError, FrameTimeout, LabcamError
 from ..frame import PIXEL_FORMATS, Frame
 from .paths import RecordingFormat, check_output_path
-from .writers import FrameWriter, RecordingInfo, open_writer
+from .files import FrameWriter, RecordingInfo
+from .writers import open_writer
 
 if TYPE_CHECKING:
     from ..engine import Engine, Subscription
