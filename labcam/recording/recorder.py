@@ -109,7 +109,7 @@ class RecordingProgress:
     frames_written: int
     frames_target: int | None
     duration_target_s: float | None
-    elapsed_s: float  # since the first recorded frame
+    elapsed_s: float  # from the first recorded frame's timestamp to the last one's
     bytes_written: int  # pixel bytes
     mb_per_s: float  # data recorded per second of recording (1 MB = 1e6 bytes)
     write_mb_per_s: float  # how fast the disk took it while writing (the headroom: >> mb_per_s)
@@ -245,9 +245,8 @@ class Recorder:
         self._stop_reason: str | None = None
         self.error: RecordingError | None = None
         # counters (written by the recorder thread, read by anyone)
-        self._first_ts: float | None = None
-        self._first_mono: float | None = None
-        self._end_mono: float | None = None
+        self._first_ts: float | None = None  # timestamps of the first and last frame written
+        self._last_ts: float | None = None
         self._write_seconds = 0.0
         self._dropped_camera = 0
         self._overflow_in_file = 0
@@ -283,10 +282,12 @@ class Recorder:
     def progress(self) -> RecordingProgress:
         """What the recording has done so far (a snapshot)."""
         w = self._writer
-        now = time.monotonic()
         elapsed = 0.0
-        if self._first_mono is not None:
-            elapsed = (self._end_mono or now) - self._first_mono
+        first_ts, last_ts = self._first_ts, self._last_ts
+        if first_ts is not None and last_ts is not None:
+            # The frames' own time span, not the writer's: writes start late and then catch up
+            # (the first OME-Zarr recording in a process sets up zarr while frames queue up).
+            elapsed = last_ts - first_ts
         written = w.frames_written
         sub = self._sub
         buffered = sub.pending if sub is not None else 0
@@ -482,7 +483,6 @@ class Recorder:
             except OSError as exc:
                 raise RecordingError(str(exc), "disk") from exc
             self._first_ts = m.timestamp
-            self._first_mono = time.monotonic()
         else:
             info = w.info
             if frame.array.shape != info.frame_shape or str(frame.array.dtype) != info.dtype:
@@ -514,6 +514,7 @@ class Recorder:
         if first:
             self._first_meta = meta
         self._last_meta = meta
+        self._last_ts = meta["timestamp"]
         self._dropped_camera += dropped_before
         self._overflow_in_file += missed_before
         self._last_number = int(m.frame_number)
@@ -599,7 +600,6 @@ class Recorder:
     def _finish(self, error: RecordingError | None) -> None:
         if self._done.is_set():
             return
-        self._end_mono = time.monotonic()
         sub = self._sub
         if sub is not None:
             sub.close()
