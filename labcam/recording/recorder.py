@@ -46,8 +46,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
+import numpy as np
 from psygnal import Signal, SignalGroup
 
+from .._version import __version__
 from ..errors import CameraError, FrameTimeout, LabcamError
 from ..frame import PIXEL_FORMATS, Frame
 from .paths import RecordingFormat, check_output_path
@@ -76,6 +78,9 @@ DEFAULT_FAULT_TIMEOUT_S = 10.0
 # Show a progress bar by default for recordings at least this long.
 PROGRESS_MIN_FRAMES = 100
 PROGRESS_MIN_SECONDS = 5.0
+
+# What recordings name as the software that wrote them.
+SOFTWARE = f"labcam {__version__}"
 
 State = Literal["recording", "finishing", "done", "failed"]
 
@@ -235,6 +240,8 @@ class Recorder:
                 self._writer = writer_factory(self.path, self.format, overwrite, self.frames_target)
         except OSError as exc:
             raise RecordingError(str(exc), "disk") from exc
+        except ImportError as exc:  # OME-Zarr without zarr-python (the [recording] extra); nothing was created
+            raise RecordingError(f"cannot record {self.format}: {exc}; pip install 'labcam[recording]'", "error") from exc
 
         self._sub: Subscription | None = None
         self._thread: threading.Thread | None = None
@@ -476,7 +483,7 @@ class Recorder:
                 camera=self.engine.description.to_dict(),
                 settings=self.engine.settings.to_dict(),
                 started=m.timestamp,
-                software=_software(),
+                software=SOFTWARE,
             )
             try:
                 w.begin(self._info)
@@ -594,7 +601,7 @@ class Recorder:
             "interruptions": interruptions,
             "camera": self.engine.description.to_dict(),
             "settings_at_start": self._info.settings if self._info else self.engine.settings.to_dict(),
-            "software": _software(),
+            "software": SOFTWARE,
         }
 
     def _finish(self, error: RecordingError | None) -> None:
@@ -646,19 +653,11 @@ def _stop_all_at_exit() -> None:
         rec.stop(wait=True, timeout=EXIT_STOP_TIMEOUT_S)
 
 
-def start_recording(
-    engine: Engine,
-    path: str | os.PathLike[str],
-    *,
-    frames: int | None = None,
-    duration: float | None = None,
-    format: str | None = None,
-    overwrite: bool = False,
-    progress: bool | None = None,
-    **options: Any,
-) -> Recorder:
-    """Create and start a ``Recorder`` (what ``Camera.record`` does), with a progress bar if asked."""
-    rec = Recorder(engine, path, frames=frames, duration=duration, format=format, overwrite=overwrite, **options)
+def start_recording(engine: Engine, path: str | os.PathLike[str], *, progress: bool | None = None, **options: Any) -> Recorder:
+    """Create and start a ``Recorder`` (what ``Camera.record`` does; ``options`` are the ``Recorder``'s:
+    ``frames``, ``duration``, ``format``, ``overwrite``, ...), with a progress bar if asked
+    (``progress=None``: for recordings of at least 100 frames or 5 s)."""
+    rec = Recorder(engine, path, **options)
     if progress is None:
         progress = (rec.frames_target or 0) >= PROGRESS_MIN_FRAMES or (rec.duration_target or 0) >= PROGRESS_MIN_SECONDS
     if progress:
@@ -704,13 +703,8 @@ def _check_frames(frames: Any) -> int | None:
     if frames is None:
         return None
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        try:
-            import numpy as np
-
-            if isinstance(frames, np.integer) and frames >= 1:
-                return int(frames)
-        except ImportError:  # pragma: no cover
-            pass
+        if isinstance(frames, np.integer) and frames >= 1:
+            return int(frames)
         raise ValueError(f"frames={frames!r} is not allowed: a whole number >= 1, or None")
     return int(frames)
 
@@ -721,15 +715,6 @@ def _check_duration(duration: Any) -> float | None:
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration <= 0:
         raise ValueError(f"duration={duration!r} is not allowed: seconds > 0, or None")
     return float(duration)
-
-
-def _software() -> str:
-    try:
-        from .. import __version__
-
-        return f"labcam {__version__}"
-    except ImportError:  # pragma: no cover
-        return "labcam"
 
 
 __all__ = [
