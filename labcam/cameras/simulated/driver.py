@@ -35,7 +35,7 @@ from ...errors import CameraDisconnected, CameraError, CameraUnavailable, FrameT
 from ...frame import PIXEL_FORMATS, Frame, FrameMeta
 from ...settings import TRIGGER_MODES, Settings, SettingSpec, SettingSpecs, validate_changes
 from ..base import CameraDescription, CameraDriver
-from .faults import SimulatedFaults
+from .faults import FaultState, SimulatedFaults
 from .specimen import Motion, RenderState
 
 __all__ = ["SimulatedCamera"]
@@ -147,19 +147,15 @@ class SimulatedCamera(CameraDriver):
         self._state: RenderState | None = None
         self._is_open = False
         self._streaming = False
-        self._plugged = True
-        self._replug_ready = False
-        self._replug_countdown: int | None = None
-        self._resume_after_replug = False
+        self._fault_state = FaultState()  # pending faults and the plug state, set through self.faults
         self._next_number = 0
         self._schedule = _Schedule()
-        self._pending_timeouts = 0
-        self._pending_drops = 0
-        self._stall_until = 0.0
         self._reads_waiting = 0
         # Timestamps are derived from the monotonic clock (deadlines), mapped once to epoch seconds.
         self._epoch_minus_mono = time.time() - time.monotonic()
-        self.faults = SimulatedFaults(self)
+        self.faults = SimulatedFaults(
+            self._cond, self._fault_state, stop_streaming=self._stop_for_unplug, is_open=lambda: self._is_open
+        )
 
     # -- identity -----------------------------------------------------------------------------
     @property
@@ -191,7 +187,7 @@ class SimulatedCamera(CameraDriver):
         with self._cond:
             if self._is_open:
                 return
-            if not self._plugged:
+            if not self._fault_state.plugged:
                 serial = self._description.serial
                 raise CameraUnavailable(f"simulated camera {serial} is unplugged (faults.disconnect())")
         state = self._state_for(self._settings)  # slow the first time: outside the lock
@@ -204,7 +200,7 @@ class SimulatedCamera(CameraDriver):
         """Stop and release the camera (the shared specimen cache stays). Safe to call twice."""
         with self._cond:
             self._streaming = False
-            self._resume_after_replug = False
+            self._fault_state.resume_after_replug = False
             self._is_open = False
             self._state = None
             self._schedule.triggers.clear()
@@ -213,7 +209,7 @@ class SimulatedCamera(CameraDriver):
     def start(self) -> None:
         """Start streaming: the first frame is due one frame period from now."""
         with self._cond:
-            if not self._plugged:
+            if not self._fault_state.plugged:
                 raise CameraDisconnected(f"simulated camera {self._description.serial} is unplugged")
             if not self._is_open:
                 raise CameraError("the simulated camera is not open: call open() first")
@@ -227,7 +223,7 @@ class SimulatedCamera(CameraDriver):
         """Stop streaming; a ``read_frame`` waiting in another thread raises ``StreamStopped``."""
         with self._cond:
             self._streaming = False
-            self._resume_after_replug = False
+            self._fault_state.resume_after_replug = False
             self._schedule.triggers.clear()
             self._cond.notify_all()
 
@@ -247,27 +243,34 @@ class SimulatedCamera(CameraDriver):
         with self._cond:
             if not self._is_open:
                 return False
-            if self._plugged:
+            if self._fault_state.plugged:
                 return True
-            if self._replug_countdown is not None:
-                if self._replug_countdown > 0:
-                    self._replug_countdown -= 1
+            if self._fault_state.replug_countdown is not None:
+                if self._fault_state.replug_countdown > 0:
+                    self._fault_state.replug_countdown -= 1
                     return False
-                self._replug_countdown = None
-                self._replug_ready = True
-            if not self._replug_ready:
+                self._fault_state.replug_countdown = None
+                self._fault_state.replug_ready = True
+            if not self._fault_state.replug_ready:
                 return False
             return self._replugged()
+
+    def _stop_for_unplug(self) -> bool:
+        # Called by faults.disconnect() with the lock held: the stream ends; True if it was on.
+        was_streaming = self._streaming
+        self._streaming = False
+        self._schedule.triggers.clear()
+        return was_streaming
 
     def _replugged(self) -> bool:
         # Called with the lock held. Settings never changed while unplugged (changes were refused),
         # so the camera is back exactly as it was; frame numbers continue.
-        self._plugged = True
-        self._replug_ready = False
-        if self._resume_after_replug:
+        self._fault_state.plugged = True
+        self._fault_state.replug_ready = False
+        if self._fault_state.resume_after_replug:
             self._streaming = True
             self._restart_schedule(time.monotonic())
-        self._resume_after_replug = False
+        self._fault_state.resume_after_replug = False
         self._cond.notify_all()
         return True
 
@@ -282,7 +285,7 @@ class SimulatedCamera(CameraDriver):
             triggers = self._schedule.triggers
             if len(triggers) >= MAX_PENDING_TRIGGERS:
                 triggers.popleft()  # its frame was overwritten in the camera's buffer
-                self._pending_drops += 1
+                self._fault_state.drops += 1
             triggers.append(time.monotonic())
             self._cond.notify_all()
             return True
@@ -298,27 +301,27 @@ class SimulatedCamera(CameraDriver):
         software_start: float | None = None
         with self._cond:
             while True:
-                if not self._plugged:
+                if not self._fault_state.plugged:
                     raise CameraDisconnected(f"simulated camera {self._description.serial} was unplugged")
                 if not self._streaming:
                     raise StreamStopped("the simulated camera is not streaming")
-                if self._pending_timeouts:
-                    self._pending_timeouts -= 1
-                    left = self._pending_timeouts
+                if self._fault_state.timeouts:
+                    self._fault_state.timeouts -= 1
+                    left = self._fault_state.timeouts
                     raise FrameTimeout(f"simulated timeout (faults.timeouts), {left} more to come")
                 now = time.monotonic()
                 settings = self._settings
                 exposure_s = settings.exposure_ms / 1000.0
                 sched = self._schedule
                 if settings.trigger_mode == "free_running":
-                    due = sched.anchor + (sched.k + self._pending_drops) / settings.fps
+                    due = sched.anchor + (sched.k + self._fault_state.drops) / settings.fps
                 elif settings.trigger_mode == "software":
                     if software_start is None:  # the read itself is the software trigger
-                        software_start = max(now, self._stall_until)
+                        software_start = max(now, self._fault_state.stall_until)
                     due = software_start + exposure_s
                 else:
                     due = sched.triggers[0] + exposure_s if sched.triggers else math.inf
-                target = max(due, self._stall_until)
+                target = max(due, self._fault_state.stall_until)
                 if now >= target:
                     break
                 if now >= call_deadline:
@@ -331,9 +334,9 @@ class SimulatedCamera(CameraDriver):
                 finally:
                     self._reads_waiting -= 1
             stamp = self._take(settings, due, target, now)
-            number = self._next_number + self._pending_drops
+            number = self._next_number + self._fault_state.drops
             self._next_number = number + 1
-            self._pending_drops = 0
+            self._fault_state.drops = 0
             state = self._state
         if state is None or state.settings != settings:  # closed meanwhile, or settings just swapped
             state = self._state_for(settings)
@@ -370,7 +373,7 @@ class SimulatedCamera(CameraDriver):
             sched.anchor, sched.k = target, 1
         else:  # on schedule (dropped frames used up their time slots too)
             stamp = due
-            sched.k += self._pending_drops + 1
+            sched.k += self._fault_state.drops + 1
         sched.last = stamp
         return stamp
 
@@ -381,7 +384,7 @@ class SimulatedCamera(CameraDriver):
 
     # -- settings -----------------------------------------------------------------------------
     def _apply_settings(self, new: Settings, changed: frozenset[str]) -> Settings:
-        if not self._plugged:
+        if not self._fault_state.plugged:
             raise CameraDisconnected(f"simulated camera {self._description.serial} is unplugged")
         # Build the new render state first (exposure changes rescale the textures; may take a
         # moment on large sensors) while frames keep coming from the old one.
