@@ -42,7 +42,8 @@ from _common import camera_alone, make_camera
 
 from labcam.engine import Engine
 from labcam.recording.recorder import Recorder
-from labcam.recording.writers import FrameWriter, RecordingInfo, open_writer
+from labcam.recording.files import FrameWriter, RecordingInfo
+from labcam.recording.writers import open_writer
 
 CASES = [
     ("1280x1024 mono8", dict(width=1280, height=1024, pixel_format="mono8")),

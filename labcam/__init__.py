@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .camera import Camera, FrameStream, Stack
 from .engine import Engine, EngineStatus
 from .errors import (
@@ -28,8 +29,6 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .remote import RemoteCamera
-
-__version__ = "0.1.0"
 
 
 def open(camera: str = "auto", *, serial: int | None = None, idle_grace: float = 2.0, **options: Any) -> Camera:

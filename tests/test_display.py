@@ -22,7 +22,8 @@ from labcam.preview.display import (
     decimation_step,
     to_display,
 )
-from labcam.preview.jpeg import encode_jpeg, encode_snapshot
+from labcam.preview.jpeg import encode_jpeg
+from labcam.snapshots import encode_snapshot
 from labcam.preview.variants import Variant, encode_frame, pack_binary, unpack_binary
 
 

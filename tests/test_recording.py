@@ -36,8 +36,10 @@ from labcam.recording import (
     resolve_recording_path,
     start_recording,
 )
+from labcam.recording import ome_tiff
 from labcam.recording import writers as writers_mod
-from labcam.recording.writers import OmeTiffWriter, RecordingInfo
+from labcam.recording.files import RecordingInfo
+from labcam.recording.ome_tiff import OmeTiffWriter
 
 FORMATS = [".ome.tif", ".ome.zarr"]
 WAIT = 20.0  # generous upper bound for anything that should take milliseconds
@@ -608,6 +610,42 @@ def test_a_recording_left_running_at_exit_is_closed_properly(tmp_path: Path, suf
     assert read_pixels(path).shape[0] == summary["frames_written"]
 
 
+FIRST_RECORDING_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from labcam.camera import Camera
+    from labcam.cameras.simulated import SimulatedCamera
+    from labcam.engine import Engine
+
+    sim = SimulatedCamera(width=64, height=48, fps=100.0, exposure_ms=1.0, seed=7)
+    sim.open()
+    cam = Camera(Engine(sim, idle_grace=0))
+    rec = cam.record(sys.argv[1], frames=30, progress=False)
+    rec.wait()
+    print(json.dumps(rec.status()))
+    cam.close()
+    """
+)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_the_first_recording_in_a_process_reports_the_rate_of_its_frames_timestamps(tmp_path: Path, suffix: str) -> None:
+    """Rate and elapsed time come from the frames' own timestamps, whatever delays the first write
+    (the first OME-Zarr recording in a process imports zarr-python and sets up its store while the
+    first frames wait in the buffer). A fresh interpreter, so nothing is imported beforehand."""
+    path = tmp_path / f"run{suffix}"
+    res = subprocess.run([sys.executable, "-c", FIRST_RECORDING_CHILD, str(path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    status = json.loads(res.stdout.strip().splitlines()[-1])
+    stored = read_recording_metadata(path)
+    stamps = [m["timestamp"] for m in stored["frames"]]
+    assert status["frames_written"] == len(stamps) == 30
+    span = stamps[-1] - stamps[0]
+    assert status["elapsed_s"] == pytest.approx(span, abs=1e-3)  # status() rounds to 3 decimals
+    assert status["fps"] == pytest.approx((len(stamps) - 1) / span, abs=1e-3)
+    assert stored["summary"]["elapsed_s"] == pytest.approx(span, abs=1e-6)  # the summary keeps 6
+
+
 def test_frame_size_change_ends_the_recording(cam: Camera, tmp_path: Path) -> None:
     path = tmp_path / "run.ome.tif"
     rec = cam.record(path, progress=False)
@@ -669,8 +707,8 @@ def test_tiff_stays_valid_at_every_write_of_a_page(tmp_path: Path, monkeypatch: 
     path = tmp_path / "run.ome.tif"
     snapshots: list[bytes] = []
     recording = [False]
-    original_write = writers_mod._LinkLastFile.write
-    original_pwrite = writers_mod._pwrite_all
+    original_write = ome_tiff._LinkLastFile.write
+    original_pwrite = ome_tiff.pwrite_all
 
     def write(self: Any, b: Any) -> int:
         n = original_write(self, b)
@@ -688,9 +726,9 @@ def test_tiff_stays_valid_at_every_write_of_a_page(tmp_path: Path, monkeypatch: 
 
         raise io.UnsupportedOperation("pixels through write(), so every write is seen")
 
-    monkeypatch.setattr(writers_mod._LinkLastFile, "write", write)
-    monkeypatch.setattr(writers_mod._LinkLastFile, "fileno", no_fileno)
-    monkeypatch.setattr(writers_mod, "_pwrite_all", pwrite)
+    monkeypatch.setattr(ome_tiff._LinkLastFile, "write", write)
+    monkeypatch.setattr(ome_tiff._LinkLastFile, "fileno", no_fileno)
+    monkeypatch.setattr(ome_tiff, "pwrite_all", pwrite)
 
     frames = [np.full((16, 24), i * 10 + 1, np.uint16) for i in range(4)]
     w = OmeTiffWriter(path, fsync=False)

@@ -22,7 +22,8 @@ from .recorder import (
     buffer_budget,
     start_recording,
 )
-from .writers import FRAME_TAG, RecordingWriteError, read_recording_metadata
+from .files import FRAME_TAG, RecordingWriteError
+from .writers import read_recording_metadata
 
 __all__ = [
     "FRAME_TAG",

@@ -46,12 +46,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
+import numpy as np
 from psygnal import Signal, SignalGroup
 
+from .._version import __version__
 from ..errors import CameraError, FrameTimeout, LabcamError
 from ..frame import PIXEL_FORMATS, Frame
 from .paths import RecordingFormat, check_output_path
-from .writers import FrameWriter, RecordingInfo, open_writer
+from .files import FrameWriter, RecordingInfo
+from .writers import open_writer
 
 if TYPE_CHECKING:
     from ..engine import Engine, Subscription
@@ -75,6 +78,9 @@ DEFAULT_FAULT_TIMEOUT_S = 10.0
 # Show a progress bar by default for recordings at least this long.
 PROGRESS_MIN_FRAMES = 100
 PROGRESS_MIN_SECONDS = 5.0
+
+# What recordings name as the software that wrote them.
+SOFTWARE = f"labcam {__version__}"
 
 State = Literal["recording", "finishing", "done", "failed"]
 
@@ -108,7 +114,7 @@ class RecordingProgress:
     frames_written: int
     frames_target: int | None
     duration_target_s: float | None
-    elapsed_s: float  # since the first recorded frame
+    elapsed_s: float  # from the first recorded frame's timestamp to the last one's
     bytes_written: int  # pixel bytes
     mb_per_s: float  # data recorded per second of recording (1 MB = 1e6 bytes)
     write_mb_per_s: float  # how fast the disk took it while writing (the headroom: >> mb_per_s)
@@ -234,6 +240,8 @@ class Recorder:
                 self._writer = writer_factory(self.path, self.format, overwrite, self.frames_target)
         except OSError as exc:
             raise RecordingError(str(exc), "disk") from exc
+        except ImportError as exc:  # OME-Zarr without zarr-python (the [recording] extra); nothing was created
+            raise RecordingError(f"cannot record {self.format}: {exc}; pip install 'labcam[recording]'", "error") from exc
 
         self._sub: Subscription | None = None
         self._thread: threading.Thread | None = None
@@ -244,9 +252,8 @@ class Recorder:
         self._stop_reason: str | None = None
         self.error: RecordingError | None = None
         # counters (written by the recorder thread, read by anyone)
-        self._first_ts: float | None = None
-        self._first_mono: float | None = None
-        self._end_mono: float | None = None
+        self._first_ts: float | None = None  # timestamps of the first and last frame written
+        self._last_ts: float | None = None
         self._write_seconds = 0.0
         self._dropped_camera = 0
         self._overflow_in_file = 0
@@ -282,10 +289,12 @@ class Recorder:
     def progress(self) -> RecordingProgress:
         """What the recording has done so far (a snapshot)."""
         w = self._writer
-        now = time.monotonic()
         elapsed = 0.0
-        if self._first_mono is not None:
-            elapsed = (self._end_mono or now) - self._first_mono
+        first_ts, last_ts = self._first_ts, self._last_ts
+        if first_ts is not None and last_ts is not None:
+            # The frames' own time span, not the writer's: writes start late and then catch up
+            # (the first OME-Zarr recording in a process sets up zarr while frames queue up).
+            elapsed = last_ts - first_ts
         written = w.frames_written
         sub = self._sub
         buffered = sub.pending if sub is not None else 0
@@ -474,14 +483,13 @@ class Recorder:
                 camera=self.engine.description.to_dict(),
                 settings=self.engine.settings.to_dict(),
                 started=m.timestamp,
-                software=_software(),
+                software=SOFTWARE,
             )
             try:
                 w.begin(self._info)
             except OSError as exc:
                 raise RecordingError(str(exc), "disk") from exc
             self._first_ts = m.timestamp
-            self._first_mono = time.monotonic()
         else:
             info = w.info
             if frame.array.shape != info.frame_shape or str(frame.array.dtype) != info.dtype:
@@ -513,6 +521,7 @@ class Recorder:
         if first:
             self._first_meta = meta
         self._last_meta = meta
+        self._last_ts = meta["timestamp"]
         self._dropped_camera += dropped_before
         self._overflow_in_file += missed_before
         self._last_number = int(m.frame_number)
@@ -592,13 +601,12 @@ class Recorder:
             "interruptions": interruptions,
             "camera": self.engine.description.to_dict(),
             "settings_at_start": self._info.settings if self._info else self.engine.settings.to_dict(),
-            "software": _software(),
+            "software": SOFTWARE,
         }
 
     def _finish(self, error: RecordingError | None) -> None:
         if self._done.is_set():
             return
-        self._end_mono = time.monotonic()
         sub = self._sub
         if sub is not None:
             sub.close()
@@ -645,19 +653,11 @@ def _stop_all_at_exit() -> None:
         rec.stop(wait=True, timeout=EXIT_STOP_TIMEOUT_S)
 
 
-def start_recording(
-    engine: Engine,
-    path: str | os.PathLike[str],
-    *,
-    frames: int | None = None,
-    duration: float | None = None,
-    format: str | None = None,
-    overwrite: bool = False,
-    progress: bool | None = None,
-    **options: Any,
-) -> Recorder:
-    """Create and start a ``Recorder`` (what ``Camera.record`` does), with a progress bar if asked."""
-    rec = Recorder(engine, path, frames=frames, duration=duration, format=format, overwrite=overwrite, **options)
+def start_recording(engine: Engine, path: str | os.PathLike[str], *, progress: bool | None = None, **options: Any) -> Recorder:
+    """Create and start a ``Recorder`` (what ``Camera.record`` does; ``options`` are the ``Recorder``'s:
+    ``frames``, ``duration``, ``format``, ``overwrite``, ...), with a progress bar if asked
+    (``progress=None``: for recordings of at least 100 frames or 5 s)."""
+    rec = Recorder(engine, path, **options)
     if progress is None:
         progress = (rec.frames_target or 0) >= PROGRESS_MIN_FRAMES or (rec.duration_target or 0) >= PROGRESS_MIN_SECONDS
     if progress:
@@ -703,13 +703,8 @@ def _check_frames(frames: Any) -> int | None:
     if frames is None:
         return None
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        try:
-            import numpy as np
-
-            if isinstance(frames, np.integer) and frames >= 1:
-                return int(frames)
-        except ImportError:  # pragma: no cover
-            pass
+        if isinstance(frames, np.integer) and frames >= 1:
+            return int(frames)
         raise ValueError(f"frames={frames!r} is not allowed: a whole number >= 1, or None")
     return int(frames)
 
@@ -720,15 +715,6 @@ def _check_duration(duration: Any) -> float | None:
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration <= 0:
         raise ValueError(f"duration={duration!r} is not allowed: seconds > 0, or None")
     return float(duration)
-
-
-def _software() -> str:
-    try:
-        from .. import __version__
-
-        return f"labcam {__version__}"
-    except ImportError:  # pragma: no cover
-        return "labcam"
 
 
 __all__ = [

@@ -42,7 +42,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..errors import CameraError, FrameTimeout, SettingError
 from ..frame import Frame
-from ..preview.jpeg import SNAP_EXTENSIONS, SNAP_FORMATS
+from ..snapshots import SNAP_EXTENSIONS, SNAP_FORMATS
 from ..preview.variants import EncodedFrame, Variant
 from . import protocol
 from .base import ApiHandler, ServiceHandlerMixin

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..frame import PIXEL_FORMATS
 from ..preview.display import DisplayRange
-from ..preview.jpeg import SNAP_FORMATS
+from ..snapshots import SNAP_FORMATS
 from ..preview.variants import Variant, pack_binary
 
 PROTOCOL_VERSION = 1

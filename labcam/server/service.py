@@ -22,7 +22,7 @@ from ..engine import Engine, EngineStatus
 from ..errors import CameraError
 from ..frame import Frame
 from ..preview.display import DisplayRange
-from ..preview.jpeg import encode_snapshot
+from ..snapshots import encode_snapshot
 from ..preview.variants import PreviewHub
 from ..settings import Settings
 from . import protocol

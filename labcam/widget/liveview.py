@@ -152,7 +152,7 @@ class PreviewEncoder:
 
 def encode_snap(frame: Frame) -> tuple[bytes, str, str]:
     """A lossless PNG of a full frame (12/16-bit counts kept as 16-bit PNG): bytes, mime, filename."""
-    from ..preview.jpeg import encode_snapshot
+    from ..snapshots import encode_snapshot
 
     name = f"labcam-{frame.meta.camera_serial or 'camera'}-{frame.meta.frame_number}.png"
     return encode_snapshot(frame, "png"), "image/png", name

@@ -1,7 +1,7 @@
-"""The simulated camera: a live-looking microscope specimen, paced and numbered like a real camera.
+"""The simulated specimen and sensor: frame number + settings -> pixels, deterministic and cheap.
 
-It stands in for a real camera whenever none is present (in the lab, in tests, in benchmarks), so
-it has to look and behave like one while costing as little CPU as possible.
+The driver (``driver.py``) decides *when* frame ``n`` is taken; this module decides what it looks
+like. Nothing here knows about time, threads or faults.
 
 What it shows
     Mono formats show a fluorescence view (dark background with haze, bright fibres and vesicles,
@@ -39,57 +39,26 @@ Determinism
     wall time: drift, crawl, breathing and the noise window are all functions of the frame number.
     ``SimulatedCamera.expected_frame(n)`` recomputes any frame; a ROI frame is exactly the crop of
     the full frame with the same number.
-
-Timing (free-running mode)
-    Frame ``k`` after ``start()`` is due at ``t0 + k / fps`` (absolute deadlines, so sleep errors
-    do not accumulate), and its timestamp is the epoch time of that deadline. The simulated sensor
-    has no frame buffer: a frame is "exposed" when it is read. If the reader is late by less than a
-    frame period the schedule holds; if it is later than that (or rendering cannot keep up with
-    ``fps``) the frame is produced at once, stamped with the current time, and the schedule is
-    re-anchored there -- there is no burst of catch-up frames and no frame numbers are skipped,
-    because such frames were never taken. Frame numbers count from ``open()`` and continue across
-    ``stop()``/``start()`` and reconnects, like the counter of a USB camera that stays powered;
-    gaps appear only through ``faults.drop_frames`` (or a hardware-trigger overflow).
-
-Timing (triggered modes)
-    ``software``: each ``read_frame`` triggers one exposure and returns ``exposure_ms`` later.
-    ``hardware``: each ``trigger()`` call (while streaming) exposes one frame, delivered
-    ``exposure_ms`` after the trigger and stamped then; ``read_frame`` waits for triggers.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import threading
-import time
-from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CameraDisconnected, CameraError, CameraUnavailable, FrameTimeout, StreamStopped
-from ..frame import PIXEL_FORMATS, Frame, FrameMeta
-from ..settings import TRIGGER_MODES, Settings, SettingSpec, SettingSpecs, validate_changes
-from .base import CameraDescription, CameraDriver
+from ...frame import PIXEL_FORMATS
+from ...settings import Settings
 
-__all__ = ["SimulatedCamera", "SimulatedFaults", "clear_caches"]
+__all__ = ["Motion", "RenderState", "clear_caches"]
 
 # -- the sensor ---------------------------------------------------------------------------------
 FULL_WELL_E = 10_000.0  # electrons a pixel holds before it saturates
 READ_NOISE_E = 3.0  # rms read noise, electrons
 DARK_OFFSET = 0.02  # black level, as a fraction of the output range
 REFERENCE_EXPOSURE_MS = 10.0  # the specimen's brightness is defined (in full wells) at this exposure
-
-# Limits of the settings.
-EXPOSURE_RANGE_MS = (0.01, 2000.0)
-GAIN_RANGE_DB = (0.0, 24.0)
-MIN_FPS = 0.1
-ROI_STEP = 2
-ROI_MIN = 16
-MAX_SENSOR_SIDE = 8192
 
 # -- the square-root domain (see the module docstring) ------------------------------------------
 U_SCALE = 64  # u units per sqrt(electron): fine enough that quantisation is far below shot noise
@@ -110,8 +79,6 @@ BREATHING_STEPS = 512  # breathing is quantised to 1/512 so its look-up tables c
 
 # Row blocks of about this many samples keep the temporary index buffer in cache.
 CHUNK_SAMPLES = 80_000
-
-MAX_PENDING_TRIGGERS = 64  # hardware triggers beyond this overwrite the oldest (a dropped frame)
 
 _MASK64 = (1 << 64) - 1
 
@@ -140,14 +107,14 @@ def clear_caches() -> None:
 # Motion: functions of the frame number only
 # =================================================================================================
 @dataclass(frozen=True)
-class _Motion:
+class Motion:
     """Where the specimen is, how bright it glows and which noise window is used, per frame."""
 
     seed: int
     phases: tuple[float, ...]
 
     @classmethod
-    def for_seed(cls, seed: int) -> _Motion:
+    def for_seed(cls, seed: int) -> Motion:
         return cls(seed, tuple(float(p) for p in _rng(seed, 1).uniform(0, 2 * math.pi, 9)))
 
     @staticmethod
@@ -545,7 +512,7 @@ def _build_lut(pixel_format: str, gain_db: float, breathing: float) -> np.ndarra
     return lut
 
 
-class _RenderState:
+class RenderState:
     """Everything needed to turn a frame number into pixels for one set of settings.
 
     Immutable apart from its look-up-table cache, so the capture thread can keep using an old one
@@ -556,7 +523,7 @@ class _RenderState:
         self.settings = settings
         self.kind = "rgb" if settings.pixel_format == "rgb8" else "mono"
         sw, sh = sensor
-        self.motion = _Motion.for_seed(seed)
+        self.motion = Motion.for_seed(seed)
         self.bg, self.cells = _exposure_layers(seed, sw, sh, self.kind, settings.exposure_ms)
         self.noise = _noise_field(seed, sw, sh, 3 if self.kind == "rgb" else 1)
         self.breathing = BREATHING_RGB if self.kind == "rgb" else BREATHING_MONO
@@ -600,486 +567,3 @@ class _RenderState:
             # mode="clip" is also faster than the default bounds-checking mode
             np.take(lut, b, out=out[r0:r1], mode="clip")
         return out
-
-
-# =================================================================================================
-# Faults
-# =================================================================================================
-class SimulatedFaults:
-    """Camera misbehaviour on demand, for tests of what sits on top of a camera. Thread-safe.
-
-    >>> cam = SimulatedCamera(width=64, height=48); cam.open(); cam.start()
-    >>> cam.faults.drop_frames(3)   # the next frame arrives with frame_number 3 higher than usual
-    >>> cam.faults.disconnect()     # reads raise CameraDisconnected; reconnect() is False ...
-    >>> cam.reconnect()
-    False
-    >>> cam.faults.replug()         # ... until the camera is plugged back in
-    >>> cam.reconnect(), cam.streaming
-    (True, True)
-    >>> cam.close()
-    """
-
-    def __init__(self, camera: SimulatedCamera) -> None:
-        self._cam = camera
-
-    def timeouts(self, n: int = 1) -> None:
-        """The next ``n`` reads raise ``FrameTimeout``, at once (they do not wait the timeout)."""
-        with self._cam._cond:
-            self._cam._pending_timeouts += max(0, int(n))
-            self._cam._cond.notify_all()
-
-    def drop_frames(self, k: int = 1) -> None:
-        """Lose the next ``k`` frames: they are exposed (numbers and time slots pass) but never
-        delivered, so the next delivered frame shows a gap of ``k`` frame numbers."""
-        with self._cam._cond:
-            self._cam._pending_drops += max(0, int(k))
-            self._cam._cond.notify_all()
-
-    def stall(self, seconds: float) -> None:
-        """Hang the camera: no frame is delivered for ``seconds`` from now (reads with a shorter
-        timeout really wait and raise ``FrameTimeout``); afterwards the schedule restarts."""
-        with self._cam._cond:
-            self._cam._stall_until = max(self._cam._stall_until, time.monotonic() + max(0.0, seconds))
-            self._cam._cond.notify_all()
-
-    def disconnect(self, *, reconnect_after: int | None = None) -> None:
-        """Unplug the camera: a blocked read and every later one raise ``CameraDisconnected``,
-        ``start``/settings changes raise it too, and ``open`` raises ``CameraUnavailable``.
-
-        ``reconnect()`` returns False until ``replug()`` is called, or, with ``reconnect_after=n``,
-        for the next ``n`` attempts and then succeeds by itself.
-        """
-        cam = self._cam
-        with cam._cond:
-            if cam._plugged:
-                cam._plugged = False
-                cam._resume_after_replug = cam._streaming
-                cam._streaming = False
-                cam._schedule.triggers.clear()
-            cam._replug_ready = reconnect_after is not None and reconnect_after <= 0
-            cam._replug_countdown = reconnect_after if reconnect_after and reconnect_after > 0 else None
-            cam._cond.notify_all()
-
-    def replug(self) -> None:
-        """Plug the camera back in: the next ``reconnect()`` returns True (same settings, and
-        streaming again if it was streaming when it went away). Before ``open()``, lets it open."""
-        with self._cam._cond:
-            self._cam._replug_ready = True
-            self._cam._replug_countdown = None
-            if not self._cam._is_open:
-                self._cam._plugged = True
-            self._cam._cond.notify_all()
-
-    def clear(self) -> None:
-        """Cancel pending timeouts, drops and stalls (an unplugged camera stays unplugged)."""
-        with self._cam._cond:
-            self._cam._pending_timeouts = 0
-            self._cam._pending_drops = 0
-            self._cam._stall_until = 0.0
-            self._cam._cond.notify_all()
-
-    @property
-    def connected(self) -> bool:
-        """False between ``disconnect()`` and a successful ``reconnect()``."""
-        return self._cam._plugged
-
-    @property
-    def pending(self) -> dict[str, float]:
-        """What is still to happen: {"timeouts": n, "drops": k, "stall_s": seconds left}."""
-        with self._cam._cond:
-            return {
-                "timeouts": self._cam._pending_timeouts,
-                "drops": self._cam._pending_drops,
-                "stall_s": max(0.0, self._cam._stall_until - time.monotonic()),
-            }
-
-
-# =================================================================================================
-# The camera
-# =================================================================================================
-@dataclass
-class _Schedule:
-    """Free-running deadlines: the next frame is due at ``anchor + k / fps`` (monotonic clock)."""
-
-    anchor: float = 0.0
-    k: int = 1
-    last: float = 0.0  # when the last frame was taken (or the stream started)
-    triggers: deque[float] = field(default_factory=deque)  # hardware trigger times, oldest first
-
-
-class SimulatedCamera(CameraDriver):
-    """A simulated microscope camera (see the module docstring for what it shows and how).
-
-    >>> cam = SimulatedCamera(width=640, height=480, seed=1)
-    >>> cam.open(); cam.start()
-    >>> frame = cam.read_frame(timeout=1.0)
-    >>> bool((frame.array == cam.expected_frame(frame.meta.frame_number)).all())
-    True
-    >>> cam.close()
-
-    Beyond the driver interface: ``trigger()`` (hardware trigger mode), ``faults`` (misbehaviour
-    for tests, see ``SimulatedFaults``), ``expected_frame(n)`` and ``stage_drift(n)``.
-    """
-
-    def __init__(
-        self,
-        *,
-        width: int = 1280,
-        height: int = 1024,
-        pixel_format: str = "mono8",
-        fps: float = 30.0,
-        exposure_ms: float = 10.0,
-        gain_db: float = 0.0,
-        seed: int = 0,
-        serial: str = "SIM-0001",
-        max_fps: float = 1000.0,
-        trigger_mode: str = "free_running",
-        roi: tuple[int, int, int, int] | None = None,
-        pixel_size_um: float = 0.65,
-    ) -> None:
-        super().__init__()
-        for name, side in (("width", width), ("height", height)):
-            ok = isinstance(side, int) and not isinstance(side, bool) and ROI_MIN <= side <= MAX_SENSOR_SIDE
-            if not ok or side % ROI_STEP:
-                raise ValueError(
-                    f"{name}={side!r}: the sensor side must be an even number of pixels "
-                    f"from {ROI_MIN} to {MAX_SENSOR_SIDE}"
-                )
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed={seed!r}: must be an integer")
-        if not (isinstance(max_fps, (int, float)) and math.isfinite(max_fps) and max_fps >= MIN_FPS):
-            raise ValueError(f"max_fps={max_fps!r}: must be a number of frames/s >= {MIN_FPS}")
-        self._seed = seed
-        self._sensor = (width, height)
-        self._description = CameraDescription(
-            driver="simulated",
-            model="labcam simulated microscope",
-            serial=serial,
-            sensor_width=width,
-            sensor_height=height,
-            pixel_formats=tuple(PIXEL_FORMATS),
-            max_bit_depth=16,
-            pixel_size_um=pixel_size_um,
-        )
-        self._specs = SettingSpecs(
-            {
-                "exposure_ms": SettingSpec("exposure_ms", "float", "ms", *EXPOSURE_RANGE_MS),
-                "gain_db": SettingSpec("gain_db", "float", "dB", *GAIN_RANGE_DB),
-                "fps": SettingSpec("fps", "float", "frames/s", MIN_FPS, float(max_fps)),
-                "roi": SettingSpec(
-                    "roi", "roi", "px", minimum=ROI_MIN, sensor=(width, height), step=ROI_STEP,
-                    settable_while_streaming=False,
-                ),
-                "pixel_format": SettingSpec(
-                    "pixel_format", "choice", choices=tuple(PIXEL_FORMATS), settable_while_streaming=False
-                ),
-                "trigger_mode": SettingSpec("trigger_mode", "choice", choices=TRIGGER_MODES),
-            }
-        )
-        initial: dict[str, Any] = {
-            "exposure_ms": exposure_ms,
-            "gain_db": gain_db,
-            "fps": fps,
-            "roi": (0, 0, width, height) if roi is None else roi,
-            "pixel_format": pixel_format,
-            "trigger_mode": trigger_mode,
-        }
-        # Raises SettingError (a ValueError) naming the bad value, like update_settings would.
-        self._settings: Settings = validate_changes(self._specs, Settings(**initial), initial)
-
-        # Everything below is guarded by _lock; _cond wakes a waiting read_frame.
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._state: _RenderState | None = None
-        self._is_open = False
-        self._streaming = False
-        self._plugged = True
-        self._replug_ready = False
-        self._replug_countdown: int | None = None
-        self._resume_after_replug = False
-        self._next_number = 0
-        self._schedule = _Schedule()
-        self._pending_timeouts = 0
-        self._pending_drops = 0
-        self._stall_until = 0.0
-        self._reads_waiting = 0
-        # Timestamps are derived from the monotonic clock (deadlines), mapped once to epoch seconds.
-        self._epoch_minus_mono = time.time() - time.monotonic()
-        self.faults = SimulatedFaults(self)
-
-    # -- identity -----------------------------------------------------------------------------
-    @property
-    def description(self) -> CameraDescription:
-        return self._description
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    @property
-    def specs(self) -> SettingSpecs:
-        return self._specs
-
-    @property
-    def seed(self) -> int:
-        return self._seed
-
-    def __repr__(self) -> str:
-        w, h = self._sensor
-        s = self._settings
-        serial = self._description.serial
-        return f"SimulatedCamera({w}x{h}, {s.pixel_format}, seed={self._seed}, serial={serial!r})"
-
-    # -- life cycle ---------------------------------------------------------------------------
-    def open(self) -> None:
-        """Render the specimen for the current settings (once per process and sensor size: the
-        rendering is cached) and make the camera ready to start."""
-        with self._cond:
-            if self._is_open:
-                return
-            if not self._plugged:
-                serial = self._description.serial
-                raise CameraUnavailable(f"simulated camera {serial} is unplugged (faults.disconnect())")
-        state = self._state_for(self._settings)  # slow the first time: outside the lock
-        with self._cond:
-            self._state = state
-            self._is_open = True
-            self._next_number = 0
-
-    def close(self) -> None:
-        """Stop and release the camera (the shared specimen cache stays). Safe to call twice."""
-        with self._cond:
-            self._streaming = False
-            self._resume_after_replug = False
-            self._is_open = False
-            self._state = None
-            self._schedule.triggers.clear()
-            self._cond.notify_all()
-
-    def start(self) -> None:
-        """Start streaming: the first frame is due one frame period from now."""
-        with self._cond:
-            if not self._plugged:
-                raise CameraDisconnected(f"simulated camera {self._description.serial} is unplugged")
-            if not self._is_open:
-                raise CameraError("the simulated camera is not open: call open() first")
-            if self._streaming:
-                return
-            self._streaming = True
-            self._restart_schedule(time.monotonic())
-            self._cond.notify_all()
-
-    def stop(self) -> None:
-        """Stop streaming; a ``read_frame`` waiting in another thread raises ``StreamStopped``."""
-        with self._cond:
-            self._streaming = False
-            self._resume_after_replug = False
-            self._schedule.triggers.clear()
-            self._cond.notify_all()
-
-    @property
-    def streaming(self) -> bool:
-        return self._streaming
-
-    @property
-    def reads_waiting(self) -> int:
-        """How many ``read_frame`` calls are blocked waiting right now (lets tests act on a
-        blocked read without sleeping)."""
-        return self._reads_waiting
-
-    def reconnect(self) -> bool:
-        """Get an unplugged camera back (see ``SimulatedFaults.disconnect``): True when it is back,
-        with the same settings and streaming again if it was streaming when it went away."""
-        with self._cond:
-            if not self._is_open:
-                return False
-            if self._plugged:
-                return True
-            if self._replug_countdown is not None:
-                if self._replug_countdown > 0:
-                    self._replug_countdown -= 1
-                    return False
-                self._replug_countdown = None
-                self._replug_ready = True
-            if not self._replug_ready:
-                return False
-            return self._replugged()
-
-    def _replugged(self) -> bool:
-        # Called with the lock held. Settings never changed while unplugged (changes were refused),
-        # so the camera is back exactly as it was; frame numbers continue.
-        self._plugged = True
-        self._replug_ready = False
-        if self._resume_after_replug:
-            self._streaming = True
-            self._restart_schedule(time.monotonic())
-        self._resume_after_replug = False
-        self._cond.notify_all()
-        return True
-
-    # -- frames -------------------------------------------------------------------------------
-    def trigger(self) -> bool:
-        """Send a hardware trigger: in ``hardware`` trigger mode while streaming, one frame is
-        exposed now and delivered ``exposure_ms`` later. Ignored (False) otherwise, as a camera
-        ignores trigger pulses it is not waiting for."""
-        with self._cond:
-            if not (self._streaming and self._settings.trigger_mode == "hardware"):
-                return False
-            triggers = self._schedule.triggers
-            if len(triggers) >= MAX_PENDING_TRIGGERS:
-                triggers.popleft()  # its frame was overwritten in the camera's buffer
-                self._pending_drops += 1
-            triggers.append(time.monotonic())
-            self._cond.notify_all()
-            return True
-
-    def read_frame(self, timeout: float) -> Frame:
-        """Wait until the next frame is due (interruptibly) and return it.
-
-        Raises ``FrameTimeout`` when it is not due within ``timeout`` seconds (after waiting that
-        long), ``StreamStopped`` when not streaming or ``stop()`` is called meanwhile, and
-        ``CameraDisconnected`` when the camera is unplugged.
-        """
-        call_deadline = time.monotonic() + max(0.0, float(timeout))
-        software_start: float | None = None
-        with self._cond:
-            while True:
-                if not self._plugged:
-                    raise CameraDisconnected(f"simulated camera {self._description.serial} was unplugged")
-                if not self._streaming:
-                    raise StreamStopped("the simulated camera is not streaming")
-                if self._pending_timeouts:
-                    self._pending_timeouts -= 1
-                    left = self._pending_timeouts
-                    raise FrameTimeout(f"simulated timeout (faults.timeouts), {left} more to come")
-                now = time.monotonic()
-                settings = self._settings
-                exposure_s = settings.exposure_ms / 1000.0
-                sched = self._schedule
-                if settings.trigger_mode == "free_running":
-                    due = sched.anchor + (sched.k + self._pending_drops) / settings.fps
-                elif settings.trigger_mode == "software":
-                    if software_start is None:  # the read itself is the software trigger
-                        software_start = max(now, self._stall_until)
-                    due = software_start + exposure_s
-                else:
-                    due = sched.triggers[0] + exposure_s if sched.triggers else math.inf
-                target = max(due, self._stall_until)
-                if now >= target:
-                    break
-                if now >= call_deadline:
-                    what = "trigger" if due == math.inf else "frame"
-                    raise FrameTimeout(f"no {what} within {timeout:g} s ({settings.trigger_mode})")
-                # Wakes early on stop(), faults, triggers and settings changes: then re-evaluate.
-                self._reads_waiting += 1
-                try:
-                    self._cond.wait(min(target, call_deadline) - now)
-                finally:
-                    self._reads_waiting -= 1
-            stamp = self._take(settings, due, target, now)
-            number = self._next_number + self._pending_drops
-            self._next_number = number + 1
-            self._pending_drops = 0
-            state = self._state
-        if state is None or state.settings != settings:  # closed meanwhile, or settings just swapped
-            state = self._state_for(settings)
-        # Rendering happens outside the lock: stop() and settings changes never wait for it.
-        array = state.render(number)
-        meta = FrameMeta(
-            frame_number=number,
-            timestamp=stamp + self._epoch_minus_mono,
-            exposure_ms=settings.exposure_ms,
-            gain_db=settings.gain_db,
-            roi=settings.roi,
-            pixel_format=settings.pixel_format,
-            camera_serial=self._description.serial,
-        )
-        return Frame(array, meta)
-
-    def _take(self, settings: Settings, due: float, target: float, now: float) -> float:
-        """Advance the schedule for the frame being taken (lock held); return its monotonic time."""
-        sched = self._schedule
-        mode = settings.trigger_mode
-        if mode == "hardware":
-            sched.triggers.popleft()
-        if mode != "free_running":
-            sched.last = target
-            return target
-        period = 1.0 / settings.fps
-        if now - target >= period:
-            # A frame period or more late (slow reader or rendering slower than fps): take it now
-            # and count the next deadlines from here -- no burst of catch-up frames.
-            stamp = now
-            sched.anchor, sched.k = now, 1
-        elif target > due:  # after a stall: restart the schedule from its end
-            stamp = target
-            sched.anchor, sched.k = target, 1
-        else:  # on schedule (dropped frames used up their time slots too)
-            stamp = due
-            sched.k += self._pending_drops + 1
-        sched.last = stamp
-        return stamp
-
-    def _restart_schedule(self, start: float) -> None:
-        sched = self._schedule
-        sched.anchor, sched.k, sched.last = start, 1, start
-        sched.triggers.clear()
-
-    # -- settings -----------------------------------------------------------------------------
-    def _apply_settings(self, new: Settings, changed: frozenset[str]) -> Settings:
-        if not self._plugged:
-            raise CameraDisconnected(f"simulated camera {self._description.serial} is unplugged")
-        # Build the new render state first (exposure changes rescale the textures; may take a
-        # moment on large sensors) while frames keep coming from the old one.
-        state = self._state_for(new) if self._is_open else None
-        with self._cond:
-            self._settings = new
-            if self._is_open:
-                self._state = state
-            if changed & {"fps", "trigger_mode"}:
-                # New period or mode: deadlines count from the last frame, not from the stream start.
-                sched = self._schedule
-                sched.anchor, sched.k = sched.last, 1
-                if "trigger_mode" in changed:
-                    sched.triggers.clear()
-            self._cond.notify_all()
-        return new
-
-    def _state_for(self, settings: Settings) -> _RenderState:
-        current = self._state
-        if current is not None and current.settings == settings:
-            return current
-        return _RenderState(self._seed, self._sensor, settings)
-
-    # -- for tests and analysis ---------------------------------------------------------------
-    def expected_frame(
-        self, frame_number: int, *, settings: Settings | Mapping[str, Any] | None = None, noise: bool = True
-    ) -> np.ndarray:
-        """The pixels frame ``frame_number`` has (or would have) with ``settings``.
-
-        ``settings``: None for the current settings, a ``Settings``, or a mapping of changes to the
-        current settings (validated like ``update_settings``, e.g. ``{"gain_db": 6}``).
-        ``noise=False`` gives the noise-free image (the mean the noisy frames scatter around).
-        Works whether or not the camera is open; returns a new, writable array.
-        """
-        if settings is None:
-            s = self._settings
-        elif isinstance(settings, Settings):
-            s = settings
-        else:
-            s = validate_changes(self._specs, self._settings, settings)
-        return self._state_for(s).render(int(frame_number), noise=noise)
-
-    def stage_drift(self, frame_number: int) -> tuple[int, int]:
-        """The stage position (dx, dy) in pixels for frame ``frame_number``: tissue seen at sensor
-        pixel (x, y) in frame a is at (x - (dx_b - dx_a), y - (dy_b - dy_a)) in frame b. The cell
-        sheet moves up to CRAWL_PX more (it crawls over the tissue)."""
-        return _Motion.for_seed(self._seed).stage(int(frame_number))
-
-    # -- convenience --------------------------------------------------------------------------
-    def __enter__(self) -> SimulatedCamera:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
