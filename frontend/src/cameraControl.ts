@@ -1,7 +1,7 @@
 // The parts of CameraControl.vue that are plain logic (no Vue, no DOM): formatting, control ranges,
 // snap file names and the connection diagnosis. Unit-tested in tests/unit/cameraControl.test.ts.
 
-import { STREAM_PATH } from "../../labcam/server/static/labcam-client.js";
+import { STREAM_PATH } from "../../labcam/web/labcam-client.js";
 import type { FloatSettingSpec, SettingSpec, SnapFormat } from "./types";
 
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
