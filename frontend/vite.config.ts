@@ -4,7 +4,7 @@ import { defineConfig } from "vite";
 import vue from "@vitejs/plugin-vue";
 
 // The component imports the shared client straight from the Python package
-// (../labcam/server/static/labcam-client.js): one client, no fork. The dev server may read it.
+// (../labcam/web/labcam-client.js): one client, no fork. The dev server may read it.
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 
 export default defineConfig({

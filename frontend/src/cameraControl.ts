@@ -1,55 +1,32 @@
-// The parts of CameraControl.vue that are plain logic (no Vue, no DOM): formatting, control ranges,
-// snap file names and the connection diagnosis. Unit-tested in tests/unit/cameraControl.test.ts.
+// The parts of CameraControl.vue that are plain logic (no Vue, no DOM): control ranges, downscale
+// choices and the connection diagnosis. Unit-tested in tests/unit/controls-logic.test.ts. The helpers
+// every labcam view shares (formats, the log slider, snap file names, overlay texts, the settings
+// coalescer) are the client's, re-exported here for the component.
 
-import { STREAM_PATH } from "../../labcam/server/static/labcam-client.js";
-import type { FloatSettingSpec, SettingSpec, SnapFormat } from "./types";
+import { STREAM_PATH } from "../../labcam/web/labcam-client.js";
+import type { FloatSettingSpec, SettingSpec } from "./types";
+
+export {
+  fmt,
+  fmtBytes,
+  fmtInt,
+  fmtMs,
+  fmtSeconds,
+  fromLogSlider,
+  overlayText,
+  settingsCoalescer,
+  SLIDER_STEPS,
+  SNAP_EXTENSIONS,
+  snapFileName,
+  toLogSlider,
+  viewMode,
+} from "../../labcam/web/labcam-client.js";
 
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-
-export function fmt(v: unknown, digits = 1, unit = ""): string {
-  return isNum(v) ? `${v.toFixed(digits)}${unit}` : "–";
-}
-
-export function fmtInt(v: unknown): string {
-  return isNum(v) ? Math.round(v).toLocaleString("en-US") : "–";
-}
-
-export function fmtBytes(n: unknown, perSecond = false): string {
-  if (!isNum(n)) return "–";
-  const s = perSecond ? "/s" : "";
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB${s}`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB${s}`;
-  return `${Math.round(n)} B${s}`;
-}
-
-export function fmtMs(v: unknown): string {
-  if (!isNum(v)) return "–";
-  return v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`;
-}
-
-export function fmtSeconds(ms: number): string {
-  return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
-}
 
 /** A setting's spec when it is a float range (exposure, gain, fps), else null. */
 export function floatSpec(spec: SettingSpec | undefined | null): FloatSettingSpec | null {
   return spec && spec.kind === "float" && isNum(spec.minimum) && isNum(spec.maximum) && spec.maximum >= spec.minimum ? spec : null;
-}
-
-/** Exposure spans decades (µs to s): its slider is logarithmic, 0..SLIDER_STEPS. */
-export const SLIDER_STEPS = 1000;
-
-export function toLogSlider(value: number, min: number, max: number): number {
-  if (!(min > 0 && max > min) || !isNum(value)) return SLIDER_STEPS / 2;
-  const v = Math.min(Math.max(value, min), max);
-  return Math.round((SLIDER_STEPS * Math.log(v / min)) / Math.log(max / min));
-}
-
-export function fromLogSlider(t: number, min: number, max: number): number {
-  if (!(min > 0 && max > min)) return min;
-  const v = min * (max / min) ** (Math.min(Math.max(t, 0), SLIDER_STEPS) / SLIDER_STEPS);
-  // Three significant digits, kept inside the range.
-  return Math.min(Math.max(+v.toPrecision(3), min), max);
 }
 
 /**
@@ -92,20 +69,6 @@ export function downscaleOptions(width: number | null | undefined, current: numb
 
 /** The frames-per-second caps offered (null = the camera's own rate). */
 export const FPS_CHOICES: ReadonlyArray<number | null> = [null, 60, 30, 15, 10, 5, 2, 1];
-
-export const SNAP_EXTENSIONS: Record<SnapFormat, string> = { png: "png", tiff: "tif", npy: "npy", jpeg: "jpg" };
-
-function stamp(epochSeconds: unknown): string {
-  const d = isNum(epochSeconds) ? new Date(epochSeconds * 1000) : new Date();
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
-/** `labcam_<serial>_<yyyymmdd-hhmmss>_<frame>.<ext>`, safe as a file name. */
-export function snapFileName(serial: string | null | undefined, format: SnapFormat, meta: { timestamp?: unknown; frame_number?: unknown }): string {
-  const frame = isNum(meta.frame_number) ? String(meta.frame_number) : "frame";
-  return `labcam_${serial || "camera"}_${stamp(meta.timestamp)}_${frame}.${SNAP_EXTENSIONS[format] || format}`.replace(/[^\w.-]+/g, "_");
-}
 
 /** The server's http(s) root from what the component was given (a root URL or the stream URL). */
 export function httpRoot(serverUrl: string, base?: string): URL {

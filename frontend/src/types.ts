@@ -1,6 +1,6 @@
 // TypeScript types of every labcam stream protocol message (docs/protocol.md, version 1) and of the
 // shared JavaScript client, re-exported from the client's own declaration file so that there is one
-// source of truth: labcam/server/static/labcam-client.d.ts. Plus the types of CameraControl.vue.
+// source of truth: labcam/web/labcam-client.d.ts. Plus the types of CameraControl.vue.
 
 import type {
   CameraSettings,
@@ -14,7 +14,7 @@ import type {
   StatsMessage,
   StreamFormat,
   LabcamClientOptions,
-} from "../../labcam/server/static/labcam-client.js";
+} from "../../labcam/web/labcam-client.js";
 
 export type {
   // shared shapes
@@ -73,7 +73,7 @@ export type {
   LogDetail,
   StatsDetail,
   LabcamClientEventMap,
-} from "../../labcam/server/static/labcam-client.js";
+} from "../../labcam/web/labcam-client.js";
 
 /** Every message type the server sends, by its `type` field. */
 export type ServerMessageType =

@@ -25,12 +25,13 @@ from ..preview.display import DisplayRange
 from ..snapshots import encode_snapshot
 from ..preview.variants import PreviewHub
 from ..settings import Settings
+from ..web import WEB_DIR
 from . import protocol
 from .recordings import MAX_ACTIVE, RecordingManager
 
 log = logging.getLogger("labcam.server")
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = WEB_DIR  # the browser code, served as static/
 
 
 class StreamClient(Protocol):

@@ -7,7 +7,7 @@ status line says which one it uses:
 ``websocket``
     The browser opens the labcam stream (``{baseUrl}labcam/ws/camera/stream?format=binary`` of the
     Jupyter server hosting the page, or the ``url`` given) itself, with the shared JavaScript client
-    ``labcam/server/static/labcam-client.js``. Frames never pass through the kernel, so the view keeps
+    ``labcam/web/labcam-client.js``. Frames never pass through the kernel, so the view keeps
     running while a cell is busy and the kernel spends no CPU on it.
 
 ``comm``
@@ -48,6 +48,7 @@ import traitlets as t
 import anywidget
 
 from ..frame import PIXEL_FORMATS, Frame
+from ..web import WEB_DIR
 
 log = logging.getLogger("labcam.widget")
 
@@ -71,8 +72,7 @@ DEFAULT_QUALITY = 80
 RECORD_NOTICE_S = 1.0
 RECORD_STEP_S = 0.2
 
-_HERE = Path(__file__).resolve().parent
-_CLIENT_PATH = _HERE.parent / "server" / "static" / "labcam-client.js"
+_CLIENT_PATH = WEB_DIR / "labcam-client.js"
 
 
 def _read_text(path: Path) -> str | None:
@@ -89,7 +89,7 @@ def build_esm() -> str:
     A missing client (a broken install) becomes ``null``: websocket mode then shows that error in the
     widget instead of failing to load.
     """
-    widget_source = (_HERE / "liveview.js").read_text(encoding="utf-8")
+    widget_source = (WEB_DIR / "liveview.js").read_text(encoding="utf-8")
     client_source = _read_text(_CLIENT_PATH)
     return f"const LABCAM_CLIENT_SOURCE = {json.dumps(client_source)};\n{widget_source}"
 
@@ -215,7 +215,7 @@ class LiveView(anywidget.AnyWidget):
     """
 
     _esm = build_esm()
-    _css = (_HERE / "liveview.css").read_text(encoding="utf-8")
+    _css = (WEB_DIR / "liveview.css").read_text(encoding="utf-8")
 
     # The mode in use: "websocket" | "comm". "auto" views may move from websocket to comm.
     mode = t.Unicode("websocket").tag(sync=True)

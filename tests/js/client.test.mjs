@@ -13,7 +13,7 @@ import {
   normalizeStreamOptions,
   pageStreamBase,
   parseBinaryMessage,
-} from "../../labcam/server/static/labcam-client.js";
+} from "../../labcam/web/labcam-client.js";
 import { binaryMessage, fakeWebSocketClass } from "./fake_server.mjs";
 
 // ---- helpers ------------------------------------------------------------------------------

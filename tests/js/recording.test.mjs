@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, mock, test } from "node:test";
 
-import { LabcamClient, LabcamError } from "../../labcam/server/static/labcam-client.js";
+import { LabcamClient, LabcamError } from "../../labcam/web/labcam-client.js";
 import { fakeWebSocketClass } from "./fake_server.mjs";
 
 const FakeWebSocket = fakeWebSocketClass();

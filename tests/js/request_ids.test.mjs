@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, mock, test } from "node:test";
 
-import { CLOSE_BAD_OPTION, LabcamClient, LabcamError } from "../../labcam/server/static/labcam-client.js";
+import { CLOSE_BAD_OPTION, LabcamClient, LabcamError } from "../../labcam/web/labcam-client.js";
 import { binaryMessage, fakeWebSocketClass } from "./fake_server.mjs";
 
 const FakeWebSocket = fakeWebSocketClass();

@@ -11,7 +11,7 @@ import {
   snapFileName,
   toLogSlider,
 } from "../../src/cameraControl";
-import { parseBinaryMessage, buildStreamUrl } from "../../../labcam/server/static/labcam-client.js";
+import { parseBinaryMessage, buildStreamUrl } from "../../../labcam/web/labcam-client.js";
 import { binaryMessage, frameHeader, SPECS } from "./fakes";
 import type { FloatSettingSpec } from "../../src/types";
 

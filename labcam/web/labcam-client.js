@@ -1,7 +1,10 @@
 // labcam-client.js: the browser client of the labcam stream protocol (docs/protocol.md, version 1).
 //
 // One dependency-free ES module, no build step, no imports: the test page imports it, the notebook
-// widget inlines it or imports it from an absolute URL, the Vue app imports it. Types: labcam-client.d.ts.
+// widget imports it from a blob: URL (in both its modes), the Vue app imports it. Types: labcam-client.d.ts.
+// Beside the client it exports the helpers those three views share (end of this file): number
+// formats, recording-status order, the snapshot file name, bit depth, the settings coalescer, the log
+// slider and the overlay texts.
 //
 //   import { LabcamClient } from "./static/labcam-client.js";
 //   const client = new LabcamClient({ url: "http://localhost:8001/", fps: 15 });
@@ -39,6 +42,15 @@ export const STATES = Object.freeze(["idle", "connecting", "connected", "reconne
 export const SNAP_FORMATS = Object.freeze(["png", "tiff", "npy", "jpeg"]);
 /** Close code of a stream refused for a bad option (query parameter); retrying the same options fails again. */
 export const CLOSE_BAD_OPTION = 4400;
+/**
+ * The stream options' ranges, [minimum, maximum] (docs/protocol.md; the server's are the truth, these are
+ * what a server of protocol version 1 accepts). quality and max_width are whole numbers.
+ */
+export const STREAM_OPTION_RANGES = Object.freeze({
+  fps: Object.freeze([0.1, 1000]),
+  quality: Object.freeze([1, 100]),
+  max_width: Object.freeze([16, 16384]),
+});
 
 const MIME = { jpeg: "image/jpeg", jpg: "image/jpeg", png: "image/png", tiff: "image/tiff", npy: "application/x-npy" };
 
@@ -144,13 +156,13 @@ export function normalizeStreamOptions(options = {}) {
     if (value === undefined) continue;
     switch (key) {
       case "fps":
-        out.fps = value === null ? null : checkNumber("fps", value, 0.1, 1000);
+        out.fps = value === null ? null : checkNumber("fps", value, ...STREAM_OPTION_RANGES.fps);
         break;
       case "quality":
-        out.quality = value === null ? null : checkNumber("quality", value, 1, 100, true);
+        out.quality = value === null ? null : checkNumber("quality", value, ...STREAM_OPTION_RANGES.quality, true);
         break;
       case "maxWidth":
-        out.max_width = value === null ? null : checkNumber("maxWidth", value, 16, 16384, true);
+        out.max_width = value === null ? null : checkNumber("maxWidth", value, ...STREAM_OPTION_RANGES.max_width, true);
         break;
       case "display":
         out.display = normalizeDisplay(value);
@@ -1162,8 +1174,221 @@ export class LabcamClient extends EventTarget {
   }
 }
 
-function fmtSeconds(ms) {
+// ---- helpers shared by the test page, the notebook widget and the Vue component -------------
+// Plain functions, no DOM: each view keeps only its own UI and takes these from here.
+
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+
+// -- number formats ("–" for a missing value) --
+
+/** `v` with `digits` decimals and a unit: fmt(12.345, 1, " fps") -> "12.3 fps". */
+export function fmt(v, digits = 1, unit = "") {
+  return isNum(v) ? `${v.toFixed(digits)}${unit}` : "–";
+}
+
+/** A whole number with thousands separators: 12345.6 -> "12,346". */
+export function fmtInt(v) {
+  return isNum(v) ? Math.round(v).toLocaleString("en-US") : "–";
+}
+
+/** Bytes (or bytes per second) in B, kB, MB: 2400000 -> "2.40 MB". */
+export function fmtBytes(n, perSecond = false) {
+  if (!isNum(n)) return "–";
+  const s = perSecond ? "/s" : "";
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB${s}`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB${s}`;
+  return `${Math.round(n)} B${s}`;
+}
+
+/** Milliseconds, one decimal below 10: 3.14 -> "3.1 ms", 42.4 -> "42 ms". */
+export function fmtMs(v) {
+  if (!isNum(v)) return "–";
+  return v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`;
+}
+
+/** A delay in milliseconds, in seconds from 1 s on: 250 -> "250 ms", 3000 -> "3 s", 1500 -> "1.5 s". */
+export function fmtSeconds(ms) {
+  if (!isNum(ms)) return "–";
   return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
+}
+
+// -- recordings --
+
+/** The order of a recording's states: a status never goes back to a lower rank. */
+export const RECORDING_RANK = Object.freeze({ recording: 0, finishing: 1, done: 2, failed: 2 });
+
+/**
+ * The newer of two statuses of one recording (a broadcast may overtake the reply, messages from two
+ * sources may cross): the higher state rank, then the more frames written (b on a tie). Either may be null.
+ */
+export function newerStatus(a, b) {
+  if (!a) return b;
+  if (!b) return a;
+  const ra = RECORDING_RANK[a.state] ?? 0;
+  const rb = RECORDING_RANK[b.state] ?? 0;
+  if (ra !== rb) return ra > rb ? a : b;
+  return (b.frames_written ?? 0) >= (a.frames_written ?? 0) ? b : a;
+}
+
+// -- snapshots --
+
+/** File extension per snap format. */
+export const SNAP_EXTENSIONS = Object.freeze({ png: "png", jpeg: "jpg", tiff: "tif", npy: "npy" });
+
+function localStamp(epochSeconds) {
+  const d = isNum(epochSeconds) ? new Date(epochSeconds * 1000) : new Date();
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/**
+ * The snapshot file name, the one rule of every labcam host and view:
+ * `labcam_<serial>_<yyyymmdd-hhmmss>_<frame_number>.<ext>`, then every run of characters other than
+ * `A-Z a-z 0-9 _ . -` replaced by one `_`. serial: the argument, else `meta.camera_serial`, else
+ * "camera"; the time: the frame's `timestamp` (epoch seconds) in local time, else now; frame_number:
+ * "frame" when unknown; ext: SNAP_EXTENSIONS[format], else the format itself.
+ */
+export function snapFileName(serial, format, meta = {}) {
+  const who = serial || meta.camera_serial || "camera";
+  const frame = isNum(meta.frame_number) ? String(meta.frame_number) : "frame";
+  const ext = SNAP_EXTENSIONS[format] || format;
+  return `labcam_${who}_${localStamp(meta.timestamp)}_${frame}.${ext}`.replace(/[^A-Za-z0-9_.-]+/g, "_");
+}
+
+/** A default recording name: `labcam-<yyyymmdd-hhmmss>.ome.tif` (now, local time). */
+export function recordingName(ext = ".ome.tif") {
+  return `labcam-${localStamp()}${ext}`;
+}
+
+// -- bit depth --
+
+/** Significant bits per sample of the pixel formats labcam knows. */
+export const PIXEL_BIT_DEPTHS = Object.freeze({ mono8: 8, mono10: 10, mono12: 12, mono14: 14, mono16: 16, rgb8: 8, bgr8: 8 });
+
+/**
+ * The bit depth of a frame or snap header: its `bit_depth` field, else (an older server) from the pixel
+ * format's name (PIXEL_BIT_DEPTHS, or the trailing number of monoN/rgbN/bgrN), else `fallback`.
+ */
+export function bitDepthOf(header, fallback = null) {
+  if (header && Number.isInteger(header.bit_depth) && header.bit_depth > 0) return header.bit_depth;
+  const pf = header && typeof header.pixel_format === "string" ? header.pixel_format.toLowerCase() : "";
+  if (Object.prototype.hasOwnProperty.call(PIXEL_BIT_DEPTHS, pf)) return PIXEL_BIT_DEPTHS[pf];
+  const m = /^(?:mono|rgb|bgr)(\d{1,2})$/.exec(pf);
+  return m ? Number(m[1]) : fallback;
+}
+
+// -- the settings coalescer --
+
+/**
+ * One request in flight, latest wins: `push(changes)` sends at once when nothing is in flight; changes
+ * pushed meanwhile are merged (a later value of a key replaces an earlier one) and sent as one request
+ * when the one in flight has settled, whatever its outcome. `send(changes)` returns a promise.
+ * `push` returns the promise of the request that carries its changes.
+ */
+export function settingsCoalescer(send) {
+  let busy = false;
+  let queued = null; // { changes, promise, resolve, reject }
+  const run = (changes) => {
+    busy = true;
+    let sent;
+    try {
+      sent = Promise.resolve(send(changes));
+    } catch (e) {
+      sent = Promise.reject(e);
+    }
+    const next = () => {
+      busy = false;
+      if (!queued) return;
+      const q = queued;
+      queued = null;
+      run(q.changes).then(q.resolve, q.reject);
+    };
+    sent.then(next, next);
+    return sent;
+  };
+  const push = (changes) => {
+    if (!busy) return run({ ...changes });
+    if (!queued) {
+      let resolve, reject;
+      const promise = new Promise((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => {}); // the caller may not listen; the send's own handlers report failures
+      queued = { changes: {}, promise, resolve, reject };
+    }
+    Object.assign(queued.changes, changes);
+    return queued.promise;
+  };
+  Object.defineProperty(push, "busy", { get: () => busy });
+  return push;
+}
+
+// -- the log slider (exposure spans decades, µs to s) --
+
+/** The slider's positions: 0..SLIDER_STEPS. */
+export const SLIDER_STEPS = 1000;
+
+/** A value's slider position on a log scale from min to max (clamped); the middle for a bad range. */
+export function toLogSlider(value, min, max) {
+  if (!(min > 0 && max > min) || !isNum(value)) return SLIDER_STEPS / 2;
+  const v = Math.min(Math.max(value, min), max);
+  return Math.round((SLIDER_STEPS * Math.log(v / min)) / Math.log(max / min));
+}
+
+/** The value at a slider position, three significant digits, kept inside [min, max]. */
+export function fromLogSlider(t, min, max) {
+  if (!(min > 0 && max > min)) return min;
+  const v = min * (max / min) ** (Math.min(Math.max(t, 0), SLIDER_STEPS) / SLIDER_STEPS);
+  return Math.min(Math.max(+v.toPrecision(3), min), max);
+}
+
+// -- what a view says over its picture --
+
+/**
+ * A view's mode from its client: the client's state, or, once connected, "lost" (camera lost), "paused",
+ * "camera-idle" / "waiting" (no frame drawn yet) or "live".
+ */
+export function viewMode({ state, cameraState = null, paused = false, framesDrawn = 0 }) {
+  if (state !== "connected") return state;
+  if (cameraState === "lost") return "lost";
+  if (paused) return "paused";
+  if (!framesDrawn) return cameraState === "idle" ? "camera-idle" : "waiting";
+  return "live";
+}
+
+/**
+ * The overlay of a view in `mode` (see viewMode): `{title, text}`; both "" when live. title: a short
+ * headline; text: the sentence. details: where (the server, for "connecting"), reason (why it is not
+ * connected), retryIn (ms) and attempt (reconnecting), everConnected, message (the camera's or the
+ * source's words), outOfView (paused because scrolled away).
+ */
+export function overlayText(mode, { where = "", reason = "", retryIn = null, attempt = 0, everConnected = false, message = "", outOfView = false } = {}) {
+  const because = (fallback) => reason || fallback;
+  switch (mode) {
+    case "live":
+    case "streaming":
+      return { title: "", text: "" };
+    case "idle":
+      return { title: "Not connected", text: "Not connected" };
+    case "connecting":
+      return { title: "Connecting…", text: where ? `Connecting to ${where}…` : message || "Connecting…" };
+    case "reconnecting": {
+      const when = isNum(retryIn) ? ` Retrying every ${fmtSeconds(retryIn)} (attempt ${attempt}).` : "";
+      return { title: "Reconnecting…", text: `${everConnected ? "Connection lost" : "Cannot connect"}: ${because("the connection failed")}.${when}` };
+    }
+    case "error":
+      return { title: "Error", text: `${everConnected ? "Connection failed" : "Cannot connect"}: ${because("see the log")}` };
+    case "closed":
+      return { title: "Disconnected", text: reason ? `Disconnected: ${reason}` : "Disconnected." };
+    case "lost":
+      return { title: "Camera lost", text: `Camera lost${message ? `: ${message}` : ""}. The stream resumes by itself when it returns.` };
+    case "paused":
+      return { title: "Paused", text: outOfView ? "Paused (out of view)" : "Paused" };
+    case "camera-idle":
+      return { title: "Camera idle", text: message ? `Camera idle: ${message}` : "Camera idle" };
+    case "waiting":
+      return { title: "Waiting…", text: message || "Waiting for the first frame…" };
+    default:
+      return { title: String(mode), text: message || String(mode) };
+  }
 }
 
 function redact(url) {

@@ -2,7 +2,9 @@
 //
 // Python prepends `const LABCAM_CLIENT_SOURCE = "<labcam-client.js source>";` when it builds `_esm`.
 // anywidget imports this module from a blob: URL, where a relative import of the client cannot
-// resolve, so the client is imported from a blob: URL of its own, made from that string.
+// resolve, so the client is imported from a blob: URL of its own, made from that string, before this
+// module finishes loading (top-level await): both modes use its helpers (formats, overlay texts, bit
+// depth, recording-status order, snapshot names, the log slider), websocket mode its LabcamClient too.
 //
 // Two sources of frames (the `mode` trait, shown in the status line):
 // - WsSource: the stream's WebSocket, opened here with the shared client. Frames never touch the
@@ -19,27 +21,28 @@
 
 /* global LABCAM_CLIENT_SOURCE */
 
-let clientModule = null;
-
-/** The shared JS client, imported once per page from the embedded source. */
-function loadClient() {
-  if (!clientModule) {
-    clientModule = (async () => {
-      if (typeof LABCAM_CLIENT_SOURCE !== "string") {
-        throw new Error("labcam-client.js is missing from the installed labcam package");
-      }
-      const url = URL.createObjectURL(new Blob([LABCAM_CLIENT_SOURCE], { type: "text/javascript" }));
-      try {
-        return await import(/* webpackIgnore: true */ url);
-      } finally {
-        URL.revokeObjectURL(url);
-      }
-    })();
-    clientModule.catch(() => {
-      clientModule = null; // let a later view try again
-    });
+/** The shared JS client and its helpers, imported from the embedded source. */
+async function importClient() {
+  if (typeof LABCAM_CLIENT_SOURCE !== "string") {
+    throw new Error("labcam-client.js is missing from the installed labcam package");
   }
-  return clientModule;
+  const url = URL.createObjectURL(new Blob([LABCAM_CLIENT_SOURCE], { type: "text/javascript" }));
+  try {
+    return await import(/* webpackIgnore: true */ url);
+  } catch {
+    // Where blob: URLs cannot be imported (Node, which runs this module's tests), a data: URL can.
+    return await import(/* webpackIgnore: true */ `data:text/javascript;charset=utf-8,${encodeURIComponent(LABCAM_CLIENT_SOURCE)}`);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+let lib = null; // the client module, once imported
+let libError = null; // why it could not be: every view then shows this instead of starting
+try {
+  lib = await importClient();
+} catch (e) {
+  libError = e;
 }
 
 /** The page's Jupyter config (JupyterLab and Notebook 7 both embed it), or null (VS Code...). */
@@ -88,17 +91,6 @@ function resolveStream(explicit, token) {
   return { url: u.href, token: token || undefined, where: u.host };
 }
 
-const fmt = {
-  ms: (v) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`),
-  num: (v, d = 1) => (v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(d)),
-};
-
-function bitsOf(meta) {
-  if (meta && Number.isInteger(meta.bit_depth)) return meta.bit_depth;
-  const pf = meta && meta.pixel_format;
-  return pf === "mono12" ? 12 : pf === "mono16" ? 16 : 8;
-}
-
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -108,24 +100,6 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const c of children) node.append(c);
   return node;
-}
-
-const RECORDING_RANK = { recording: 0, finishing: 1, done: 2, failed: 2 };
-
-/** The newer of two statuses of one recording (a broadcast may overtake the reply). */
-function newerStatus(a, b) {
-  if (!a) return b;
-  if (!b) return a;
-  const ra = RECORDING_RANK[a.state] ?? 0;
-  const rb = RECORDING_RANK[b.state] ?? 0;
-  if (ra !== rb) return ra > rb ? a : b;
-  return (b.frames_written ?? 0) >= (a.frames_written ?? 0) ? b : a;
-}
-
-function defaultRecordingName() {
-  const d = new Date();
-  const p = (n) => String(n).padStart(2, "0");
-  return `labcam-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.ome.tif`;
 }
 
 function download(blob, filename) {
@@ -161,17 +135,9 @@ class WsSource {
       return;
     }
     view.setSourceLabel(target.where, target.url);
-    view.setState("connecting", `Connecting to the camera stream of ${target.where}…`);
-    let mod;
-    try {
-      mod = await loadClient();
-    } catch (e) {
-      this.fail(`cannot load the labcam JavaScript client: ${e.message}`);
-      return;
-    }
-    if (this.closed) return;
+    view.setState("connecting", { where: `the camera stream of ${target.where}` });
     const opts = view.streamOptions();
-    const client = new mod.LabcamClient({
+    const client = new lib.LabcamClient({
       url: target.url,
       token: target.token,
       format: "binary",
@@ -209,21 +175,20 @@ class WsSource {
       this.everConnected = true;
       view.setState(this.client.paused ? "paused" : "streaming");
     } else if (state === "connecting") {
-      view.setState("connecting", "Connecting…");
+      view.setState("connecting");
     } else if (state === "reconnecting") {
-      const why = reason ? `: ${reason}` : "";
-      view.setState("reconnecting", `Reconnecting in ${fmt.ms(retryIn)} (attempt ${attempt})${why}`);
+      view.setState("reconnecting", { reason, retryIn, attempt, everConnected: this.everConnected });
       if (!this.everConnected) this.maybeFallBack(reason || "the stream could not be reached");
     } else if (state === "error") {
-      view.setState("error", reason || "connection failed");
+      view.setState("error", { reason: reason || "connection failed", everConnected: this.everConnected });
       if (!this.everConnected) this.maybeFallBack(reason || "the stream could not be reached");
     } else if (state === "closed" && !this.closed) {
-      view.setState("error", `connection closed${reason ? `: ${reason}` : ""}`);
+      view.setState("error", { reason: `connection closed${reason ? `: ${reason}` : ""}`, everConnected: true });
     }
   }
 
   fail(message) {
-    this.view.setState("error", message);
+    this.view.setState("error", { reason: message });
     this.maybeFallBack(message);
   }
 
@@ -256,7 +221,7 @@ class WsSource {
   async snap() {
     if (!this.client || !this.client.connected) throw new Error("not connected");
     const { blob, meta } = await this.client.snap("png");
-    return { blob, filename: `labcam-${meta.frame_number ?? "snap"}.png` };
+    return { blob, filename: lib.snapFileName(this.client.camera && this.client.camera.serial, "png", meta) };
   }
 
   startRecording({ name, frames }) {
@@ -298,7 +263,7 @@ class CommSource {
     this.model.on("change:camera_info", this.onInfo);
     this.publishInfo();
     if (this.model.get("paused")) view.setState("paused");
-    else view.setState("connecting", "Waiting for frames from the kernel…");
+    else view.setState("connecting", { message: "Waiting for frames from the kernel…" });
     this.model.send({ type: "hello", view: view.id, visible: view.visible() });
   }
 
@@ -317,9 +282,9 @@ class CommSource {
         break;
       case "status":
         if (msg.state === "streaming") this.view.setState(this.model.get("paused") ? "paused" : "streaming");
-        else if (msg.state === "waiting") this.view.setState("waiting", msg.message || "waiting for frames");
-        else if (msg.state === "idle") this.view.setState("idle", msg.message || "idle");
-        else if (msg.state === "error") this.view.setState("error", msg.message || "the kernel stopped streaming");
+        else if (msg.state === "waiting") this.view.setState("waiting", { message: msg.message || "waiting for frames" });
+        else if (msg.state === "idle") this.view.setState("idle", { message: msg.message });
+        else if (msg.state === "error") this.view.setState("error", { reason: msg.message || "the kernel stopped streaming", everConnected: true });
         break;
       case "snap":
         if (this.pendingSnap && buffers && buffers.length) {
@@ -462,7 +427,6 @@ class LiveViewUI {
     this.settings = null;
     this.specs = {};
     this.state = "connecting";
-    this.stateText = "";
     this.cameraStatus = null;
     this.bits = 8;
     this.lastHist = 0;
@@ -502,14 +466,15 @@ class LiveViewUI {
     this.recName = el("input", { class: "lc-rec-name", type: "text", spellcheck: "false", placeholder: "name.ome.tif", title: "file name (.ome.tif or .ome.zarr); empty: a dated name. Over the stream it lands in the server's recordings folder" });
     this.recFrames = el("input", { class: "lc-rec-frames", type: "number", min: "1", step: "1", placeholder: "frames", title: "frames to record (empty: until you press Stop)" });
     this.recStatus = el("span", { class: "lc-rec-status" });
-    this.fpsInput = el("input", { class: "lc-fps", type: "number", min: "0.1", max: "1000", step: "any", placeholder: "max", title: "frame-rate cap (empty: the camera's rate)" });
-    this.qualityInput = el("input", { class: "lc-quality", type: "range", min: "1", max: "100", step: "1", title: "JPEG quality" });
+    const ranges = this.optionRanges();
+    this.fpsInput = el("input", { class: "lc-fps", type: "number", min: String(ranges.fps[0]), max: String(ranges.fps[1]), step: "any", placeholder: "max", title: "frame-rate cap (empty: the camera's rate)" });
+    this.qualityInput = el("input", { class: "lc-quality", type: "range", min: String(ranges.quality[0]), max: String(ranges.quality[1]), step: "1", title: "JPEG quality" });
     this.qualityLabel = el("span", { class: "lc-value" });
     this.sizeSelect = el("select", { class: "lc-size", title: "downscale frames before they are sent" });
     for (const [v, t] of SIZES) this.sizeSelect.append(el("option", { value: v, text: t }));
     this.zoomSelect = el("select", { class: "lc-zoom", title: "zoom (relative to camera pixels)" });
     for (const [v, t] of ZOOMS) this.zoomSelect.append(el("option", { value: v, text: t }));
-    this.expRange = el("input", { class: "lc-exposure-range", type: "range", min: "0", max: "1000", step: "1", title: "exposure (log scale)" });
+    this.expRange = el("input", { class: "lc-exposure-range", type: "range", min: "0", max: String(lib.SLIDER_STEPS), step: "1", title: "exposure (log scale)" });
     this.expInput = el("input", { class: "lc-exposure", type: "number", step: "any", title: "exposure, ms" });
     this.gainRange = el("input", { class: "lc-gain-range", type: "range", step: "any", title: "gain, dB" });
     this.gainInput = el("input", { class: "lc-gain", type: "number", step: "any", title: "gain, dB" });
@@ -575,14 +540,15 @@ class LiveViewUI {
     this.listen(this.recBtn, "click", () => this.toggleRecording());
     this.listen(this.fpsInput, "change", () => {
       const v = this.fpsInput.value === "" ? null : Number(this.fpsInput.value);
-      if (v === null || (Number.isFinite(v) && v >= 0.1 && v <= 1000)) this.setTrait("fps", v);
-      else this.flash("fps: a number from 0.1 to 1000, or empty for the camera's rate");
+      const [lo, hi] = this.optionRanges().fps;
+      if (v === null || (Number.isFinite(v) && v >= lo && v <= hi)) this.setTrait("fps", v);
+      else this.flash(`fps: a number from ${lo} to ${hi}, or empty for the camera's rate`);
     });
     this.listen(this.qualityInput, "input", () => (this.qualityLabel.textContent = this.qualityInput.value));
     this.listen(this.qualityInput, "change", () => this.setTrait("quality", Number(this.qualityInput.value)));
     this.listen(this.sizeSelect, "change", () => this.setTrait("max_width", this.sizeSelect.value === "" ? null : Number(this.sizeSelect.value)));
     this.listen(this.zoomSelect, "change", () => this.applyZoom());
-    this.listen(this.expRange, "input", () => (this.expInput.value = this.expFromSlider(Number(this.expRange.value)).toPrecision(3)));
+    this.listen(this.expRange, "input", () => (this.expInput.value = String(this.expFromSlider(Number(this.expRange.value)))));
     this.listen(this.expRange, "change", () => this.changeSetting("exposure_ms", Number(this.expInput.value)));
     this.listen(this.expInput, "change", () => this.changeSetting("exposure_ms", Number(this.expInput.value)));
     this.listen(this.gainRange, "input", () => (this.gainInput.value = this.gainRange.value));
@@ -642,6 +608,22 @@ class LiveViewUI {
     }
     const timer = setInterval(this.guard(() => this.renderStatus()), 1000);
     this.disposers.push(() => clearInterval(timer));
+  }
+
+  /**
+   * The stream options' ranges, {fps, quality, max_width: [min, max]}: the kernel's (the
+   * `option_ranges` trait, from the server's parsers) where it has them, else the client's.
+   */
+  optionRanges() {
+    const given = this.model.get("option_ranges");
+    const out = { ...lib.STREAM_OPTION_RANGES };
+    if (given && typeof given === "object") {
+      for (const name of Object.keys(out)) {
+        const r = given[name];
+        if (Array.isArray(r) && r.length === 2 && r.every(Number.isFinite)) out[name] = r;
+      }
+    }
+    return out;
   }
 
   streamOptions() {
@@ -729,7 +711,7 @@ class LiveViewUI {
       this.gainRange.value = String(settings.gain_db);
     }
     if (settings.pixel_format) {
-      this.bits = bitsOf({ pixel_format: settings.pixel_format });
+      this.bits = lib.bitDepthOf({ pixel_format: settings.pixel_format }, 8);
       this.displayBar.hidden = this.bits <= 8;
     }
   }
@@ -747,14 +729,12 @@ class LiveViewUI {
     return [lo, hi];
   }
 
-  expFromSlider(v) {
-    const [lo, hi] = this.expBounds();
-    return lo * Math.pow(hi / lo, v / 1000);
+  expFromSlider(t) {
+    return lib.fromLogSlider(t, ...this.expBounds());
   }
 
   sliderFromExp(ms) {
-    const [lo, hi] = this.expBounds();
-    return Math.round((1000 * Math.log(Math.max(ms, lo) / lo)) / Math.log(hi / lo));
+    return lib.toLogSlider(ms, ...this.expBounds());
   }
 
   async changeSetting(name, value) {
@@ -844,7 +824,7 @@ class LiveViewUI {
       this.stats.rttMs = meta.rtt_ms;
       this.stats.dropped = (meta.skipped || 0) + (meta.camera_dropped || 0) + (meta.lost || 0);
     }
-    const bits = bitsOf(meta);
+    const bits = lib.bitDepthOf(meta, 8);
     if (bits !== this.bits || this.displayBar.hidden !== bits <= 8) {
       this.bits = bits;
       this.displayBar.hidden = bits <= 8;
@@ -881,23 +861,17 @@ class LiveViewUI {
   }
 
   // -- state, status and errors -------------------------------------------------------------------
-  setState(state, text = "") {
+  /** The view's state (data-state) and what its overlay says; details: see overlayText in the client. */
+  setState(state, details = {}) {
     this.state = state;
-    this.stateText = text;
     this.root.dataset.state = state;
     // Every state but "streaming" says itself over the image (paused: a small badge, see the CSS).
     this.overlay.hidden = state === "streaming";
     this.overlay.className = `lc-overlay lc-${state}${this.framesDrawn ? " lc-over-image" : ""}`;
-    const label = {
-      connecting: "Connecting…",
-      reconnecting: "Reconnecting…",
-      error: "Error:",
-      paused: this.intersecting ? "Paused" : "Paused (out of view)",
-      waiting: "Waiting for frames…",
-      idle: "Idle:",
-      closed: "Closed",
-    }[state] || state;
-    this.overlay.textContent = text && state !== "paused" && state !== "connecting" ? `${label} ${text}` : text || label;
+    const mode = state === "idle" ? "camera-idle" : state;
+    const { title, text } = lib.overlayText(mode, { ...details, outOfView: !this.intersecting });
+    const headline = (state === "reconnecting" || state === "error") && title;
+    this.overlay.replaceChildren(...(headline ? [el("strong", { class: "lc-overlay-title", text: title })] : []), text);
     this.renderStatus();
   }
 
@@ -913,9 +887,9 @@ class LiveViewUI {
     const parts = [
       `${this.model.get("mode")}${this.where ? ` (${this.where})` : ""}`,
       this.state,
-      `${fmt.num(this.state === "streaming" ? fps : 0)} fps`,
-      `rtt ${fmt.ms(this.stats.rttMs)}`,
-      `latency ${fmt.ms(this.stats.ageMs)}`,
+      `${lib.fmt(this.state === "streaming" ? fps : 0)} fps`,
+      `rtt ${lib.fmtSeconds(this.stats.rttMs)}`,
+      `latency ${lib.fmtSeconds(this.stats.ageMs)}`,
       `dropped ${this.stats.dropped || 0}`,
     ];
     if (m) {
@@ -979,9 +953,9 @@ class LiveViewUI {
         this.flash("frames: a whole number >= 1, or empty to record until Stop");
         return;
       }
-      const st = await this.source.startRecording({ name: this.recName.value.trim() || defaultRecordingName(), frames });
+      const st = await this.source.startRecording({ name: this.recName.value.trim() || lib.recordingName(), frames });
       this.recording = null;
-      this.onRecording(newerStatus(this.seenRecordings.get(st.id), st), true);
+      this.onRecording(lib.newerStatus(this.seenRecordings.get(st.id), st), true);
     } catch (e) {
       this.flash(`record: ${e.message}`);
     } finally {
@@ -994,10 +968,10 @@ class LiveViewUI {
   onRecording(st, ours = false) {
     if (!st || !st.id) return;
     if (this.seenRecordings.size > 64) this.seenRecordings.delete(this.seenRecordings.keys().next().value);
-    this.seenRecordings.set(st.id, newerStatus(this.seenRecordings.get(st.id), st));
+    this.seenRecordings.set(st.id, lib.newerStatus(this.seenRecordings.get(st.id), st));
     if (!ours && !(this.recording && this.recording.id === st.id)) return;
     const before = this.recording && this.recording.id === st.id ? this.recording : null;
-    this.recording = newerStatus(before, st);
+    this.recording = lib.newerStatus(before, st);
     if (this.recording.state === "failed" && (!before || before.state !== "failed")) this.flash(`recording failed: ${this.recording.error || "unknown error"}`);
     this.renderRecording();
   }
@@ -1012,7 +986,7 @@ class LiveViewUI {
     ds.recordingState = r.state;
     ds.recordingFrames = String(r.frames_written ?? 0);
     const target = Number.isFinite(r.frames_target) ? `/${r.frames_target}` : "";
-    const figures = `${r.frames_written ?? 0}${target} frames · ${fmt.num(r.mb_per_s)} MB/s · dropped ${r.dropped ?? 0}`;
+    const figures = `${r.frames_written ?? 0}${target} frames · ${lib.fmt(r.mb_per_s)} MB/s · dropped ${r.dropped ?? 0}`;
     const head = { recording: "● rec", finishing: "finishing", done: "✓", failed: "✗ failed" }[r.state] || r.state;
     this.recStatus.textContent = `${head} ${r.name || ""}: ${figures}${r.error ? ` — ${r.error}` : ""}`;
     this.recStatus.title = r.path || r.name || "";
@@ -1042,6 +1016,10 @@ function showFatal(host, e) {
 export default {
   render({ model, el: host }) {
     let ui = null;
+    if (!lib) {
+      showFatal(host, new Error(`cannot load the labcam JavaScript client: ${libError && libError.message}`));
+      return undefined;
+    }
     try {
       const root = document.createElement("div");
       host.replaceChildren(root);

@@ -115,6 +115,8 @@ export interface FrameHeader {
   source_width: number;
   source_height: number;
   pixel_format: PixelFormat;
+  /** Significant bits per sample of the camera frame (absent from older servers: see bitDepthOf). */
+  bit_depth?: number;
   /** The display range used to map 12/16-bit counts to 8 bits. */
   display: [number, number];
   exposure_ms: number;
@@ -136,6 +138,9 @@ export interface SnapHeader {
   width: number;
   height: number;
   pixel_format: PixelFormat;
+  /** Significant bits per sample (absent from older servers: see bitDepthOf). */
+  bit_depth?: number;
+  camera_serial?: string;
   /** The snap request's id, when it had one. */
   request_id?: RequestId;
   [extra: string]: unknown;
@@ -618,5 +623,87 @@ export declare function normalizeDisplay(display: DisplayRange | string): Displa
 export declare function normalizeDisplay(display: null | undefined): null | undefined;
 
 export declare function base64ToBytes(text: string): Uint8Array;
+
+/** The stream options' ranges, [minimum, maximum], of protocol version 1 (quality and max_width: whole numbers). */
+export declare const STREAM_OPTION_RANGES: Readonly<{ fps: readonly [number, number]; quality: readonly [number, number]; max_width: readonly [number, number] }>;
+
+// ---- helpers shared by the test page, the notebook widget and the Vue component ----------------
+
+/** `v` with `digits` decimals (default 1) and a unit; "–" when not a finite number. */
+export declare function fmt(v: unknown, digits?: number, unit?: string): string;
+/** A whole number with thousands separators ("12,346"); "–" when not a finite number. */
+export declare function fmtInt(v: unknown): string;
+/** Bytes (per second with `perSecond`) in B, kB or MB ("2.40 MB/s"); "–" when not a finite number. */
+export declare function fmtBytes(n: unknown, perSecond?: boolean): string;
+/** Milliseconds, one decimal below 10 ("3.1 ms", "42 ms"); "–" when not a finite number. */
+export declare function fmtMs(v: unknown): string;
+/** A delay in ms, in seconds from 1 s on ("250 ms", "3 s", "1.5 s"); "–" when not a finite number. */
+export declare function fmtSeconds(ms: unknown): string;
+
+/** The order of a recording's states; a status never goes back to a lower rank. */
+export declare const RECORDING_RANK: Readonly<Record<RecordingState, number>>;
+/** The newer of two statuses of one recording: the higher state rank, then more frames written (`b` on a tie). */
+export declare function newerStatus<T extends Pick<RecordingStatus, "state"> & { frames_written?: number | null }>(a: T | null | undefined, b: T): T;
+export declare function newerStatus<T extends Pick<RecordingStatus, "state"> & { frames_written?: number | null }>(a: T, b: T | null | undefined): T;
+/** A default recording name: `labcam-<yyyymmdd-hhmmss><ext>` (now, local time; ext default ".ome.tif"). */
+export declare function recordingName(ext?: string): string;
+
+/** File extension per snap format: png, jpg, tif, npy. */
+export declare const SNAP_EXTENSIONS: Readonly<Record<SnapFormat, string>>;
+/**
+ * The snapshot file name, the one rule of every labcam host and view:
+ * `labcam_<serial>_<yyyymmdd-hhmmss>_<frame_number>.<ext>`, then every run of characters other than
+ * `A-Z a-z 0-9 _ . -` replaced by one `_`.
+ * - serial: the argument, else `meta.camera_serial`, else "camera";
+ * - the time: `meta.timestamp` (epoch seconds) in local time, else now;
+ * - frame_number: "frame" when unknown; ext: SNAP_EXTENSIONS[format], else the format itself.
+ *
+ * `snapFileName("SIM 0001", "tiff", {timestamp, frame_number: 12})` -> "labcam_SIM_0001_20251125-093320_12.tif".
+ */
+export declare function snapFileName(serial: string | null | undefined, format: SnapFormat | string, meta?: { timestamp?: unknown; frame_number?: unknown; camera_serial?: unknown }): string;
+
+/** Significant bits per sample of the pixel formats labcam knows (mono8/10/12/14/16, rgb8, bgr8). */
+export declare const PIXEL_BIT_DEPTHS: Readonly<Record<string, number>>;
+/**
+ * The bit depth of a frame or snap header: its `bit_depth`, else (an older server) from `pixel_format`
+ * (PIXEL_BIT_DEPTHS, or the number of monoN/rgbN/bgrN), else `fallback` (default null).
+ */
+export declare function bitDepthOf<F extends number | null = null>(header: { bit_depth?: unknown; pixel_format?: unknown } | null | undefined, fallback?: F): number | F;
+
+/**
+ * One request in flight, latest wins: `push(changes)` sends at once when nothing is in flight; changes
+ * pushed meanwhile are merged (later values win) and sent as one request once the one in flight settles.
+ * `push` returns the promise of the request that carries its changes; `push.busy` says one is in flight.
+ */
+export declare function settingsCoalescer<C extends object, R>(send: (changes: C) => Promise<R>): ((changes: C) => Promise<R>) & { readonly busy: boolean };
+
+/** Positions of the log slider: 0..SLIDER_STEPS. */
+export declare const SLIDER_STEPS: 1000;
+/** A value's position on a log slider from min to max (clamped); SLIDER_STEPS / 2 for a bad range or value. */
+export declare function toLogSlider(value: number, min: number, max: number): number;
+/** The value at a log slider position: three significant digits, kept inside [min, max]. */
+export declare function fromLogSlider(t: number, min: number, max: number): number;
+
+/** What a view shows: the client's state, or once connected what the picture is doing. */
+export type ViewMode = ClientState | "lost" | "paused" | "camera-idle" | "waiting" | "live";
+/** A view's mode from its client's state, the camera's state, pause and the frames drawn so far. */
+export declare function viewMode(view: { state: ClientState; cameraState?: CameraState | string | null; paused?: boolean; framesDrawn?: number }): ViewMode;
+export interface OverlayDetails {
+  /** The server, said while connecting. */
+  where?: string;
+  /** Why it is not connected (reconnecting, error, closed). */
+  reason?: string;
+  /** The next retry's delay, ms, and the attempt (reconnecting). */
+  retryIn?: number | null;
+  attempt?: number;
+  /** Whether the view was connected before (lost vs cannot connect). */
+  everConnected?: boolean;
+  /** The camera's or the source's own words (lost, camera-idle, waiting). */
+  message?: string;
+  /** Paused because the view is scrolled out of sight. */
+  outOfView?: boolean;
+}
+/** The overlay over a view's picture in `mode`: a short title and the sentence; both "" when live. */
+export declare function overlayText(mode: ViewMode | "streaming", details?: OverlayDetails): { title: string; text: string };
 
 export default LabcamClient;

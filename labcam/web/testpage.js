@@ -8,41 +8,37 @@
 // Browser tests read window.labcamTestPage = {client, framesDrawn, recording, ...}.
 
 // Same file as "./static/labcam-client.js" seen from the page.
-import { LabcamClient, pageStreamBase } from "./labcam-client.js";
+import {
+  bitDepthOf,
+  fmt,
+  fmtBytes,
+  fmtInt,
+  fmtMs,
+  fromLogSlider,
+  LabcamClient,
+  newerStatus,
+  overlayText,
+  pageStreamBase,
+  recordingName,
+  settingsCoalescer,
+  snapFileName,
+  toLogSlider,
+  viewMode,
+} from "./labcam-client.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const DEBUG = params.get("debug") === "1";
-const BITS = { mono8: 8, mono10: 10, mono12: 12, mono14: 14, mono16: 16, rgb8: 8 };
 const LOG_MAX = 400;
 
 // ---- formatting -----------------------------------------------------------------------------
 
 const isNum = (v) => typeof v === "number" && Number.isFinite(v);
-const fmt = (v, digits = 1, unit = "") => (isNum(v) ? `${v.toFixed(digits)}${unit}` : "–");
-const fmtInt = (v) => (isNum(v) ? Math.round(v).toLocaleString("en-US") : "–");
-
-function fmtBytes(n, perSecond = false) {
-  if (!isNum(n)) return "–";
-  const s = perSecond ? "/s" : "";
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB${s}`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB${s}`;
-  return `${Math.round(n)} B${s}`;
-}
-
-function fmtMs(v) {
-  if (!isNum(v)) return "–";
-  return v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`;
-}
 
 function clockTime(ms) {
   const d = new Date(ms);
   const p = (n, w = 2) => String(n).padStart(w, "0");
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
-}
-
-function bitsOf(pixelFormat) {
-  return BITS[pixelFormat] || null;
 }
 
 // ---- log ------------------------------------------------------------------------------------
@@ -171,7 +167,7 @@ function showFrameInfo(m) {
   if (isNum(m.exposure_ms)) parts.push(`${+m.exposure_ms.toPrecision(4)} ms`);
   if (isNum(m.gain_db)) parts.push(`${+m.gain_db.toFixed(2)} dB`);
   $("frame-info").textContent = parts.join("  ·  ") || "frame";
-  updateDisplayHint(m.pixel_format);
+  updateDisplayHint(m);
 }
 
 // ---- status, overlay, buttons ---------------------------------------------------------------
@@ -185,7 +181,15 @@ const STATUS_TEXT = {
   closed: "disconnected",
   lost: "camera lost",
 };
-let reconnectInfo = null;
+let lastStateDetail = {}; // the client's last "state" event: why it is not connected, the next retry
+let everConnected = false;
+
+/** What the overlay over the picture says now. */
+function currentOverlay() {
+  const mode = viewMode({ state: client.state, cameraState: client.cameraState, paused: client.paused, framesDrawn });
+  const d = lastStateDetail;
+  return { mode, ...overlayText(mode, { reason: d.reason, retryIn: d.retryIn, attempt: d.attempt, everConnected }) };
+}
 
 function updateStatus() {
   const state = client.state;
@@ -195,7 +199,7 @@ function updateStatus() {
   badge.dataset.state = key;
   badge.dataset.cameraState = client.cameraState || "";
   badge.textContent = STATUS_TEXT[key] || key;
-  badge.title = state === "reconnecting" && reconnectInfo ? reconnectInfo : "";
+  badge.title = state === "reconnecting" ? currentOverlay().text : "";
 
   const live = state === "connected";
   $("url").textContent = client.url.replace(/([?&]token=)[^&]*/, "$1…");
@@ -213,39 +217,9 @@ function updateStatus() {
 }
 
 function updateView() {
-  const wrap = $("view-wrap");
+  const { mode, text } = currentOverlay();
+  $("view-wrap").dataset.state = mode;
   const overlay = $("overlay");
-  const state = client.state;
-  let mode = "idle";
-  let text = "Not connected";
-  if (state === "connected") {
-    if (client.cameraState === "lost") {
-      mode = "lost";
-      text = "Camera lost. The stream resumes by itself when the camera returns.";
-    } else if (client.paused) {
-      mode = "paused";
-      text = "Paused";
-    } else if (framesDrawn === 0) {
-      mode = "waiting";
-      text = client.cameraState === "idle" ? "Camera idle" : "Waiting for the first frame…";
-    } else {
-      mode = "live";
-      text = "";
-    }
-  } else if (state === "connecting") {
-    mode = "connecting";
-    text = "Connecting…";
-  } else if (state === "reconnecting") {
-    mode = "reconnecting";
-    text = reconnectInfo ? `Connection lost. ${reconnectInfo}` : "Reconnecting…";
-  } else if (state === "error") {
-    mode = "error";
-    text = "Connection failed. See the log.";
-  } else if (state === "closed") {
-    mode = "closed";
-    text = "Disconnected";
-  }
-  wrap.dataset.state = mode;
   if (overlay.textContent !== text) {
     const box = document.createElement("span");
     box.textContent = text;
@@ -254,11 +228,8 @@ function updateView() {
 }
 
 client.on("state", (d) => {
-  if (d.state === "reconnecting" && isNum(d.retryIn)) {
-    reconnectInfo = `Reconnecting in ${Math.round(d.retryIn / 100) / 10} s (attempt ${d.attempt}).`;
-  } else if (d.state !== "reconnecting") {
-    reconnectInfo = null;
-  }
+  lastStateDetail = d;
+  if (d.state === "connected") everConnected = true;
   updateStatus();
 });
 
@@ -423,11 +394,13 @@ function showStream(stream) {
 // display range (12/16-bit)
 
 function currentBits() {
-  return bitsOf(lastMeta && lastMeta.pixel_format) || bitsOf(client.settings && client.settings.pixel_format) || (client.camera && client.camera.max_bit_depth) || 16;
+  return bitDepthOf(lastMeta) || bitDepthOf(client.settings) || (client.camera && client.camera.max_bit_depth) || 16;
 }
 
-function updateDisplayHint(pixelFormat) {
-  const bits = bitsOf(pixelFormat) || currentBits();
+/** The display range inputs' limits and hint for a frame header or the settings (null: not known yet). */
+function updateDisplayHint(header) {
+  const pixelFormat = header && header.pixel_format;
+  const bits = bitDepthOf(header) || currentBits();
   const top = 2 ** bits - 1;
   $("display-min").max = String(top - 1);
   $("display-max").max = String(top);
@@ -480,51 +453,25 @@ syncDisplayInputs();
 // ---- camera settings ------------------------------------------------------------------------
 
 /** One settings request in flight; changes made meanwhile are merged and sent next (latest wins). */
-const settingsSender = (() => {
-  let inFlight = false;
-  let queued = null;
-  const send = (changes) => {
-    if (inFlight) {
-      queued = { ...queued, ...changes };
-      return;
-    }
-    inFlight = true;
-    const what = Object.entries(changes).map(([k, v]) => `${k}=${v}`).join(", ");
-    client
-      .setSettings(changes)
-      .then(() => {
-        showError("settings-error", "");
-        log("info", `settings: ${what}`);
-      })
-      .catch((e) => {
-        showError("settings-error", e.message);
-        if (!(e && e.name === "LabcamError" && e.code === "server")) log("warn", `settings ${what}: ${e.message}`);
-        showSettings(client.settings || {}, true); // back to what the camera has
-      })
-      .finally(() => {
-        inFlight = false;
-        if (queued) {
-          const next = queued;
-          queued = null;
-          send(next);
-        }
-      });
-  };
-  return send;
-})();
+const settingsSender = settingsCoalescer((changes) => {
+  const what = Object.entries(changes).map(([k, v]) => `${k}=${v}`).join(", ");
+  return client
+    .setSettings(changes)
+    .then(() => {
+      showError("settings-error", "");
+      log("info", `settings: ${what}`);
+    })
+    .catch((e) => {
+      showError("settings-error", e.message);
+      if (!(e && e.name === "LabcamError" && e.code === "server")) log("warn", `settings ${what}: ${e.message}`);
+      showSettings(client.settings || {}, true); // back to what the camera has
+    });
+});
 
 // Exposure spans decades (µs to s): its slider is logarithmic.
 let exposureRange = { min: 0.01, max: 1000 };
-const expToSlider = (v) => {
-  const { min, max } = exposureRange;
-  if (!(min > 0 && max > min)) return 500;
-  return Math.round((1000 * Math.log(Math.min(Math.max(v, min), max) / min)) / Math.log(max / min));
-};
-const sliderToExp = (t) => {
-  const { min, max } = exposureRange;
-  const v = min * (max / min) ** (t / 1000);
-  return +v.toPrecision(3);
-};
+const expToSlider = (v) => toLogSlider(v, exposureRange.min, exposureRange.max);
+const sliderToExp = (t) => fromLogSlider(t, exposureRange.min, exposureRange.max);
 
 function floatSpec(spec) {
   return spec && spec.kind === "float" && isNum(spec.minimum) && isNum(spec.maximum) ? spec : null;
@@ -586,7 +533,7 @@ function showSettings(settings, force = false) {
   if (isNum(settings.gain_db) && document.activeElement !== $("gain-slider")) $("gain-slider").value = settings.gain_db;
   set("camera-fps", settings.fps);
   if (settings.pixel_format && (force || document.activeElement !== $("pixel-format"))) $("pixel-format").value = settings.pixel_format;
-  if (settings.pixel_format) updateDisplayHint(settings.pixel_format);
+  if (settings.pixel_format) updateDisplayHint(settings);
 }
 
 client.on("settings", (settings) => showSettings(settings));
@@ -625,14 +572,6 @@ $("pixel-format").addEventListener("change", () => settingsSender({ pixel_format
 
 // ---- snapshot -------------------------------------------------------------------------------
 
-const EXT = { png: "png", tiff: "tif", npy: "npy", jpeg: "jpg" };
-
-function stamp(epochSeconds) {
-  const d = isNum(epochSeconds) ? new Date(epochSeconds * 1000) : new Date();
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
 $("snap").addEventListener("click", async () => {
   const format = $("snap-format").value;
   const button = $("snap");
@@ -640,8 +579,7 @@ $("snap").addEventListener("click", async () => {
   $("snap-info").textContent = "waiting for the next frame…";
   try {
     const { blob, meta } = await client.snap(format);
-    const serial = (client.camera && client.camera.serial) || "camera";
-    const name = `labcam_${serial}_${stamp(meta.timestamp)}_${meta.frame_number ?? "frame"}.${EXT[format] || format}`.replace(/[^\w.-]+/g, "_");
+    const name = snapFileName(client.camera && client.camera.serial, format, meta);
     const url = URL.createObjectURL(blob);
     const a = document.createElement("a");
     a.href = url;
@@ -668,18 +606,7 @@ $("snap").addEventListener("click", async () => {
 // draws); the page starts and stops it with the stream's record messages and follows the progress
 // broadcasts (about one a second, and when it ends).
 
-const RECORDING_RANK = { recording: 0, finishing: 1, done: 2, failed: 2 };
 const seenRecordings = new Map(); // id -> latest status seen in broadcasts (a reply may come after them)
-
-/** The newer of two statuses of one recording (messages may overtake each other). */
-function newerStatus(a, b) {
-  if (!a) return b;
-  if (!b) return a;
-  const ra = RECORDING_RANK[a.state] ?? 0;
-  const rb = RECORDING_RANK[b.state] ?? 0;
-  if (ra !== rb) return ra > rb ? a : b;
-  return (b.frames_written ?? 0) >= (a.frames_written ?? 0) ? b : a;
-}
 
 function recordingActive() {
   return !!recording && (recording.state === "recording" || recording.state === "finishing");
@@ -735,7 +662,7 @@ $("record").addEventListener("click", async () => {
     showError("record-error", "frames and duration: numbers, or empty for no limit");
     return;
   }
-  const name = $("record-name").value.trim() || `labcam-${stamp()}.ome.tif`;
+  const name = $("record-name").value.trim() || recordingName();
   $("record").disabled = true;
   try {
     const st = await client.startRecording({ name, frames: frames ?? undefined, duration: duration ?? undefined });
