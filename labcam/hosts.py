@@ -17,11 +17,13 @@ and left for the user to look at. Listing never raises.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import socket
 import stat
+import sys
 import tempfile
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -149,15 +151,36 @@ class HostInfo:
 
 def pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` exists on this machine (another user's counts)."""
+    if sys.platform == "win32":
+        return _pid_alive_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, someone else's
         return True
-    except OSError:  # Windows: no such process (or no way to tell)
+    except OSError:
         return False
     return True
+
+
+def _pid_alive_windows(pid: int) -> bool:
+    # Not os.kill(pid, 0): on Windows signal 0 is CTRL_C_EVENT, which interrupts instead of asking.
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32.OpenProcess.restype = ctypes.c_void_p  # a HANDLE: pointer-sized, not the default int
+    kernel32.GetExitCodeProcess.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong))
+    kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
+    process_query_limited_information, error_access_denied, still_active = 0x1000, 5, 259
+    handle = kernel32.OpenProcess(process_query_limited_information, False, pid)
+    if not handle:
+        return ctypes.get_last_error() == error_access_denied  # type: ignore[attr-defined]  # alive, not ours
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # cannot tell: keep the file rather than remove a live host's
+        return code.value == still_active
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 # -- announcing ------------------------------------------------------------------------------------
