@@ -89,6 +89,18 @@ def test_serve_announces_itself_while_it_runs_and_withdraws_on_exit(serve, runti
     assert host_files(runtime) == [], f"the runtime file outlived labcam serve:\n{s.output}"
 
 
+def test_the_file_of_a_killed_serve_is_removed_by_the_next_listing(serve, runtime: Path) -> None:  # noqa: F811
+    s = serve(*SMALL)
+    wait_until(lambda: len(host_files(runtime)) == 1, "labcam serve writes its runtime file")
+    s.proc.kill()  # SIGKILL: no chance to withdraw
+    s.proc.wait(10)
+    (left,) = host_files(runtime)
+    out = run_labcam(*INFO)
+    assert out.returncode == 0, out.stderr
+    assert "hosts:    none running" in out.stdout and s.url not in out.stdout
+    assert not left.exists()
+
+
 def test_a_file_whose_process_is_gone_is_ignored_and_removed(runtime: Path) -> None:
     stale = hosts.announce(a_host(pid=dead_pid()))
     assert stale.exists()
