@@ -207,6 +207,7 @@ async def _serve(
     from tornado import httpserver, netutil
 
     from .engine import Engine
+    from .hosts import HostInfo, announced
     from .server.app import make_app
     from .server.service import LabcamService
 
@@ -255,7 +256,9 @@ async def _serve(
         import webbrowser
 
         threading.Thread(target=webbrowser.open, args=(page,), daemon=True).start()
-    await stop.wait()
+    d = service.engine.description  # other labcam processes find this host by its runtime file
+    with announced(HostInfo(f"http://{host}:{port}/", d.driver, d.model, d.serial, token=args.token)):
+        await stop.wait()
 
     log.info("shutting down: closing %d stream(s), stopping the camera", len(service.clients))
     server.stop()
@@ -270,6 +273,22 @@ async def _serve(
 
 # -- info ----------------------------------------------------------------------------------------------
 def info(args: argparse.Namespace) -> int:
+    code = _info_camera(args)
+    _info_hosts()
+    return code
+
+
+def _info_hosts() -> None:
+    """The running ``labcam serve`` hosts, which may hold the camera ``info`` could not open."""
+    from .hosts import running_hosts, runtime_dir
+
+    hosts = running_hosts()
+    print(f"hosts:    {len(hosts) or 'none'} running on this machine (in {runtime_dir()})")
+    for host in hosts:
+        print(f"  {host.describe()}")
+
+
+def _info_camera(args: argparse.Namespace) -> int:
     from .errors import CameraUnavailable
 
     try:

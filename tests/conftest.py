@@ -8,6 +8,8 @@
 - ``ws_connect(srv_or_url, query="", headers=None)`` (async) opens a real Tornado WebSocket client
   and returns a ``WsClient`` that has already read the ``connected`` message.
 - Async tests run with the anyio plugin on asyncio: mark them ``@pytest.mark.anyio``.
+- Every labcam process the tests start announces itself in a temporary runtime folder
+  (``LABCAM_RUNTIME_DIR``), never in the user's own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +29,11 @@ from labcam.cameras.simulated import SimulatedCamera
 from labcam.engine import Engine
 from labcam.preview.variants import unpack_binary
 from labcam.server.app import BackgroundServer
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["LABCAM_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("labcam-runtime"))
 
 
 @pytest.fixture
