@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .camera import Camera, FrameStream, Stack
-from .engine import Engine, EngineStatus
+from .camera_info import EngineStatus
+from .engine import Engine
 from .errors import (
     CameraDisconnected,
     CameraError,

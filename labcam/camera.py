@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 
 from .camera_api import CameraAPI, FrameStreamBase, Stack, positive_int, progress_bar
-from .cameras.base import CameraDescription
-from .engine import Engine, EngineEvents, EngineStatus, Subscription
+from .camera_info import CameraDescription, EngineStatus
+from .engine import Engine, EngineEvents, Subscription
 from .errors import CameraError, FrameTimeout
 from .frame import Frame, FrameMeta
 from .settings import Settings, SettingSpecs

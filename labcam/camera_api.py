@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .cameras.base import CameraDescription
-from .engine import EngineStatus
+from .camera_info import CameraDescription, EngineStatus
 from .frame import Frame, FrameMeta
 from .settings import Settings, SettingSpecs
 

@@ -43,8 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import numpy as np
 
 from .camera_api import CameraAPI, FrameStreamBase, Stack, positive_int, progress_bar
-from .cameras.base import CameraDescription
-from .engine import EngineStatus
+from .camera_info import CameraDescription, EngineStatus
 from .errors import CameraDisconnected, CameraError, CameraUnavailable, FrameTimeout, LabcamError, SettingError
 from .frame import Frame, FrameMeta
 from .settings import Settings, SettingSpec, SettingSpecs

@@ -70,10 +70,11 @@ from typing import Any
 
 import numpy as np
 
+from ..camera_info import CameraDescription
 from ..errors import CameraDisconnected, CameraError, CameraUnavailable, FrameTimeout, StreamStopped
 from ..frame import PIXEL_FORMATS, Frame, FrameMeta
 from ..settings import TRIGGER_MODES, Settings, SettingSpec, SettingSpecs, validate_changes
-from .base import CameraDescription, CameraDriver
+from .base import CameraDriver
 
 __all__ = ["SimulatedCamera", "SimulatedFaults", "clear_caches"]
 
