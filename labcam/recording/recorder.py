@@ -646,18 +646,13 @@ def _stop_all_at_exit() -> None:
 
 
 def start_recording(
-    engine: Engine,
-    path: str | os.PathLike[str],
-    *,
-    frames: int | None = None,
-    duration: float | None = None,
-    format: str | None = None,
-    overwrite: bool = False,
-    progress: bool | None = None,
-    **options: Any,
+    engine: Engine, path: str | os.PathLike[str], *, progress: bool | None = None, **options: Any
 ) -> Recorder:
-    """Create and start a ``Recorder`` (what ``Camera.record`` does), with a progress bar if asked."""
-    rec = Recorder(engine, path, frames=frames, duration=duration, format=format, overwrite=overwrite, **options)
+    """Create and start a ``Recorder`` (what ``Camera.record`` does), with a progress bar if asked.
+
+    ``options`` are the ``Recorder``'s (``frames``, ``duration``, ``format``, ``overwrite``, ...).
+    """
+    rec = Recorder(engine, path, **options)
     if progress is None:
         progress = (rec.frames_target or 0) >= PROGRESS_MIN_FRAMES or (rec.duration_target or 0) >= PROGRESS_MIN_SECONDS
     if progress:
