@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .camera import Camera, FrameStream, Stack
-from .engine import Engine, EngineStatus
+from .camera_info import EngineStatus
+from .engine import Engine
 from .errors import (
     CameraDisconnected,
     CameraError,

@@ -7,20 +7,21 @@ are all consumers of the engine, so they work while a live view streams and neve
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from .camera_api import CameraAPI, FrameStreamBase, Stack, positive_int, progress_bar
-from .cameras.base import CameraDescription
-from .engine import Engine, EngineEvents, EngineStatus, Subscription
-from .errors import CameraError, FrameTimeout
-from .frame import Frame, FrameMeta
+from .camera_api import CameraAPI, FrameStreamBase, RecordingRequest, Stack, StackFill, positive_int, progress_bar
+from .camera_info import CameraDescription, EngineStatus
+from .engine import Engine, EngineEvents, Subscription
+from .errors import FrameTimeout
+from .frame import Frame
+from .recording import Recording, start_recording
 from .settings import Settings, SettingSpecs
 
 if TYPE_CHECKING:
-    from .recording import Recording
     from .widget import LiveView
 
 # Frames a stack acquisition may fall behind the camera before it loses frames: copying a frame
@@ -57,7 +58,7 @@ class FrameStream(FrameStreamBase):
         self._sub.close()
 
 
-class Camera(CameraAPI):
+class Camera(CameraAPI[Recording]):
     """A camera for scripts and notebooks. Create with ``labcam.open()``.
 
     >>> import labcam
@@ -137,86 +138,38 @@ class Camera(CameraAPI):
         """
         n = positive_int("n", n)
         with self.engine.subscribe("acquire", buffer=ACQUIRE_BUFFER) as sub:
-            first = sub.next(timeout)
-            stack = np.empty((n, *first.array.shape), dtype=first.array.dtype)
-            metas: list[FrameMeta] = []
+            fill = StackFill(n, sub.next(timeout))
             with progress_bar(n, progress, "acquire") as bar:
-                frame = first
-                for i in range(n):
-                    if i:
-                        frame = sub.next(timeout)
-                    if frame.array.shape != stack.shape[1:] or frame.array.dtype != stack.dtype:
-                        raise CameraError(
-                            "the frame size or pixel format changed during the acquisition "
-                            f"({stack.shape[1:]} {stack.dtype} -> {frame.array.shape} {frame.array.dtype})"
-                        )
-                    stack[i] = frame.array
-                    metas.append(frame.meta)
+                bar.update(1)
+                while not fill.full:
+                    fill.add(sub.next(timeout))
                     bar.update(1)
         # A frame number missing between two frames of the stack was dropped, by the camera or
         # because this loop fell a whole buffer behind. (Numbers restart after a replug: no gap.)
-        numbers = [m.frame_number for m in metas]
+        numbers = [m.frame_number for m in fill.meta]
         dropped = sum(max(0, b - a - 1) for a, b in zip(numbers, numbers[1:]))
-        return Stack(stack, metas, dropped)
+        return fill.stack(dropped)
 
-    def timelapse(
-        self, n: int, interval_s: float, *, timeout: float = 5.0, progress: bool | None = None
-    ) -> Stack:
-        """``n`` frames, one every ``interval_s`` seconds (the first now), paced by absolute deadlines.
-
-        Each is the first frame captured at or after its deadline. The camera keeps streaming in
-        between, so other views stay live.
-        """
-        n = positive_int("n", n)
-        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
-            raise ValueError(f"interval_s={interval_s!r} is not allowed: a number of seconds > 0")
-        frames: list[Frame] = []
+    @contextmanager
+    def _timelapse_frames(self, timeout: float) -> Iterator[Callable[[float], Frame]]:
         # One latest-frame subscription for the whole series keeps the camera streaming in
-        # between (other views stay live) and costs nothing while this loop sleeps.
+        # between (other views stay live) and costs nothing while the time-lapse sleeps.
         with self.engine.subscribe("timelapse") as sub:
-            start_wall, start = time.time(), time.monotonic()
-            with progress_bar(n, progress if progress is not None else n >= 10, "time-lapse") as bar:
-                for i in range(n):
-                    delay = start + i * interval_s - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)  # pacing the time-lapse itself, not synchronisation
-                    # The newest frame may have been exposed before the deadline: wait for one
-                    # exposed at or after it, judged by its own capture timestamp.
-                    due = start_wall + i * interval_s
+
+            def first_frame_at(due: float) -> Frame:
+                # The newest frame may have been exposed before the deadline: wait for one
+                # exposed at or after it, judged by its own capture timestamp.
+                frame = sub.next(timeout)
+                while frame.meta.timestamp < due:
                     frame = sub.next(timeout)
-                    while frame.meta.timestamp < due:
-                        frame = sub.next(timeout)
-                    frames.append(frame)
-                    bar.update(1)
-        array = np.stack([f.array for f in frames])
-        return Stack(array, [f.meta for f in frames], dropped=0)
+                return frame
 
-    def record(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        frames: int | None = None,
-        duration: float | None = None,
-        format: str | None = None,
-        overwrite: bool = False,
-        progress: bool | None = None,
+            yield first_frame_at
+
+    def _start_recording(
+        self, path: str | os.PathLike[str], request: RecordingRequest, *, progress: bool | None = None
     ) -> Recording:
-        """Record every frame to an OME-TIFF or OME-Zarr file, in the background; returns at once.
-
-        The format follows the suffix (``.ome.tif``/``.ome.tiff``, ``.ome.zarr``) unless ``format``
-        says ("ome-tiff", "ome-zarr"). Stops after ``frames`` frames, ``duration`` seconds, or
-        ``rec.stop()``. The handle has ``wait()``, ``stop()``, ``progress``, ``status()``, ``events``
-        and ``error``; a live view keeps running meanwhile. A progress bar shows for long
-        recordings (``progress=True``/``False`` to choose). See ``labcam.recording``.
-
-        >>> rec = cam.record("run1.ome.tif", frames=1000)   # doctest: +SKIP
-        >>> rec.wait()                                      # doctest: +SKIP
-        """
-        from .recording import start_recording  # lazy: recording pulls in tifffile/zarr
-
-        rec = start_recording(
-            self.engine, path, frames=frames, duration=duration, format=format, overwrite=overwrite, progress=progress
-        )
+        rec = start_recording(self.engine, path, progress=progress, **request)
         # Keep only recordings still running, so the list stays as short as what is in progress.
         self._recordings = [r for r in self._recordings if not r.wait(0, raise_error=False)]
         self._recordings.append(rec)

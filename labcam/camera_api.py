@@ -1,20 +1,24 @@
 """What every labcam camera offers a script, in-process (``Camera``) or remote (``RemoteCamera``).
 
 ``CameraAPI`` holds the parts that do not depend on where the camera lives (settings as
-attributes, the context manager) and names the rest, so both facades keep one surface.
+attributes, the time-lapse pacing, the ``record`` front, the context manager) and names the rest,
+so both facades keep one surface. ``StackFill`` is the one way an acquisition fills its ``Stack``.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 import numpy as np
 
-from .cameras.base import CameraDescription
-from .engine import EngineStatus
+from .camera_info import CameraDescription, EngineStatus
+from .errors import CameraError
 from .frame import Frame, FrameMeta
 from .settings import Settings, SettingSpecs
 
@@ -66,7 +70,56 @@ class Stack:
         return f"Stack({shape} {self.array.dtype}, dropped={self.dropped})"
 
 
+class StackFill:
+    """A ``Stack`` of ``n`` frames being filled, in arrival order, starting with ``first``.
+
+    The array is allocated once, from the first frame; every later frame must have its shape and
+    dtype (one stack holds one image shape), else ``add`` raises ``CameraError``.
+    """
+
+    def __init__(self, n: int, first: Frame) -> None:
+        self._array = np.empty((n, *first.array.shape), dtype=first.array.dtype)
+        self._meta: list[FrameMeta] = []
+        self.add(first)
+
+    @property
+    def count(self) -> int:
+        return len(self._meta)
+
+    @property
+    def full(self) -> bool:
+        return len(self._meta) == len(self._array)
+
+    @property
+    def meta(self) -> list[FrameMeta]:
+        return self._meta
+
+    def add(self, frame: Frame) -> None:
+        if frame.array.shape != self._array.shape[1:] or frame.array.dtype != self._array.dtype:
+            raise CameraError(
+                "the frame size or pixel format changed during the acquisition "
+                f"({self._array.shape[1:]} {self._array.dtype} -> {frame.array.shape} {frame.array.dtype})"
+            )
+        self._array[len(self._meta)] = frame.array
+        self._meta.append(frame.meta)
+
+    def stack(self, dropped: int) -> Stack:
+        return Stack(self._array, self._meta, dropped)
+
+
+class RecordingRequest(TypedDict):
+    """What ``record`` was asked for, as each kind of camera hands it on: when to stop, the format,
+    and whether an existing file may be replaced."""
+
+    frames: int | None
+    duration: float | None
+    format: str | None
+    overwrite: bool
+
+
 _Stream = TypeVar("_Stream", bound="FrameStreamBase")
+# The handle ``record`` returns: ``labcam.recording.Recording`` in-process, ``RemoteRecording``.
+_Recording = TypeVar("_Recording")
 
 
 class FrameStreamBase(ABC):
@@ -121,7 +174,7 @@ class FrameStreamBase(ABC):
         self.close()
 
 
-class CameraAPI(ABC):
+class CameraAPI(ABC, Generic[_Recording]):
     """The scripted acquisition API shared by ``labcam.open()`` and ``labcam.connect()`` cameras."""
 
     @property
@@ -151,10 +204,76 @@ class CameraAPI(ABC):
     @abstractmethod
     def acquire(self, n: int, *, timeout: float = 5.0, progress: bool | None = None) -> Stack: ...
 
-    @abstractmethod
     def timelapse(
         self, n: int, interval_s: float, *, timeout: float = 5.0, progress: bool | None = None
-    ) -> Stack: ...
+    ) -> Stack:
+        """``n`` frames, one every ``interval_s`` seconds (the first now), paced by absolute deadlines.
+
+        Each is the first frame captured at or after its deadline. The camera keeps streaming in
+        between (one subscription, or one connection, stays open for the whole series), so other
+        views stay live.
+        """
+        self._check_open()
+        n = positive_int("n", n)
+        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
+            raise ValueError(f"interval_s={interval_s!r} is not allowed: a number of seconds > 0")
+        frames: list[Frame] = []
+        with self._timelapse_frames(timeout) as first_frame_at:
+            start_wall, start = time.time(), time.monotonic()
+            with progress_bar(n, progress if progress is not None else n >= 10, "time-lapse") as bar:
+                for i in range(n):
+                    delay = start + i * interval_s - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)  # pacing the time-lapse itself, not synchronisation
+                    frames.append(first_frame_at(start_wall + i * interval_s))
+                    bar.update(1)
+        array = np.stack([f.array for f in frames])
+        return Stack(array, [f.meta for f in frames], dropped=0)
+
+    @abstractmethod
+    def _timelapse_frames(self, timeout: float) -> AbstractContextManager[Callable[[float], Frame]]:
+        """The frame source of a time-lapse, open for the whole series: a function that waits for
+        the first frame captured at or after a time (epoch seconds), ``FrameTimeout`` after ``timeout``."""
+
+    def record(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        frames: int | None = None,
+        duration: float | None = None,
+        format: str | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> _Recording:
+        """Record every frame to an OME-TIFF or OME-Zarr file, in the background; returns at once.
+
+        The format follows the suffix (``.ome.tif``/``.ome.tiff``, ``.ome.zarr``) unless ``format``
+        says ("ome-tiff", "ome-zarr"). Stops after ``frames`` frames, ``duration`` seconds, or
+        ``rec.stop()``; an existing file is refused unless ``overwrite=True``. The handle has
+        ``wait()``, ``stop()``, ``progress``, ``status()`` and ``error``; a live view keeps running
+        meanwhile. See ``labcam.recording``.
+
+        - ``labcam.open()`` camera: ``path`` is a file here. ``progress=True``/``False`` chooses the
+          progress bar (default: shown for long recordings). The handle also has ``events``.
+        - ``labcam.connect()`` camera: the **server** writes the file, at the camera's full rate,
+          whatever this connection does. ``path`` is a name inside its recordings folder
+          (``labcam serve --recordings-dir``, ``LabcamApp.recordings_dir``), such as
+          ``"run1.ome.tif"`` or ``"day1/run1.ome.zarr"`` (sub-folders are created); absolute paths,
+          ``..`` and names that lead out of the folder are refused with a ``ValueError`` saying why,
+          and ``format`` adds its suffix to a bare name. The handle asks the server over REST.
+          ``RecordingError`` when the server cannot record now (too many recordings running, folder
+          not writable, camera lost).
+
+        >>> rec = cam.record("run1.ome.tif", frames=500)   # doctest: +SKIP
+        >>> rec.wait()                                     # doctest: +SKIP
+        """
+        request = RecordingRequest(frames=frames, duration=duration, format=format, overwrite=overwrite)
+        return self._start_recording(path, request, **options)
+
+    @abstractmethod
+    def _start_recording(self, path: str | os.PathLike[str], request: RecordingRequest, **options: Any) -> _Recording:
+        """Start the recording ``record`` was asked for and return its handle (``options``: the
+        camera's own, such as an in-process camera's ``progress``)."""
 
     @abstractmethod
     def frames(self, *, timeout: float | None = 5.0, limit: int | None = None) -> Any: ...
@@ -164,6 +283,9 @@ class CameraAPI(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def _check_open(self) -> None:
+        """Raise ``CameraError`` if this camera was closed (an in-process engine checks by itself)."""
 
     def __enter__(self) -> Any:
         return self

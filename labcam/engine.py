@@ -24,12 +24,13 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from psygnal import Signal, SignalGroup
 
-from .cameras.base import CameraDescription, CameraDriver
+from .camera_info import CameraDescription, EngineStatus
+from .cameras.base import CameraDriver
 from .errors import CameraDisconnected, CameraError, FrameTimeout, StreamStopped
 from .frame import Frame
 from .settings import Settings, SettingSpecs, validate_changes
@@ -57,30 +58,6 @@ class EngineEvents(SignalGroup):
     camera_recovered = Signal()
     frames_dropped = Signal(int)  # how many frame numbers the camera skipped just now
     status_changed = Signal(object)  # EngineStatus
-
-
-@dataclass(frozen=True)
-class EngineStatus:
-    """A snapshot of what the engine is doing."""
-
-    state: str  # "idle" | "streaming" | "stalled" | "lost" | "closed"
-    frames: int  # frames captured since the engine was created
-    dropped: int  # frame numbers the camera skipped (never received)
-    timeouts: int
-    fps: float  # measured capture rate over the last second or so
-    consumers: int
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "frames": self.frames,
-            "dropped": self.dropped,
-            "timeouts": self.timeouts,
-            "fps": round(self.fps, 2),
-            "consumers": self.consumers,
-            "message": self.message,
-        }
 
 
 class Subscription:

@@ -24,7 +24,8 @@ pytest.importorskip("anywidget")
 
 import labcam.widget.liveview as lvmod
 from labcam.camera import Camera
-from labcam.cameras.base import CameraDescription, CameraDriver
+from labcam.camera_info import CameraDescription
+from labcam.cameras.base import CameraDriver
 from labcam.engine import Engine
 from labcam.errors import StreamStopped
 from labcam.frame import Frame, FrameMeta

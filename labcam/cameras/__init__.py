@@ -1,5 +1,6 @@
 """Camera drivers: one module per driver behind the interface in ``base``."""
 
-from .base import CameraDescription, CameraDriver
+from ..camera_info import CameraDescription
+from .base import CameraDriver
 
 __all__ = ["CameraDescription", "CameraDriver"]

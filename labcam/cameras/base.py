@@ -11,42 +11,12 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from ..camera_info import CameraDescription
 from ..errors import SettingError
 from ..frame import Frame
 from ..settings import Settings, SettingSpecs, validate_changes
-
-
-@dataclass(frozen=True)
-class CameraDescription:
-    """What a camera is: shown to users and clients, never changes while the camera is open."""
-
-    driver: str  # "simulated" or "pixelink"
-    model: str
-    serial: str
-    sensor_width: int
-    sensor_height: int
-    pixel_formats: tuple[str, ...]
-    max_bit_depth: int
-    firmware: str = ""
-    pixel_size_um: float | None = None  # object-side pixel size when known (for OME metadata)
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "driver": self.driver,
-            "model": self.model,
-            "serial": self.serial,
-            "sensor_width": self.sensor_width,
-            "sensor_height": self.sensor_height,
-            "pixel_formats": list(self.pixel_formats),
-            "max_bit_depth": self.max_bit_depth,
-            "firmware": self.firmware,
-            "pixel_size_um": self.pixel_size_um,
-            **dict(self.extra),
-        }
 
 
 class CameraDriver(ABC):

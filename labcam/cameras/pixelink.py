@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..camera_info import CameraDescription
 from ..errors import (
     CameraDisconnected,
     CameraError,
@@ -44,7 +45,7 @@ from ..errors import (
 )
 from ..frame import Frame, FrameMeta
 from ..settings import TRIGGER_MODES, Settings, SettingSpec, SettingSpecs, validate_changes
-from .base import CameraDescription, CameraDriver
+from .base import CameraDriver
 
 log = logging.getLogger(__name__)
 

@@ -653,10 +653,13 @@ def _stop_all_at_exit() -> None:
         rec.stop(wait=True, timeout=EXIT_STOP_TIMEOUT_S)
 
 
-def start_recording(engine: Engine, path: str | os.PathLike[str], *, progress: bool | None = None, **options: Any) -> Recorder:
-    """Create and start a ``Recorder`` (what ``Camera.record`` does; ``options`` are the ``Recorder``'s:
-    ``frames``, ``duration``, ``format``, ``overwrite``, ...), with a progress bar if asked
-    (``progress=None``: for recordings of at least 100 frames or 5 s)."""
+def start_recording(
+    engine: Engine, path: str | os.PathLike[str], *, progress: bool | None = None, **options: Any
+) -> Recorder:
+    """Create and start a ``Recorder`` (what ``Camera.record`` does), with a progress bar if asked.
+
+    ``options`` are the ``Recorder``'s (``frames``, ``duration``, ``format``, ``overwrite``, ...).
+    """
     rec = Recorder(engine, path, **options)
     if progress is None:
         progress = (rec.frames_target or 0) >= PROGRESS_MIN_FRAMES or (rec.duration_target or 0) >= PROGRESS_MIN_SECONDS

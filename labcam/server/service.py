@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..engine import Engine, EngineStatus
+from ..camera_info import EngineStatus
+from ..engine import Engine
 from ..errors import CameraError
 from ..frame import Frame
 from ..preview.display import DisplayRange
