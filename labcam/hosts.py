@@ -35,7 +35,7 @@ from typing import Any
 
 import platformdirs
 
-from . import __version__
+from ._version import __version__
 
 __all__ = [
     "RUNTIME_DIR_ENV",

@@ -14,18 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CameraUnavailable
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    except OSError:
-        return False
-    return True
+from ..hosts import pid_alive
 
 
 def runtime_dir() -> Path:
@@ -50,7 +39,7 @@ def running_jupyter_servers(directory: Path | None = None) -> list[dict[str, Any
             continue  # being written or removed right now
         if not isinstance(info, dict) or "pid" not in info:
             continue
-        if _pid_alive(int(info["pid"])):
+        if pid_alive(int(info["pid"])):
             info["_file"] = str(path)
             servers.append(info)
     return servers

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from ...camera_info import CameraDescription
 from ...errors import CameraDisconnected, CameraError, CameraUnavailable, FrameTimeout, StreamStopped
 from ...frame import PIXEL_FORMATS, Frame, FrameMeta
 from ...settings import TRIGGER_MODES, Settings, SettingSpec, SettingSpecs, validate_changes
-from ...camera_info import CameraDescription
 from ..base import CameraDriver
 from .faults import FaultState, SimulatedFaults
 from .specimen import Motion, RenderState
