@@ -28,7 +28,7 @@ import numpy as np
 import simplejpeg
 
 from labcam.cameras.simulated import SimulatedCamera
-from labcam.preview.h264 import H264Encoder
+from labcam.preview.h264 import H264Decoder, H264Encoder, luma
 from labcam.preview.jpeg import encode_jpeg
 
 
@@ -38,13 +38,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def decode_h264(units: list[bytes]) -> list[np.ndarray]:
-    decoder = av.CodecContext.create("h264", "r")
-    out = []
-    for data in units:
-        for frame in decoder.decode(av.Packet(data)):
-            plane = frame.planes[0]
-            out.append(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width].copy())
-    return out
+    decoder = H264Decoder()
+    return [luma(p).copy() for data in units for p in decoder.decode(data)]
 
 
 def timed(encode: Callable[[np.ndarray], Any], frames: list[np.ndarray]) -> tuple[list[Any], list[float]]:

@@ -17,7 +17,9 @@ from labcam.preview.h264 import (
     NAL_PPS,
     NAL_SPS,
     AccessUnit,
+    H264Decoder,
     H264Encoder,
+    luma,
     nal_types,
     parse_sps,
     split_nal_units,
@@ -38,17 +40,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def decode(units: list[AccessUnit]) -> list[av.VideoFrame]:
     """Every picture FFmpeg's decoder makes of ``units``, fed one access unit at a time."""
-    decoder = av.CodecContext.create("h264", "r")
-    out = []
-    for unit in units:
-        out += decoder.decode(av.Packet(unit.data))
-    out += decoder.decode(None)
-    return out
-
-
-def luma(frame: av.VideoFrame) -> np.ndarray:
-    plane = frame.planes[0]
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+    decoder = H264Decoder()
+    return [p for unit in units for p in decoder.decode(unit.data)] + decoder.decode(None)
 
 
 def test_crf_23_decodes_close_to_the_source() -> None:

@@ -23,6 +23,7 @@ are mapped to 8 bits first, as for JPEG). What the stream promises a viewer (Web
 
 x264 needs an even width and height (4:2:0): an odd last column or row is left out.
 
+``H264Decoder`` and ``luma`` decode such a stream with PyAV, for Python viewers and for checks.
 The small Annex-B/SPS reader at the end (``split_nal_units``, ``parse_sps``) is the format's
 definition (ITU-T H.264 7.3.2.1.1), used to derive the codec string and to check streams in tests.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -184,6 +186,30 @@ class H264Encoder:
         return unit
 
 
+class H264Decoder:
+    """Decodes a stream of access units with PyAV (FFmpeg's h264 decoder), one unit at a time, as
+    a Python viewer of a remote preview would. Start it at a keyframe."""
+
+    def __init__(self) -> None:
+        try:
+            import av
+        except ImportError as exc:
+            raise RuntimeError('H.264 needs PyAV: pip install "labcam[h264]"') from exc
+        self._av = av
+        self._ctx = av.CodecContext.create("h264", "r")
+
+    def decode(self, data: bytes | None) -> list[Any]:
+        """The pictures (``av.VideoFrame``) ``data`` completes; ``None`` flushes the last ones."""
+        return list(self._ctx.decode(None if data is None else self._av.Packet(data)))
+
+
+def luma(picture: Any) -> np.ndarray:
+    """The Y plane of a decoded ``av.VideoFrame`` as an (H, W) uint8 view (FFmpeg pads its rows)."""
+    plane = picture.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    return rows[: picture.height, : picture.width]
+
+
 # ==================================================================================================
 # Annex-B and the SPS, as ITU-T H.264 defines them
 # ==================================================================================================
@@ -318,9 +344,11 @@ def parse_sps(nal: bytes) -> SpsInfo:
 
 __all__ = [
     "AccessUnit",
+    "H264Decoder",
     "H264Encoder",
     "SpsInfo",
     "codec_string",
+    "luma",
     "nal_types",
     "parse_sps",
     "split_nal_units",
