@@ -277,6 +277,15 @@ def _make_socket(listen_port: int | None) -> socket.socket:
     return sock
 
 
+@contextlib.contextmanager
+def _quiet_on_close(writer: asyncio.StreamWriter) -> Iterator[None]:
+    """A connection still open when the link closes is cut (reset), without a traceback."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        writer.transport.abort()
+
+
 def _small_write_buffer(writer: asyncio.StreamWriter) -> None:
     # drain() then waits as soon as one chunk is pending, so backpressure is felt at once.
     writer.transport.set_write_buffer_limits(high=CHUNK, low=CHUNK // 4)
@@ -307,6 +316,7 @@ class Link:
         self._ns_executor: ThreadPoolExecutor | None = None
         self._servers: list[asyncio.base_events.Server] = []
         self._closed = False
+        self._expose_lock = threading.Lock()
 
     # ---- lifecycle --------------------------------------------------------------------------------
     _count = 0
@@ -375,14 +385,15 @@ class Link:
     def expose(self, server_port: int, inner_port: int | None = None) -> int:
         """Make ``127.0.0.1:server_port`` of this machine reachable inside the namespace at
         ``127.0.0.1:inner_port`` (default: the same number) across the link. Returns the inner port."""
-        if server_port in self.ports:
-            return self.ports[server_port]
-        inner = server_port if inner_port is None else inner_port
-        if not (0 < server_port < 65536 and 0 < inner < 65536):
-            raise ValueError(f"ports must be 1..65535, got {server_port}:{inner}")
-        self._call(self._expose(server_port, inner))
-        self.ports[server_port] = inner
-        return inner
+        with self._expose_lock:  # clients on several threads may ask for the same port at once
+            if server_port in self.ports:
+                return self.ports[server_port]
+            inner = server_port if inner_port is None else inner_port
+            if not (0 < server_port < 65536 and 0 < inner < 65536):
+                raise ValueError(f"ports must be 1..65535, got {server_port}:{inner}")
+            self._call(self._expose(server_port, inner))
+            self.ports[server_port] = inner
+            return inner
 
     def url_for(self, server_port: int, scheme: str = "http", path: str = "") -> str:
         """The URL of the server at ``127.0.0.1:server_port`` as seen inside the namespace."""
@@ -435,6 +446,10 @@ class Link:
         cap = relay_buffer_bytes(self.rate_bps, one_way)
 
         async def host_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with _quiet_on_close(writer):
+                await host_pipes(reader, writer)
+
+        async def host_pipes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 up_r, up_w = await asyncio.open_connection("127.0.0.1", server_port)
             except OSError:
@@ -451,6 +466,10 @@ class Link:
         host_port = host_server.sockets[0].getsockname()[1]
 
         async def ns_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with _quiet_on_close(writer):
+                await ns_pipes(reader, writer)
+
+        async def ns_pipes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             loop = asyncio.get_running_loop()
             sock = await loop.run_in_executor(self._ns_executor, _make_socket, None)
             sock.setblocking(False)
@@ -580,6 +599,40 @@ def measure_upload_bps(link: Link, port: int, seconds: float = 3.0) -> float:
         return got * 8 / dt
 
 
+def measure_loaded_rtt_ms(link: Link, port: int, seconds: float = 3.0) -> list[float]:
+    """Round trips of a second connection while a download fills the link: what the queue adds
+    (at most tbf's queue time, ``limit / rate``, if the relays queue nothing of their own)."""
+    done = threading.Event()
+
+    def bulk() -> None:
+        try:
+            measure_download_bps(link, port, seconds)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=bulk, daemon=True)
+    worker.start()
+    rtts: list[float] = []
+    with link.connect(port) as sock:
+        sock.sendall(b"e")
+        time_limit = time.monotonic() + seconds * 10 + 10
+        # Skip the first half second: the queue is still filling (TCP's slow start).
+        start = time.monotonic() + 0.5
+        while not done.is_set() and time.monotonic() < time_limit:
+            t0 = time.perf_counter()
+            sock.sendall(b"x")
+            _recv_exactly(sock, 1)
+            if time.monotonic() >= start:
+                rtts.append((time.perf_counter() - t0) * 1000.0)
+    worker.join(timeout=seconds * 10 + 10)
+    return rtts
+
+
+def queue_ms(link: Link) -> float:
+    """The most tbf's queue can delay a packet: ``limit / rate``."""
+    return link.tbf["limit"] * 8 / link.rate_bps * 1000.0
+
+
 def selftest(rate: str, rtt_ms: float, seconds: float) -> None:
     far = _FarSide()
     try:
@@ -587,10 +640,15 @@ def selftest(rate: str, rtt_ms: float, seconds: float) -> None:
             rtts = measure_rtt_ms(link, far.port)
             down = measure_download_bps(link, far.port, seconds)
             up = measure_upload_bps(link, far.port, seconds)
+            loaded = measure_loaded_rtt_ms(link, far.port, seconds)
             print(f"link {link.netns}: rate {link.rate_bps / 1e6:g} Mbit/s, rtt {link.rtt_ms:g} ms, "
                   f"tbf burst {link.tbf['burst']} B limit {link.tbf['limit']} B")
             print(f"  rtt (1-byte echo, {len(rtts)}x): median {statistics.median(rtts):.1f} ms, "
                   f"min {min(rtts):.1f}, max {max(rtts):.1f}  (asked {link.rtt_ms:g})")
+            p95 = sorted(loaded)[int(0.95 * (len(loaded) - 1))]
+            print(f"  rtt during a download on another connection ({len(loaded)}x): median "
+                  f"{statistics.median(loaded):.1f} ms, p95 {p95:.1f}  (asked + tbf queue = "
+                  f"{link.rtt_ms + queue_ms(link):.0f}; a packet the full queue drops costs TCP a 200 ms timeout)")
             print(f"  download: {down / 1e6:.2f} Mbit/s = {down / link.rate_bps:.2f}x the rate")
             print(f"  upload:   {up / 1e6:.2f} Mbit/s = {up / link.rate_bps:.2f}x the rate")
     finally:

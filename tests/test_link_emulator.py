@@ -58,6 +58,15 @@ def test_round_trip_is_at_least_the_asked_one(far_side) -> None:
     assert statistics.median(rtts) <= 40.0 + 60.0, rtts
 
 
+def test_a_full_link_queues_no_more_than_its_tbf_queue(far_side) -> None:
+    with link.Link(rate="20mbit", rtt_ms=20) as lk:
+        loaded = link.measure_loaded_rtt_ms(lk, far_side.port, seconds=3.0)
+        bound = lk.rtt_ms + link.queue_ms(lk)
+    assert len(loaded) >= 10
+    # The median, not the max: a ping the full drop-tail queue drops waits out TCP's 200 ms timeout.
+    assert 20.0 <= statistics.median(loaded) <= bound + 30.0, (bound, sorted(loaded))
+
+
 def test_bytes_arrive_complete_and_in_order(far_side) -> None:
     payload = os.urandom(3 * 2**20)
     with link.Link(rate="100mbit", rtt_ms=20) as lk, lk.connect(far_side.port, timeout=30) as sock:
