@@ -31,7 +31,9 @@ What the bytes cross, for each mapped port::
   speed after an idle moment, hiding the serialisation delay a slow link has.
 - **Limits, honestly.** The relays terminate TCP, so the server's TCP congestion control sees the
   rate and the queue but not the added delay; everything above TCP (WebSocket pings, frame acks,
-  the time a frame takes to arrive) sees all of it. Packet loss is not emulated.
+  the time a frame takes to arrive) sees all of it. A new connection is accepted by the relay at
+  once, so TCP's handshake costs no round trip (the first request and reply cost one). Packet loss
+  is not emulated beyond what the full tbf queue drops.
 
 As a context manager, for tests and benchmarks::
 
