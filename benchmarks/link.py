@@ -41,6 +41,7 @@ As a context manager, for tests and benchmarks::
         url = link.url_for(8001)                 # as seen inside the namespace
         link.run([sys.executable, "client.py", url])
         sock = link.connect(8001)                # or a socket of this process, across the link
+        browser = playwright.chromium.launch(executable_path=link.wrap_executable("chromium"))
 
 Everything lives on this machine: loopback, and a namespace and veth pair this module creates and
 removes (also on Ctrl-C, SIGTERM or failure; ``--cleanup`` removes those of a killed run).
@@ -319,6 +320,7 @@ class Link:
         self._servers: list[asyncio.base_events.Server] = []
         self._closed = False
         self._expose_lock = threading.Lock()
+        self._scripts: list[str] = []
 
     # ---- lifecycle --------------------------------------------------------------------------------
     _count = 0
@@ -369,6 +371,9 @@ class Link:
             self._ns_executor.shutdown(wait=False)
         if self.netns:
             subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=10)
+        for script in self._scripts:
+            with contextlib.suppress(OSError):
+                os.remove(script)
         if self._host_dev:  # normally gone with the namespace; never leave it behind
             subprocess.run(["ip", "link", "del", self._host_dev], capture_output=True, timeout=10)
 
@@ -407,6 +412,19 @@ class Link:
 
     def popen(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:
         return subprocess.Popen([*self.prefix, *cmd], **kwargs)
+
+    def wrap_executable(self, executable: str) -> str:
+        """A script that runs ``executable`` inside the namespace, for tools that take a program
+        path rather than a command (Playwright's ``executable_path``). Removed with the link."""
+        import tempfile
+
+        path = shutil.which(executable) or executable
+        fd, script = tempfile.mkstemp(prefix=f"{self.netns}-", suffix=".sh")
+        with os.fdopen(fd, "w") as f:
+            f.write(f'#!/bin/sh\nexec ip netns exec {self.netns} "{path}" "$@"\n')
+        os.chmod(script, 0o700)
+        self._scripts.append(script)
+        return script
 
     def connect(self, server_port: int, timeout: float = 10.0) -> socket.socket:
         """A connected TCP socket of this process whose bytes to ``127.0.0.1:server_port`` cross

@@ -153,3 +153,46 @@ def test_the_tbf_queue_is_one_round_trip_of_the_rate() -> None:
     assert p["limit"] == p["burst"] + 100_000
     # A 2 ms link still queues 20 ms, so TCP's bursts are not dropped.
     assert link.tbf_params(20e6, 2.0)["limit"] == 2 * link.PACKET_BYTES + 50_000
+
+
+def test_chromium_in_the_namespace_gets_a_secure_context_across_the_link() -> None:
+    # Why the namespace end is 127.0.0.1: WebCodecs (H.264 decoding) exists only in a secure context.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from chromium_args import CHROMIUM_ARGS
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html><title>far side</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with link.Link(rate="20mbit", rtt_ms=40) as lk, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=lk.wrap_executable("chromium"), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(lk.url_for(server.server_port))
+                assert page.title() == "far side"
+                assert page.evaluate("[isSecureContext, typeof VideoDecoder]") == [True, "function"]
+                # The page's own round trip crosses the link: a fetch takes at least the RTT.
+                ms = page.evaluate("(async () => { const t = performance.now(); await fetch('/x'); "
+                                   "return performance.now() - t; })()")
+                assert ms >= 40.0
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
