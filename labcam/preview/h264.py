@@ -71,7 +71,8 @@ def _check_range(name: str, value: float, bounds: tuple[float, float], *, whole:
 class H264Encoder:
     """Encodes 8-bit images of one size, (H, W) mono or (H, W, 3) RGB, to H.264 access units.
 
-    Not thread-safe: one thread encodes at a time (one encoder per variant). Raises ``ValueError``
+    One thread encodes at a time (one encoder per variant); ``request_keyframe`` may come from any
+    thread. Raises ``ValueError``
     naming the setting and its range for bad settings, and ``RuntimeError`` when PyAV lacks libx264.
     """
 
@@ -138,15 +139,19 @@ class H264Encoder:
         self._av = av
         self._yuv = np.empty((h * 3 // 2, w), dtype=np.uint8)
         self._yuv[h:] = 128  # neutral chroma for mono images, written once
+        self._rgb_to_yuv = av.video.reformatter.VideoReformatter()
         self._index = 0
         self._last_keyframe = -(10**9)
-        self._wanted = False
+        # Requests count up; an IDR serves those made before its encode began. A counter, not a
+        # flag, so a request from another thread during an encode is never lost.
+        self._requests = 0
+        self._served = 0
 
     def request_keyframe(self) -> None:
         """Make an upcoming frame an IDR: the next one, or, if the last IDR is fewer than
         ``keyframe_spacing`` frames back, the first one that far from it. Requests before that IDR
-        are served by it together."""
-        self._wanted = True
+        are served by it together. May be called from any thread."""
+        self._requests += 1
 
     def encode(self, image: np.ndarray) -> AccessUnit:
         """Encode one image (uint8, (H, W) or (H, W, 3), of the encoder's size)."""
@@ -162,11 +167,12 @@ class H264Encoder:
             frame = VideoFrame.from_ndarray(self._yuv, format="yuv420p")
         else:
             rgb = VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame = rgb.reformat(
-                format="yuv420p", dst_colorspace="ITU601", dst_color_range=self._av.video.reformatter.ColorRange.JPEG
+            frame = self._rgb_to_yuv.reformat(
+                rgb, format="yuv420p", dst_colorspace="ITU601", dst_color_range=self._av.video.reformatter.ColorRange.JPEG
             )
         frame.pts = self._index
-        force = self._wanted and self._index - self._last_keyframe >= self.keyframe_spacing
+        requests = self._requests
+        force = requests > self._served and self._index - self._last_keyframe >= self.keyframe_spacing
         if force:
             frame.pict_type = self._av.video.frame.PictureType.I
         packets = self._ctx.encode(frame)
@@ -177,7 +183,7 @@ class H264Encoder:
         keyframe = bool(packet.is_keyframe)
         if keyframe:
             self._last_keyframe = self._index
-            self._wanted = False
+            self._served = requests
             if self.codec is None:
                 self.codec = codec_string(next(n for n in split_nal_units(data) if n[0] & 0x1F == NAL_SPS))
         assert self.codec is not None  # the first frame is an IDR
