@@ -72,8 +72,8 @@ class H264Encoder:
     """Encodes 8-bit images of one size, (H, W) mono or (H, W, 3) RGB, to H.264 access units.
 
     One thread encodes at a time (one encoder per variant); ``request_keyframe`` may come from any
-    thread. Raises ``ValueError``
-    naming the setting and its range for bad settings, and ``RuntimeError`` when PyAV lacks libx264.
+    thread. Raises ``ValueError`` naming the setting and its range for bad settings, and
+    ``RuntimeError`` when PyAV (the ``h264`` extra) or its libx264 is missing.
     """
 
     def __init__(
