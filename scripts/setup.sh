@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything labcam needs on a fresh machine, idempotently:
 #   - a virtual environment in .venv with labcam installed (editable) and its extras;
-#   - with --test: Debian's chromium for the browser tests (no browser is downloaded by tools).
+#   - with --test: Debian's chromium for the browser tests (no browser is downloaded by tools),
+#     and iproute2 (ip, tc) for the link emulator.
 # Usage: scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +28,12 @@ if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+fi
+if [ "$want_test" = 1 ] && ! { command -v ip && command -v tc; } >/dev/null 2>&1; then
+    echo "setup: installing iproute2 (ip, tc) for the link emulator, benchmarks/link.py"
+    sudo_cmd=""
+    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq iproute2 >/dev/null
 fi
 echo "setup: done"

@@ -18,7 +18,7 @@ def test_environment_installs_this_package_with_every_extra_it_needs() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lines = _pip_lines()
     assert len(lines) == 1, f"environment.yml should install labcam exactly once via pip, found {lines}"
-    m = re.fullmatch(r"-e \.\[([a-z,]+)\]", lines[0])
+    m = re.fullmatch(r"-e \.\[([a-z0-9,-]+)\]", lines[0])  # PEP 685 names: letters, digits, -
     assert m, f"expected '-e .[extras]', got {lines[0]!r}"
     extras = set(m.group(1).split(","))
     declared = set(project["optional-dependencies"])
