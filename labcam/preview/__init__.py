@@ -8,11 +8,10 @@ Nothing here knows about the network: the server builds on it, never the other w
 from __future__ import annotations
 
 from .display import DisplayMapper, auto_range, decimate, decimation_step, to_display
-from .jpeg import SNAP_FORMATS, encode_jpeg, encode_snapshot
-from .variants import EncodedFrame, PreviewHub, Variant, encode_frame, pack_binary, unpack_binary
+from .jpeg import encode_jpeg, encode_snapshot
+from .variants import EncodedFrame, PreviewHub, Variant, encode_frame
 
 __all__ = [
-    "SNAP_FORMATS",
     "DisplayMapper",
     "EncodedFrame",
     "PreviewHub",
@@ -23,7 +22,5 @@ __all__ = [
     "encode_frame",
     "encode_jpeg",
     "encode_snapshot",
-    "pack_binary",
     "to_display",
-    "unpack_binary",
 ]

@@ -16,19 +16,8 @@ import numpy as np
 import simplejpeg
 
 from ..frame import Frame
+from ..wire import SNAP_FORMATS
 from .display import DisplayRange, to_display
-
-SNAP_FORMATS: dict[str, str] = {
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "tiff": "image/tiff",
-    "npy": "application/octet-stream",
-}
-"""Snapshot formats and their content types. PNG and TIFF keep 16-bit frames' values; NPY is the
-raw array; JPEG is an 8-bit display image."""
-
-SNAP_EXTENSIONS = {"png": "png", "jpeg": "jpg", "tiff": "tif", "npy": "npy"}
-
 
 def encode_jpeg(image: np.ndarray, quality: int, *, fastdct: bool = True) -> bytes:
     """Encode a C-contiguous uint8 image, (H, W) mono or (H, W, 3) RGB, as JPEG.
@@ -79,4 +68,4 @@ def encode_snapshot(
     return buf.getvalue()
 
 
-__all__ = ["SNAP_EXTENSIONS", "SNAP_FORMATS", "encode_jpeg", "encode_snapshot"]
+__all__ = ["encode_jpeg", "encode_snapshot"]

@@ -21,11 +21,10 @@ from typing import Any, Protocol
 from ..engine import Engine, EngineStatus
 from ..errors import CameraError
 from ..frame import Frame
-from ..preview.display import DisplayRange
 from ..preview.jpeg import encode_snapshot
 from ..preview.variants import PreviewHub
 from ..settings import Settings
-from . import protocol
+from ..wire import DisplayRange, bit_depth_of, parse_quality, settings_message, status_message
 from .recordings import MAX_ACTIVE, RecordingManager
 
 log = logging.getLogger("labcam.server")
@@ -87,7 +86,7 @@ class LabcamService:
         recordings_dir: Path | str = "recordings",
         max_recordings: int = MAX_ACTIVE,
     ) -> None:
-        protocol.parse_quality(quality)  # a bad default is a programming error: fail loudly now
+        parse_quality(quality)  # a bad default is a programming error: fail loudly now
         if max_clients < 1:
             raise ValueError(f"max_clients={max_clients!r} is not allowed: a whole number >= 1")
         self.engine = engine
@@ -148,16 +147,16 @@ class LabcamService:
         self._call_on_loop(self._broadcast_settings, settings.to_dict(), reply)
 
     def _broadcast_settings(self, settings: dict[str, Any], reply: SettingsReply | None) -> None:
-        text = protocol.settings_message(settings)
+        text = settings_message(settings)
         for client in list(self._clients.values()):
             if reply is not None and client is reply.client:
-                client.send_control(protocol.settings_message(settings, reply.request_id))
+                client.send_control(settings_message(settings, reply.request_id))
                 reply.sent = True
             else:
                 client.send_control(text)
 
     def _on_status_changed(self, status: EngineStatus) -> None:
-        self._call_on_loop(self.broadcast, protocol.status_message(status.state, status.message))
+        self._call_on_loop(self.broadcast, status_message(status.state, status.message))
 
     # -- clients ----------------------------------------------------------------------------------
     def register(self, client: StreamClient) -> str | None:
@@ -209,7 +208,7 @@ class LabcamService:
     @property
     def bit_depth(self) -> int:
         """Bit depth of the current pixel format (display ranges are validated against it)."""
-        return protocol.bit_depth_of(self.engine.settings.pixel_format)
+        return bit_depth_of(self.engine.settings.pixel_format)
 
     def camera_info(self) -> dict[str, Any]:
         return {

@@ -502,8 +502,9 @@ class LiveViewUI {
     this.recName = el("input", { class: "lc-rec-name", type: "text", spellcheck: "false", placeholder: "name.ome.tif", title: "file name (.ome.tif or .ome.zarr); empty: a dated name. Over the stream it lands in the server's recordings folder" });
     this.recFrames = el("input", { class: "lc-rec-frames", type: "number", min: "1", step: "1", placeholder: "frames", title: "frames to record (empty: until you press Stop)" });
     this.recStatus = el("span", { class: "lc-rec-status" });
-    this.fpsInput = el("input", { class: "lc-fps", type: "number", min: "0.1", max: "1000", step: "any", placeholder: "max", title: "frame-rate cap (empty: the camera's rate)" });
-    this.qualityInput = el("input", { class: "lc-quality", type: "range", min: "1", max: "100", step: "1", title: "JPEG quality" });
+    const [fpsMin, fpsMax] = this.optionRange("fps"), [qualityMin, qualityMax] = this.optionRange("quality");
+    this.fpsInput = el("input", { class: "lc-fps", type: "number", min: String(fpsMin), max: String(fpsMax), step: "any", placeholder: "max", title: "frame-rate cap (empty: the camera's rate)" });
+    this.qualityInput = el("input", { class: "lc-quality", type: "range", min: String(qualityMin), max: String(qualityMax), step: "1", title: "JPEG quality" });
     this.qualityLabel = el("span", { class: "lc-value" });
     this.sizeSelect = el("select", { class: "lc-size", title: "downscale frames before they are sent" });
     for (const [v, t] of SIZES) this.sizeSelect.append(el("option", { value: v, text: t }));
@@ -564,6 +565,12 @@ class LiveViewUI {
     this.disposers.push(() => this.model.off(name, h));
   }
 
+  // [low, high] of a stream option: labcam.wire.OPTION_RANGES, synced from Python as `option_ranges`.
+  optionRange(name) {
+    const range = (this.model.get("option_ranges") || {})[name];
+    return Array.isArray(range) ? range : [0, Infinity];
+  }
+
   setTrait(name, value) {
     this.model.set(name, value);
     this.model.save_changes();
@@ -575,8 +582,9 @@ class LiveViewUI {
     this.listen(this.recBtn, "click", () => this.toggleRecording());
     this.listen(this.fpsInput, "change", () => {
       const v = this.fpsInput.value === "" ? null : Number(this.fpsInput.value);
-      if (v === null || (Number.isFinite(v) && v >= 0.1 && v <= 1000)) this.setTrait("fps", v);
-      else this.flash("fps: a number from 0.1 to 1000, or empty for the camera's rate");
+      const [lo, hi] = this.optionRange("fps");
+      if (v === null || (Number.isFinite(v) && v >= lo && v <= hi)) this.setTrait("fps", v);
+      else this.flash(`fps: a number from ${lo} to ${hi}, or empty for the camera's rate`);
     });
     this.listen(this.qualityInput, "input", () => (this.qualityLabel.textContent = this.qualityInput.value));
     this.listen(this.qualityInput, "change", () => this.setTrait("quality", Number(this.qualityInput.value)));
