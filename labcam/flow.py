@@ -22,7 +22,6 @@ Not thread-safe: the server uses it on its event loop, the widget under its own 
 
 from __future__ import annotations
 
-import time
 from typing import Generic, TypeVar
 
 T = TypeVar("T")

@@ -49,6 +49,7 @@ from ..wire import MAX_BUFFER_FRAMES, RawOptions, bit_depth_of
 # ``from .server.rawframes import decode_frame``. At the merge its import becomes
 # ``from ..wire import decode_raw_frame``, and this line goes.
 from ..wire import decode_raw_frame as decode_frame  # noqa: F401
+from .throughput import Throughput
 
 log = logging.getLogger("labcam.server")
 
@@ -100,15 +101,9 @@ class RawFramesHandler(WebSocketHandler):
         self._wanted = 0
         self._fresh = False
         self._more = asyncio.Event()
-        self.frames_sent = 0
-        self.bytes_sent = 0
+        self.throughput = Throughput()
         self.frames_missed = 0
         self.connected_at = time.time()
-        self._tick_at = time.monotonic()
-        self._tick_frames = 0
-        self._tick_bytes = 0
-        self.fps = 0.0
-        self.bytes_per_s = 0.0
         super().initialize(**kwargs)
 
     # -- Tornado hooks --------------------------------------------------------------------------
@@ -184,7 +179,7 @@ class RawFramesHandler(WebSocketHandler):
             self._registered = False
             self.service.unregister(self)
             log.info("raw frames %s closed (code %s): %d frames sent, %d missed", self.client_id,
-                     self.close_code, self.frames_sent, self.frames_missed)
+                     self.close_code, self.throughput.frames, self.frames_missed)
         return super().on_close()
 
     # -- the service's view of a client (labcam.server.service.StreamClient) -----------------------
@@ -192,20 +187,17 @@ class RawFramesHandler(WebSocketHandler):
         """Broadcasts (settings, status) are for the preview stream; raw connections carry frames only."""
 
     def tick(self, now: float, camera: Any) -> None:
-        dt = max(now - self._tick_at, 1e-9)
-        self.fps = self._tick_frames / dt
-        self.bytes_per_s = self._tick_bytes / dt
-        self._tick_at, self._tick_frames, self._tick_bytes = now, 0, 0
+        self.throughput.tick(now)
 
     def client_stats(self) -> dict[str, Any]:
         return {
             "id": self.client_id,
             "remote": self.request.remote_ip,
             "format": f"raw-{self._options.mode}",
-            "fps": round(self.fps, 2),
-            "frames_sent": self.frames_sent,
+            "fps": round(self.throughput.fps, 2),
+            "frames_sent": self.throughput.frames,
             "frames_skipped": self.frames_missed,
-            "bytes_per_s": int(self.bytes_per_s),
+            "bytes_per_s": int(self.throughput.bytes_per_s),
             "rtt_ms": None,
             "in_flight": 1 if self._task is not None and not self._task.done() else 0,
             "connected_s": round(time.time() - self.connected_at, 1),
@@ -228,7 +220,7 @@ class RawFramesHandler(WebSocketHandler):
         sub, opts = self._sub, self._options
         previous: int | None = None
         try:
-            while opts.count is None or self.frames_sent < opts.count:
+            while opts.count is None or self.throughput.frames < opts.count:
                 if opts.mode == "latest":
                     while self._wanted == 0:
                         self._more.clear()
@@ -247,14 +239,11 @@ class RawFramesHandler(WebSocketHandler):
                     missed = max(0, number - previous - 1 - frame.meta.dropped_before)
                 previous = number
                 self.frames_missed += missed
-                message = wire.encode_raw_frame(frame, missed=missed, index=self.frames_sent)
+                message = wire.encode_raw_frame(frame, missed=missed, index=self.throughput.frames)
                 # Awaiting the write is the flow control: one frame in flight per connection; in
                 # mode=all the engine's bounded buffer absorbs what the network is behind.
                 await self.write_message(message, binary=True)
-                self.frames_sent += 1
-                self.bytes_sent += len(message)
-                self._tick_frames += 1
-                self._tick_bytes += len(message)
+                self.throughput.count(len(message))
             self.close(1000, "done")
         except (WebSocketClosedError, asyncio.CancelledError):
             pass

@@ -16,7 +16,7 @@ from tornado import web
 from ..errors import CameraError
 from ..recording import RecordingError
 from .base import ApiHandler
-from .recordings import ID_PATTERN, RecordingConflict, RecordingManager, StartRequest
+from .recordings import RecordingConflict, RecordingManager, StartRequest
 
 
 class RecordingApiBase(ApiHandler):
@@ -96,4 +96,4 @@ class RecordingHandler(RecordingApiBase):
         self.write_json(status)
 
 
-__all__ = ["ID_PATTERN", "RecordingApiBase", "RecordingHandler", "RecordingsHandler"]
+__all__ = ["RecordingApiBase", "RecordingHandler", "RecordingsHandler"]

@@ -11,7 +11,7 @@ bounded buffer) started by a remote client. What the network adds, and where it 
   announced to every stream client as ``recording`` messages about once a second and when a
   recording starts and ends (the recorder's events come on its own thread; the manager only hands
   a text to ``notify``, which the service moves onto the event loop).
-- ``record_reply``: the answer to the stream's ``{"type": "record", "action": "start" | "stop" |
+- ``answer_record``: the answer to the stream's ``{"type": "record", "action": "start" | "stop" |
   "status"}`` message (``StreamHandler`` queues them per client, so they are answered in order).
 
 No tornado here: the REST handlers over the manager are ``labcam.server.recording_handlers``.
@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LabcamError
+from ..errors import CameraError, LabcamError
 from ..recording import Recorder, RecordingError, RecordingProgress, resolve_recording_path
 from ..recording.paths import DEFAULT_SUFFIX, format_from_suffix, normalize_format
-from ..wire import only_fields, recording_message, recordings_message
+from ..wire import only_fields, record_error_message, recording_message, recordings_message
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -323,16 +323,22 @@ class RecordingManager:
 
 
 # -- the stream's record message ---------------------------------------------------------------------------
-async def record_reply(manager: RecordingManager, msg: dict[str, Any], request_id: Any = None) -> str:
+async def answer_record(manager: RecordingManager, msg: dict[str, Any], request_id: Any = None) -> str:
     """The answer to ``{"type": "record", "action": ...}`` from a stream client.
 
     ``start`` (with ``name`` and optionally ``frames``, ``duration``, ``format``, ``overwrite``),
     ``stop`` (``id``) and ``status`` (``id``, or none for every recording) are answered with a
-    ``recording`` (``recordings``) message carrying ``"reply": action``. Raises ``ValueError``
-    (``ProtocolError`` included), ``RecordingConflict``, ``RecordingError`` or ``CameraError``,
-    which the stream answers with an ``error`` whose ``request`` is ``"record"``. The blocking
-    manager calls run off the loop.
+    ``recording`` (``recordings``) message carrying ``"reply": action``; a request that cannot be
+    done with an ``error`` whose ``request`` is ``"record"``. The blocking manager calls run off the
+    loop.
     """
+    try:
+        return await _record_reply(manager, msg, request_id)
+    except (ValueError, RecordingConflict, RecordingError, CameraError) as exc:  # ProtocolError is a ValueError
+        return record_error_message(str(exc), msg.get("action"), request_id)
+
+
+async def _record_reply(manager: RecordingManager, msg: dict[str, Any], request_id: Any) -> str:
     action = msg.get("action")
     loop = asyncio.get_running_loop()
     if action == "start":
@@ -365,6 +371,6 @@ __all__ = [
     "RecordingConflict",
     "RecordingManager",
     "StartRequest",
+    "answer_record",
     "network_status",
-    "record_reply",
 ]

@@ -37,7 +37,8 @@ from typing import Any
 from tornado import web
 
 from .rawframes import RawFramesHandler
-from .recording_handlers import ID_PATTERN, RecordingHandler, RecordingsHandler
+from .recording_handlers import RecordingHandler, RecordingsHandler
+from .recordings import ID_PATTERN
 from .rest import CameraHandler, SettingsHandler, SnapHandler, StaticHandler, StatsHandler, TestPageHandler
 from .service import LabcamService
 from .stream import StreamHandler

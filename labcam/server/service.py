@@ -19,12 +19,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..engine import Engine, EngineStatus
-from ..errors import CameraError
+from ..errors import CameraError, FrameTimeout, SettingError
 from ..frame import Frame
 from ..preview.jpeg import encode_snapshot
 from ..preview.variants import PreviewHub
 from ..settings import Settings
-from ..wire import DisplayRange, bit_depth_of, parse_quality, settings_message, status_message
+from ..wire import (
+    DisplayRange,
+    bit_depth_of,
+    error_message,
+    parse_quality,
+    settings_message,
+    snap_header,
+    snap_message,
+    status_message,
+)
 from .recordings import MAX_ACTIVE, RecordingManager
 
 log = logging.getLogger("labcam.server")
@@ -238,6 +247,36 @@ class LabcamService:
             return self.engine.update_settings(changes)
         finally:
             self._changing.reply = None
+
+    async def settings_request(self, client: StreamClient, changes: Mapping[str, Any], request_id: Any = None) -> str | None:
+        """A stream client's ``settings`` request: the message that answers it, or None when the
+        change's broadcast (which reaches every client, this one with its ``request_id``) did."""
+        before = self.engine.settings
+        # With a request_id, the broadcast of this change reaches this client as its reply (the same
+        # settings message plus the request_id); everyone else gets the plain one.
+        reply = SettingsReply(client, request_id) if request_id is not None else None
+        try:
+            after = await self.update_settings(changes, reply=reply)
+        except SettingError as exc:
+            return error_message(str(exc), "settings", request_id)
+        except CameraError as exc:
+            return error_message(f"settings not applied: {exc}", "settings", request_id)
+        if reply is not None:
+            # Nothing changed, so no broadcast came: answer the sender alone.
+            return None if reply.sent else settings_message(after.to_dict(), request_id)
+        return settings_message(after.to_dict()) if after == before else None
+
+    async def snap_request(
+        self, fmt: str, *, wire_format: str, display: DisplayRange | None, request_id: Any = None
+    ) -> str | bytes:
+        """A stream client's ``snap`` request: the ``snap`` reply (binary in ``wire_format``
+        "binary") or the ``error`` that answers it."""
+        try:
+            frame = await self.snap()
+            data = await self.encode_snapshot(frame, fmt, display=display)
+        except (CameraError, FrameTimeout) as exc:
+            return error_message(f"no snap: {exc}", "snap", request_id)
+        return snap_message(wire_format, fmt, data, snap_header(frame), request_id)
 
     async def snap(self, timeout: float | None = None) -> Frame:
         """The next full-resolution frame (the stream keeps running). Raises ``CameraError`` when

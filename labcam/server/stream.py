@@ -28,22 +28,20 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .. import wire
-from ..errors import CameraError, FrameTimeout, SettingError
 from ..flow import FrameWindow
 from ..preview.variants import EncodedFrame, Variant
-from ..recording import RecordingError
 from ..wire import ProtocolError, StreamOptions
 from .base import ServiceHandlerMixin
 from .queues import RequestQueue
-from .recordings import MAX_RECORD_WAITING, RecordingConflict, record_reply
-from .service import SettingsReply
+from .recordings import MAX_RECORD_WAITING, answer_record
+from .throughput import Throughput
 
 log = logging.getLogger("labcam.server")
 
@@ -187,18 +185,12 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             MAX_IN_FLIGHT, fallback_after=PONG_FALLBACK_S, fps=self.options.fps
         )
         self._replies_in_flight = 0
-        self.frames_sent = 0
-        self.bytes_sent = 0
+        self.throughput = Throughput()
         self.last_frame_number: int | None = None
         self.last_frame_timestamp: float | None = None
         self.connected_at = time.time()
         self.rtt_ms: float | None = None
         self._rtt_ping_at: float | None = None
-        self._tick_at = time.monotonic()
-        self._tick_frames = 0
-        self._tick_bytes = 0
-        self.fps = 0.0
-        self.bytes_per_s = 0.0
         self._snaps = RequestQueue("snap", MAX_SNAPS_WAITING, "snaps")
         self._settings_queue = RequestQueue("settings", MAX_SETTINGS_WAITING, "settings changes")
         self._records = RequestQueue("record", MAX_RECORD_WAITING, "record requests")
@@ -208,6 +200,10 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
     def in_flight(self) -> int:
         """Frames sent and not yet acknowledged by a pong (in fallback: not yet written)."""
         return self._window.in_flight
+
+    @property
+    def frames_sent(self) -> int:
+        return self.throughput.frames
 
     @property
     def frames_skipped(self) -> int:
@@ -265,8 +261,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             self._window.pending = None
             return
         seq = self._window.sent(time.monotonic(), writing=True)
-        self.frames_sent += 1
-        self.bytes_sent += len(message)  # JSON frames are ASCII: characters == bytes
+        self.throughput.count(len(message))  # JSON frames are ASCII: characters == bytes
         self.last_frame_number = encoded.frame_number
         self.last_frame_timestamp = encoded.timestamp
         fut.add_done_callback(self._frame_written)
@@ -325,10 +320,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         """Called by the service about once a second: figures, a ``stats`` message, an RTT ping."""
         if self._closed:
             return
-        dt = max(now - self._tick_at, 1e-6)
-        self.fps = (self.frames_sent - self._tick_frames) / dt
-        self.bytes_per_s = (self.bytes_sent - self._tick_bytes) / dt
-        self._tick_at, self._tick_frames, self._tick_bytes = now, self.frames_sent, self.bytes_sent
+        self.throughput.tick(now)
         # A client that is behind gets no stats on top of its frames: its next one says it all.
         if self.in_flight < MAX_IN_FLIGHT:
             self.send_control(wire.stats_message(self._stats_fields(camera)))
@@ -358,20 +350,26 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             self.rtt_ms = (now - self._rtt_ping_at) * 1000.0
             self._rtt_ping_at = None
 
+    def _figures(self) -> dict[str, Any]:
+        """What the ``stats`` message and the ``api/camera/stats`` document both say of this client."""
+        return {
+            "fps": round(self.throughput.fps, 2),
+            "frames_sent": self.throughput.frames,
+            "frames_skipped": self.frames_skipped,
+            "bytes_per_s": int(self.throughput.bytes_per_s),
+            "rtt_ms": _round(self.rtt_ms),
+            "in_flight": self.in_flight,
+            "delivery_ms": _round(self.delivery_ms),
+        }
+
     def _stats_fields(self, camera: dict[str, Any]) -> dict[str, Any]:
         return {
-            "fps": round(self.fps, 2),
-            "frames_sent": self.frames_sent,
-            "frames_skipped": self.frames_skipped,
-            "bytes_per_s": int(self.bytes_per_s),
+            **self._figures(),
             "camera_fps": camera["fps"],
             "camera_frames": camera["frames"],
             "camera_dropped": camera["dropped"],
             "camera_state": camera["state"],
             "encode_ms": round(self.service.hub.encode_ms, 2),
-            "in_flight": self.in_flight,
-            "rtt_ms": _round(self.rtt_ms),
-            "delivery_ms": _round(self.delivery_ms),
         }
 
     def client_stats(self) -> dict[str, Any]:
@@ -384,14 +382,8 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             "remote": self.request.remote_ip,
             "format": self.options.format,
             "stream": self._stream_dict(),
-            "fps": round(self.fps, 2),
-            "frames_sent": self.frames_sent,
-            "frames_skipped": self.frames_skipped,
-            "bytes_per_s": int(self.bytes_per_s),
-            "rtt_ms": _round(self.rtt_ms),
-            "in_flight": self.in_flight,
+            **self._figures(),
             "acknowledged": self._window.ever_acked,
-            "delivery_ms": _round(self.delivery_ms),
             "last_frame_number": self.last_frame_number,
             "last_frame_age_ms": age,
             "connected_s": round(time.time() - self.connected_at, 1),
@@ -431,18 +423,11 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             fmt = wire.parse_snap_format(msg.get("format"))
         except ProtocolError as exc:
             raise ProtocolError(str(exc), request="snap") from None
-        self._snaps.admit()
-        self._spawn(self._snap(fmt, self._request_id))
-
-    async def _snap(self, fmt: str, request_id: Any = None) -> None:
-        async with self._snaps.turn():  # replies go out in request order
-            try:
-                frame = await self.service.snap()
-                data = await self.service.encode_snapshot(frame, fmt, display=self.options.display)
-            except (CameraError, FrameTimeout) as exc:
-                self.send_control(wire.error_message(f"no snap: {exc}", "snap", request_id))
-                return
-            self._send_reply(wire.snap_message(self.options.format, fmt, data, wire.snap_header(frame), request_id))
+        rid = self._request_id
+        self._answer_in_order(
+            self._snaps,
+            lambda: self.service.snap_request(fmt, wire_format=self.options.format, display=self.options.display, request_id=rid),
+        )
 
     def _control_settings(self, msg: dict[str, Any]) -> None:
         wire.only_fields(msg, ("changes",))
@@ -453,49 +438,28 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
                 'e.g. {"exposure_ms": 5}',
                 request="settings",
             )
-        self._settings_queue.admit()
-        self._spawn(self._settings(changes, self._request_id))
-
-    async def _settings(self, changes: dict[str, Any], request_id: Any = None) -> None:
-        async with self._settings_queue.turn():
-            before = self.service.engine.settings
-            # With a request_id, the broadcast of this change reaches this client as its reply
-            # (the same settings message plus the request_id); everyone else gets the plain one.
-            reply = SettingsReply(self, request_id) if request_id is not None else None
-            try:
-                after = await self.service.update_settings(changes, reply=reply)
-            except SettingError as exc:
-                self.send_control(wire.error_message(str(exc), "settings", request_id))
-                return
-            except CameraError as exc:
-                self.send_control(wire.error_message(f"settings not applied: {exc}", "settings", request_id))
-                return
-            if reply is not None:
-                if not reply.sent:  # nothing changed, so no broadcast came: answer the sender alone
-                    self.send_control(wire.settings_message(after.to_dict(), request_id))
-            elif after == before:
-                # Nothing changed, so no broadcast comes: answer the sender alone.
-                self.send_control(wire.settings_message(after.to_dict()))
+        rid = self._request_id
+        self._answer_in_order(self._settings_queue, lambda: self.service.settings_request(self, changes, rid))
 
     def _control_record(self, msg: dict[str, Any]) -> None:
         """``{"type": "record", "action": "start" | "stop" | "status", ...}``: answered in request
         order with a ``recording``/``recordings`` message or an ``error`` (``"request": "record"``).
         Starts and ends are also broadcast to every client by the service's recording manager."""
-        self._records.admit()
-        self._spawn(self._record(msg, self._request_id))
+        rid = self._request_id
+        self._answer_in_order(self._records, lambda: answer_record(self.service.recordings, msg, rid))
 
-    async def _record(self, msg: dict[str, Any], request_id: Any = None) -> None:
-        async with self._records.turn():
-            try:
-                reply = await record_reply(self.service.recordings, msg, request_id)
-            except (ValueError, RecordingConflict, RecordingError, CameraError) as exc:  # ProtocolError is a ValueError
-                reply = wire.record_error_message(str(exc), msg.get("action"), request_id)
-            self.send_control(reply)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
+    def _answer_in_order(self, queue: RequestQueue, answer: Callable[[], Awaitable[str | bytes | None]]) -> None:
+        """Queue a request (``ProtocolError`` when too many wait); its answer goes out in its turn."""
+        queue.admit()
+        task = asyncio.ensure_future(self._answer(queue, answer))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+
+    async def _answer(self, queue: RequestQueue, answer: Callable[[], Awaitable[str | bytes | None]]) -> None:
+        async with queue.turn():
+            reply = await answer()
+            if reply is not None:
+                self._send_reply(reply)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

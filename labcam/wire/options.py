@@ -110,28 +110,24 @@ def parse_format(value: Any) -> str:
     return str(value)
 
 
+def _in_range(name: str, value: Any, parsed: Any, bounds: tuple[float, float], what: str) -> Any:
+    """``parsed`` (``value`` read as a number, or None) if within ``bounds``, else ``ProtocolError``."""
+    lo, hi = bounds
+    if parsed is None or not lo <= parsed <= hi:
+        raise _not_allowed(name, value, f"{what} from {lo:g} to {hi:g}")
+    return parsed
+
+
 def parse_fps(value: Any) -> float:
-    v = _number(value)
-    lo, hi = FPS_RANGE
-    if v is None or not lo <= v <= hi:
-        raise _not_allowed("fps", value, f"a number of frames per second from {lo:g} to {hi:g}")
-    return v
+    return float(_in_range("fps", value, _number(value), FPS_RANGE, "a number of frames per second"))
 
 
 def parse_quality(value: Any) -> int:
-    v = _whole(value)
-    lo, hi = QUALITY_RANGE
-    if v is None or not lo <= v <= hi:
-        raise _not_allowed("quality", value, f"a whole number from {lo} to {hi}")
-    return v
+    return int(_in_range("quality", value, _whole(value), QUALITY_RANGE, "a whole number"))
 
 
 def parse_max_width(value: Any) -> int:
-    v = _whole(value)
-    lo, hi = MAX_WIDTH_RANGE
-    if v is None or not lo <= v <= hi:
-        raise _not_allowed("max_width", value, f"a whole number of pixels from {lo} to {hi}")
-    return v
+    return int(_in_range("max_width", value, _whole(value), MAX_WIDTH_RANGE, "a whole number of pixels"))
 
 
 def parse_display(value: Any, bit_depth: int) -> DisplayRange | None:
