@@ -48,6 +48,7 @@ import traitlets as t
 import anywidget
 
 from .. import wire
+from ..errors import FrameTimeout
 from ..flow import FrameWindow
 from ..frame import Frame
 
@@ -433,6 +434,8 @@ class LiveView(anywidget.AnyWidget):
     def _open_fallback_camera(self) -> Any:
         """Comm mode without an in-process camera: reach the stream from the kernel instead."""
         try:
+            # The package's public connect(), looked up when needed (the one import of the package
+            # facade from below it: tests/test_import_graph.py names it).
             import labcam
 
             connect = getattr(labcam, "connect", None)
@@ -640,8 +643,6 @@ class LiveView(anywidget.AnyWidget):
             self._window.clear()
 
     def _send_loop(self, stop: threading.Event) -> None:
-        from ..errors import FrameTimeout
-
         try:
             stream = self._camera.frames(timeout=FRAME_WAIT)
         except Exception as exc:
