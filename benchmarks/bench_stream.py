@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 import psutil
 
+from labcam.wire import split_binary
+
 HERE = os.path.abspath(__file__)
 
 
@@ -124,8 +126,7 @@ class MiniWs:
 def parse_frame(opcode: int, payload: bytes) -> dict[str, Any] | None:
     """The frame header of a binary or json frame message (None for other messages)."""
     if opcode == 0x2:
-        (n,) = struct.unpack_from(">I", payload)
-        header = json.loads(payload[4 : 4 + n])
+        header = split_binary(payload)[0]
         header["_bytes"] = len(payload)
         return header if header.get("type") == "frame" else None
     msg = json.loads(payload)

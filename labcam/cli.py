@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .hosts import HostInfo, announced
+
 log = logging.getLogger("labcam.cli")
 
 DEFAULT_PORT = 8001
@@ -204,12 +206,8 @@ def serve(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace, opened: OpenedCamera, origins: list[str], allowed_hosts: set[str] | None
 ) -> int:
-    from tornado import httpserver, netutil
-
     from .engine import Engine
-    from .hosts import HostInfo, announced
-    from .server.app import make_app
-    from .server.service import LabcamService
+    from .server.app import start_standalone
 
     # Signals first: "listening on" must never be printed before Ctrl-C/SIGTERM shut down cleanly.
     stop = asyncio.Event()
@@ -220,21 +218,19 @@ async def _serve(
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C raises KeyboardInterrupt
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
 
-    engine = Engine(opened.driver, idle_grace=args.idle_grace)
-    service = LabcamService(
-        engine, quality=args.quality, max_clients=args.max_clients,
-        encode_workers=args.encode_workers, owns_engine=True, recordings_dir=args.recordings_dir,
-    )
-    app = make_app(service, token=args.token, allowed_origins=origins, allowed_hosts=allowed_hosts)
     try:
-        sockets = netutil.bind_sockets(args.port, args.host)
+        running = start_standalone(
+            Engine(opened.driver, idle_grace=args.idle_grace), host=args.host, port=args.port,
+            service_kwargs={
+                "quality": args.quality, "max_clients": args.max_clients,
+                "encode_workers": args.encode_workers, "recordings_dir": args.recordings_dir,
+            },
+            token=args.token, allowed_origins=origins, allowed_hosts=allowed_hosts,
+        )
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
-        service.close()
         return 1
-    server = httpserver.HTTPServer(app)
-    server.add_sockets(sockets)
-    port = sockets[0].getsockname()[1]
+    service, port = running.service, running.port
 
     camera = describe_camera(opened.driver)
     if opened.why:
@@ -261,12 +257,7 @@ async def _serve(
         await stop.wait()
 
     log.info("shutting down: closing %d stream(s), stopping the camera", len(service.clients))
-    server.stop()
-    await service.aclose(SHUTDOWN_GRACE_S)
-    try:
-        await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_S)
-    except asyncio.TimeoutError:
-        log.warning("some connections did not close in time; dropping them")
+    await running.aclose(SHUTDOWN_GRACE_S)
     log.info("stopped")
     return 0
 

@@ -18,18 +18,7 @@ from PIL import Image
 from .frame import Frame
 from .preview.display import DisplayRange, to_display
 from .preview.jpeg import encode_jpeg
-
-SNAP_FORMATS: dict[str, str] = {
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "tiff": "image/tiff",
-    "npy": "application/octet-stream",
-}
-"""Snapshot formats and their content types. PNG and TIFF keep 16-bit frames' values; NPY is the
-raw array; JPEG is an 8-bit display image."""
-
-SNAP_EXTENSIONS = {"png": "png", "jpeg": "jpg", "tiff": "tif", "npy": "npy"}
-
+from .wire.snapshots import SNAP_EXTENSIONS, SNAP_FORMATS
 
 def encode_snapshot(
     frame: Frame, fmt: str, *, quality: int = 95, display: DisplayRange | None = None

@@ -27,7 +27,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from labcam.cameras.simulated import SimulatedCamera
 from labcam.engine import Engine
-from labcam.preview.variants import unpack_binary
+from labcam.wire import unpack_binary
 from labcam.server.app import BackgroundServer
 
 

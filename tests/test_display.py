@@ -23,8 +23,9 @@ from labcam.preview.display import (
     to_display,
 )
 from labcam.preview.jpeg import encode_jpeg
+from labcam.preview.variants import Variant, encode_frame
 from labcam.snapshots import encode_snapshot
-from labcam.preview.variants import Variant, encode_frame, pack_binary, unpack_binary
+from labcam.wire import pack_binary, unpack_binary
 
 
 def frame_of(array: np.ndarray, pixel_format: str) -> Frame:

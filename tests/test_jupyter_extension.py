@@ -22,8 +22,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from labcam.preview.variants import unpack_binary
-from labcam.server.rawframes import decode_frame
+from labcam.wire import decode_raw_frame as decode_frame, unpack_binary
 
 # pytest-jupyter's fixtures (imported, not a plugin: see jupyter_fixtures) and on_jupyter_loop.
 from jupyter_fixtures import *  # noqa: E402,F401,F403

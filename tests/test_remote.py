@@ -28,7 +28,7 @@ import labcam
 from labcam.camera import Camera
 from labcam.errors import CameraUnavailable, SettingError
 from labcam.remote import AuthenticationError, RemoteCamera, discover_jupyter_server
-from labcam.server.rawframes import decode_frame, encode_frame
+from labcam.wire import decode_raw_frame as decode_frame, encode_raw_frame as encode_frame
 
 # pytest-jupyter's fixtures (imported, not a plugin: see jupyter_fixtures) and on_jupyter_loop.
 from jupyter_fixtures import *  # noqa: E402,F401,F403

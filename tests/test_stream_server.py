@@ -15,7 +15,7 @@ import simplejpeg
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 
-from labcam.server.handlers import MAX_IN_FLIGHT, StreamHandler
+from labcam.server.stream import MAX_IN_FLIGHT, StreamHandler
 
 pytestmark = pytest.mark.anyio
 

@@ -1,6 +1,6 @@
 """labcam's handler logic with Jupyter's authentication and authorization in front.
 
-The logic classes (``labcam.server.handlers``, ``labcam.server.rawframes``) carry no security of
+The logic classes (``labcam.server.stream``, ``rest``, ``rawframes``, ``recording_handlers``) carry no security of
 their own; here each one is composed with Jupyter's base classes, so every labcam route, the
 WebSockets included, answers only to requests Jupyter authenticates (token, login cookie, or
 whatever IdentityProvider the server uses) and its Authorizer allows on the ``labcam`` resource:
@@ -30,10 +30,9 @@ from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from labcam.server import handlers as logic
-from labcam.server import rawframes, recordings
-from labcam.server.protocol import ProtocolError
+from labcam.server import rawframes, recording_handlers, rest, routes, stream
 from labcam.server.service import LabcamService
+from labcam.wire import ProtocolError
 
 AUTH_RESOURCE = "labcam"
 """The resource name Jupyter authorizers see for every labcam route (reads and writes)."""
@@ -58,7 +57,7 @@ class _JupyterWebSocket(ExtensionHandlerMixin, WebSocketMixin):
         super().on_pong(data)  # type: ignore[misc]
 
 
-class StreamHandler(_JupyterWebSocket, logic.StreamHandler, JupyterHandler):  # type: ignore[misc]
+class StreamHandler(_JupyterWebSocket, stream.StreamHandler, JupyterHandler):  # type: ignore[misc]
     """``labcam/ws/camera/stream``. Connecting needs "read"; settings messages also need "write"."""
 
     _may_write = False
@@ -114,11 +113,11 @@ class _JupyterApi(_AuthorizedGet):
         return super().finish(*args, **kwargs)  # type: ignore[misc]
 
 
-class CameraHandler(_JupyterApi, logic.CameraHandler, APIHandler):  # type: ignore[misc]
+class CameraHandler(_JupyterApi, rest.CameraHandler, APIHandler):  # type: ignore[misc]
     """``labcam/api/camera`` (read)."""
 
 
-class SettingsHandler(_JupyterApi, logic.SettingsHandler, APIHandler):  # type: ignore[misc]
+class SettingsHandler(_JupyterApi, rest.SettingsHandler, APIHandler):  # type: ignore[misc]
     """``labcam/api/camera/settings``: read; change with PATCH or PUT (write)."""
 
     @web.authenticated
@@ -132,15 +131,15 @@ class SettingsHandler(_JupyterApi, logic.SettingsHandler, APIHandler):  # type: 
         await super().put()
 
 
-class SnapHandler(_JupyterApi, logic.SnapHandler, APIHandler):  # type: ignore[misc]
+class SnapHandler(_JupyterApi, rest.SnapHandler, APIHandler):  # type: ignore[misc]
     """``labcam/api/camera/snap`` (read)."""
 
 
-class StatsHandler(_JupyterApi, logic.StatsHandler, APIHandler):  # type: ignore[misc]
+class StatsHandler(_JupyterApi, rest.StatsHandler, APIHandler):  # type: ignore[misc]
     """``labcam/api/camera/stats`` (read)."""
 
 
-class RecordingsHandler(_JupyterApi, recordings.RecordingsHandler, APIHandler):  # type: ignore[misc]
+class RecordingsHandler(_JupyterApi, recording_handlers.RecordingsHandler, APIHandler):  # type: ignore[misc]
     """``labcam/api/recordings``: list (read), start (write; XSRF applies unless token-authenticated)."""
 
     @web.authenticated
@@ -149,7 +148,7 @@ class RecordingsHandler(_JupyterApi, recordings.RecordingsHandler, APIHandler): 
         await super().post()
 
 
-class RecordingHandler(_JupyterApi, recordings.RecordingHandler, APIHandler):  # type: ignore[misc]
+class RecordingHandler(_JupyterApi, recording_handlers.RecordingHandler, APIHandler):  # type: ignore[misc]
     """``labcam/api/recordings/<id>``: status (read); stop with POST ``.../stop`` or DELETE (write)."""
 
     @web.authenticated
@@ -163,12 +162,12 @@ class RecordingHandler(_JupyterApi, recordings.RecordingHandler, APIHandler):  #
         await super().delete(rec_id, action)
 
 
-class StaticHandler(_AuthorizedGet, logic.StaticHandler, JupyterHandler):  # type: ignore[misc]
+class StaticHandler(_AuthorizedGet, rest.StaticHandler, JupyterHandler):  # type: ignore[misc]
     """``labcam/static/...``: the JavaScript client and the test page's assets (logged-in users;
     HEAD comes through ``get`` too)."""
 
 
-class TestPageHandler(_AuthorizedGet, logic.TestPageHandler, JupyterHandler):  # type: ignore[misc]
+class TestPageHandler(_AuthorizedGet, rest.TestPageHandler, JupyterHandler):  # type: ignore[misc]
     """``labcam/``: the test page (Jupyter's login page first, for a browser without a session)."""
 
 
@@ -191,7 +190,7 @@ class UnavailableHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[mis
         self.finish({"error": self.message})
 
 
-JUPYTER_CLASSES = logic.HandlerClasses(
+JUPYTER_CLASSES = routes.HandlerClasses(
     stream=StreamHandler,
     camera=CameraHandler,
     settings=SettingsHandler,
@@ -207,7 +206,7 @@ JUPYTER_CLASSES = logic.HandlerClasses(
 
 def build_handlers(service: LabcamService) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
     """The extension's routes, relative to the base URL: ``/labcam/...`` for every labcam route."""
-    return logic.route_table(service, JUPYTER_CLASSES, prefix=ROUTE_PREFIX)
+    return routes.route_table(service, JUPYTER_CLASSES, prefix=ROUTE_PREFIX)
 
 
 __all__ = ["AUTH_RESOURCE", "JUPYTER_CLASSES", "UNAVAILABLE_PREFIX", "UnavailableHandler", "build_handlers"]

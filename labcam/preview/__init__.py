@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .display import DisplayMapper, auto_range, decimate, decimation_step, to_display
 from .jpeg import encode_jpeg
-from .variants import EncodedFrame, PreviewHub, Variant, encode_frame, pack_binary, unpack_binary
+from .variants import EncodedFrame, PreviewHub, Variant, encode_frame
 
 __all__ = [
     "DisplayMapper",
@@ -21,7 +21,5 @@ __all__ = [
     "decimation_step",
     "encode_frame",
     "encode_jpeg",
-    "pack_binary",
     "to_display",
-    "unpack_binary",
 ]

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..wire import DisplayRange
+
 # Auto contrast reads a sample of at most this many pixels (a strided view of the decimated frame).
 AUTO_SAMPLE_PIXELS = 16384
 # Auto contrast maps these percentiles of the sample to black and white.
@@ -39,7 +41,6 @@ AUTO_PERCENTILES = (0.5, 99.5)
 AUTO_SMOOTHING = 0.3
 AUTO_JUMP = 0.25
 
-DisplayRange = tuple[int, int]
 
 
 def decimation_step(width: int, max_width: int | None) -> int:

@@ -19,10 +19,7 @@ closed, encoding stops and the engine may stop the camera.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
-import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +29,7 @@ from typing import Any
 from ..engine import Engine, Subscription
 from ..errors import CameraError, FrameTimeout
 from ..frame import Frame
+from ..wire import json_frame_message, pack_binary, preview_header
 from .display import AutoRange, DisplayMapper, DisplayRange
 from .jpeg import encode_jpeg
 
@@ -69,8 +67,8 @@ class EncodedFrame:
     """One frame encoded for one variant: JPEG bytes plus the two wire messages built from them.
 
     Immutable and shared by every client of the variant. ``json_message`` (base64 JPEG in JSON
-    text) and ``binary_message`` (``uint32 BE header length | JSON header | JPEG``) are each built
-    at most once, on first use, on the event loop.
+    text) and ``binary_message`` (the wire's envelope: header, then the JPEG) are each built at
+    most once, on first use, on the event loop.
     """
 
     __slots__ = ("variant", "jpeg", "_header", "encode_ms", "_json", "_binary")
@@ -99,11 +97,7 @@ class EncodedFrame:
     @property
     def json_message(self) -> str:
         if self._json is None:
-            fields = {k: v for k, v in self._header.items() if k != "type"}
-            data = base64.b64encode(self.jpeg).decode("ascii")
-            # Spliced rather than json.dumps'ed with the data inside: base64 needs no escaping,
-            # and this skips a scan of ~100 KB of text per frame.
-            self._json = '{"type": "frame", "data": "' + data + '", ' + json.dumps(fields)[1:]
+            self._json = json_frame_message(self._header, self.jpeg)
         return self._json
 
     @property
@@ -117,39 +111,13 @@ class EncodedFrame:
         return f"<EncodedFrame #{h['frame_number']} {h['width']}x{h['height']} {len(self.jpeg)} B q{self.variant.quality}>"
 
 
-def pack_binary(header: dict[str, Any], payload: bytes) -> bytes:
-    """A binary message: 4-byte big-endian header length, UTF-8 JSON header, payload bytes."""
-    head = json.dumps(header).encode("utf-8")
-    return b"".join((struct.pack(">I", len(head)), head, payload))
-
-
-def unpack_binary(message: bytes) -> tuple[dict[str, Any], bytes]:
-    """The inverse of ``pack_binary`` (for clients and tests)."""
-    (n,) = struct.unpack_from(">I", message)
-    return json.loads(message[4 : 4 + n].decode("utf-8")), message[4 + n :]
-
-
 def encode_frame(frame: Frame, variant: Variant, mapper: DisplayMapper) -> EncodedFrame:
     """Map and encode one frame for one variant (runs on a worker thread)."""
     t0 = time.perf_counter()
-    meta = frame.meta
-    image, (lo, hi) = mapper.map(frame.array, meta.bit_depth)
+    image, (lo, hi) = mapper.map(frame.array, frame.meta.bit_depth)
     jpeg = encode_jpeg(image, variant.quality)
     encode_ms = (time.perf_counter() - t0) * 1000.0
-    header = {
-        "type": "frame",
-        "encoding": "jpeg",
-        "timestamp": meta.timestamp,
-        "frame_number": meta.frame_number,
-        "width": int(image.shape[1]),
-        "height": int(image.shape[0]),
-        "source_width": frame.width,
-        "source_height": frame.height,
-        "pixel_format": meta.pixel_format,
-        "display": [lo, hi],
-        "exposure_ms": meta.exposure_ms,
-        "gain_db": meta.gain_db,
-    }
+    header = preview_header(frame, image.shape[1], image.shape[0], (lo, hi))
     return EncodedFrame(variant, jpeg, header, encode_ms)
 
 
@@ -370,4 +338,4 @@ class PreviewHub:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["EncodedFrame", "FrameListener", "PreviewHub", "Variant", "encode_frame", "pack_binary", "unpack_binary"]
+__all__ = ["EncodedFrame", "FrameListener", "PreviewHub", "Variant", "encode_frame"]

@@ -30,6 +30,7 @@ from tornado.websocket import websocket_connect
 
 from ..errors import CameraDisconnected, CameraError, CameraUnavailable, FrameTimeout, LabcamError, SettingError
 from ..frame import Frame
+from ..wire import decode_raw_frame
 
 T = TypeVar("T")
 
@@ -246,10 +247,6 @@ class FrameSocket:
 
     async def receive(self, timeout: float | None) -> tuple[Frame, dict[str, Any]]:
         """The next frame message; ``FrameTimeout`` if none within ``timeout`` seconds."""
-        # The one place the client reads the raw-frame format. Lazy for now: the codec still lives in
-        # the server package, which a connect() kernel should not load.
-        from ..server.rawframes import decode_frame
-
         try:
             message = await asyncio.wait_for(self._conn.read_message(), timeout)
         except asyncio.TimeoutError:
@@ -265,7 +262,7 @@ class FrameSocket:
             raise CameraError(f"labcam server: {error_message(message.encode())}")
         if self.outstanding:
             self.outstanding -= 1
-        return decode_frame(message)
+        return decode_raw_frame(message)
 
     async def next_latest(self, timeout: float | None, fresh: bool = False) -> Frame:
         """Pull one frame (mode=latest): ask only when no earlier request is still outstanding."""

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from tornado import httpserver, netutil, web
 
 from ..engine import Engine
-from . import handlers, rawframes, recordings
+from . import rawframes, recording_handlers, rest, routes, stream
 from .service import LabcamService
 
 log = logging.getLogger("labcam.server")
@@ -147,7 +149,7 @@ class StandaloneWebSocket(StandaloneSecurity):
 
 
 # Concrete standalone handlers: security first, then the logic.
-class StreamHandler(StandaloneWebSocket, handlers.StreamHandler):
+class StreamHandler(StandaloneWebSocket, stream.StreamHandler):
     pass
 
 
@@ -155,39 +157,39 @@ class RawFramesHandler(StandaloneWebSocket, rawframes.RawFramesHandler):
     pass
 
 
-class CameraHandler(StandaloneSecurity, handlers.CameraHandler):
+class CameraHandler(StandaloneSecurity, rest.CameraHandler):
     pass
 
 
-class SettingsHandler(StandaloneSecurity, handlers.SettingsHandler):
+class SettingsHandler(StandaloneSecurity, rest.SettingsHandler):
     pass
 
 
-class SnapHandler(StandaloneSecurity, handlers.SnapHandler):
+class SnapHandler(StandaloneSecurity, rest.SnapHandler):
     pass
 
 
-class StatsHandler(StandaloneSecurity, handlers.StatsHandler):
+class StatsHandler(StandaloneSecurity, rest.StatsHandler):
     pass
 
 
-class RecordingsHandler(StandaloneSecurity, recordings.RecordingsHandler):
+class RecordingsHandler(StandaloneSecurity, recording_handlers.RecordingsHandler):
     pass
 
 
-class RecordingHandler(StandaloneSecurity, recordings.RecordingHandler):
+class RecordingHandler(StandaloneSecurity, recording_handlers.RecordingHandler):
     pass
 
 
-class StaticHandler(StandaloneSecurity, handlers.StaticHandler):
+class StaticHandler(StandaloneSecurity, rest.StaticHandler):
     require_token = False
 
 
-class TestPageHandler(StandaloneSecurity, handlers.TestPageHandler):
+class TestPageHandler(StandaloneSecurity, rest.TestPageHandler):
     require_token = False
 
 
-STANDALONE_CLASSES = handlers.HandlerClasses(
+STANDALONE_CLASSES = routes.HandlerClasses(
     stream=StreamHandler,
     camera=CameraHandler,
     settings=SettingsHandler,
@@ -214,7 +216,7 @@ def make_app(
     origins = frozenset("*" if o.strip() == "*" else normalise_origin(o) for o in allowed_origins)
     hosts = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts else None
     return web.Application(
-        handlers.route_table(service, STANDALONE_CLASSES, prefix=prefix),
+        routes.route_table(service, STANDALONE_CLASSES, prefix=prefix),
         labcam_token=token or None,
         labcam_allowed_origins=origins,
         labcam_allowed_hosts=hosts,
@@ -230,9 +232,47 @@ def is_loopback(host: str) -> bool:
         infos = socket.getaddrinfo(host, None)
     except OSError:
         return False
-    import ipaddress
-
     return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+@dataclass(eq=False)
+class RunningServer:
+    """A standalone server listening: its service, its HTTP server and the port it got."""
+
+    service: LabcamService
+    http: httpserver.HTTPServer
+    port: int
+
+    async def aclose(self, grace: float = 2.0) -> None:
+        """Stop listening, close the streams (1001) and the camera, then drop the connections that
+        are still open after ``grace`` seconds."""
+        self.http.stop()
+        await self.service.aclose(grace)
+        try:
+            await asyncio.wait_for(self.http.close_all_connections(), grace)
+        except asyncio.TimeoutError:
+            log.warning("some connections did not close in time; dropping them")
+
+
+def start_standalone(
+    engine: Engine, *, host: str, port: int, service_kwargs: dict[str, Any] | None = None, **app_kwargs: Any
+) -> RunningServer:
+    """Serve ``engine`` on ``host``:``port`` (0: a free port), on the running loop.
+
+    The start-up of ``labcam serve`` and ``BackgroundServer``: the service owns the engine (closed
+    with it); ``service_kwargs`` go to ``LabcamService``, ``app_kwargs`` to ``make_app``. Raises
+    ``OSError`` when the address cannot be bound (the service and engine are closed then).
+    """
+    service = LabcamService(engine, owns_engine=True, **(service_kwargs or {}))
+    try:
+        app = make_app(service, **app_kwargs)
+        sockets = netutil.bind_sockets(port, host)
+    except BaseException:
+        service.close()
+        raise
+    http = httpserver.HTTPServer(app)
+    http.add_sockets(sockets)
+    return RunningServer(service, http, sockets[0].getsockname()[1])
 
 
 class BackgroundServer:
@@ -267,7 +307,7 @@ class BackgroundServer:
         self._thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.service: LabcamService | None = None
-        self._server: httpserver.HTTPServer | None = None
+        self._running: RunningServer | None = None
         self._stopped: asyncio.Event | None = None
 
     @property
@@ -306,22 +346,18 @@ class BackgroundServer:
     async def _main(self) -> None:
         try:
             self._stopped = asyncio.Event()
-            engine = self._engine_factory()
-            self.service = LabcamService(engine, owns_engine=True, **self._service_kwargs)
-            app = make_app(self.service, **self._app_kwargs)
-            sockets = netutil.bind_sockets(self.port, self.host)
-            self.port = sockets[0].getsockname()[1]
-            self._server = httpserver.HTTPServer(app)
-            self._server.add_sockets(sockets)
+            running = start_standalone(
+                self._engine_factory(), host=self.host, port=self.port,
+                service_kwargs=self._service_kwargs, **self._app_kwargs,
+            )
         except BaseException as exc:
             self._error = exc
             self._ready.set()
             return
+        self._running, self.service, self.port = running, running.service, running.port
         self._ready.set()
         await self._stopped.wait()
-        self._server.stop()
-        await self.service.aclose()
-        await self._server.close_all_connections()
+        await running.aclose()
 
     def call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Run ``fn()`` on the server's loop (awaiting it if it returns an awaitable); its result."""
@@ -353,4 +389,13 @@ class BackgroundServer:
         self.stop()
 
 
-__all__ = ["BackgroundServer", "STANDALONE_CLASSES", "StandaloneSecurity", "is_loopback", "make_app", "normalise_origin"]
+__all__ = [
+    "STANDALONE_CLASSES",
+    "BackgroundServer",
+    "RunningServer",
+    "StandaloneSecurity",
+    "is_loopback",
+    "make_app",
+    "normalise_origin",
+    "start_standalone",
+]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tornado import web
 
-from . import protocol
+from .. import wire
 
 if TYPE_CHECKING:
     from .service import LabcamService
@@ -45,7 +45,7 @@ class ApiHandler(ServiceHandlerMixin, web.RequestHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(protocol.dumps(obj))
+        self.finish(wire.dumps(obj))
 
     def write_api_error(self, status: int, message: str, **extra: Any) -> None:
         self.write_json({"error": message, **extra}, status)

@@ -27,8 +27,9 @@ Two modes, chosen by the ``mode`` query parameter:
   that is how ``acquire(n)`` reads.
 
 This module holds the handler's *logic* only (no authentication, no host): each host composes it
-with its own auth, like the stream's handlers (``handlers.HandlerClasses.raw``). The codec functions
-(``encode_frame``/``decode_frame``) are shared with the client so the format lives in one place.
+with its own auth, like the stream's handlers (``routes.HandlerClasses.raw``). The format and the
+query's parsing are the wire layer's (``labcam.wire.encode_raw_frame``/``decode_raw_frame``,
+``parse_raw_options``), shared with the client so they live in one place.
 """
 
 from __future__ import annotations
@@ -36,16 +37,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import struct
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from .. import wire
 from ..errors import CameraError
-from ..frame import Frame, FrameMeta, PIXEL_FORMATS
+from ..wire import MAX_BUFFER_FRAMES, RawOptions, bit_depth_of
+from .throughput import Throughput
 
 log = logging.getLogger("labcam.server")
 
@@ -53,117 +53,10 @@ log = logging.getLogger("labcam.server")
 # keeps them alive, so its size is what a slow reader can cost the server in memory.
 DEFAULT_BUFFER_BYTES = 256 * 1024 * 1024
 MIN_BUFFER_FRAMES = 4
-MAX_BUFFER_FRAMES = 4096
-MAX_COUNT = 100_000_000
-# Frames one ``next`` request may ask for: a pipelining window, not a backlog.
-MAX_REQUEST_FRAMES = 64
 # Client messages are small JSON requests; anything bigger is a broken or hostile client.
 MAX_CLIENT_MESSAGE = 64 * 1024
 
-_LEN = struct.Struct(">I")
-
-
-# -- the wire format (shared with labcam.remote) -------------------------------------------------
-def encode_frame(frame: Frame, *, missed: int = 0, index: int | None = None) -> bytes:
-    """One binary message for ``frame``: length-prefixed JSON header, then the raw array bytes.
-
-    The array is copied once (into the message); its dtype string keeps the byte order, so the
-    client rebuilds exactly the same numbers on any machine.
-    """
-    array = np.ascontiguousarray(frame.array)
-    m = frame.meta
-    header: dict[str, Any] = {
-        "type": "frame",
-        "frame_number": m.frame_number,
-        "timestamp": m.timestamp,
-        "dtype": array.dtype.str,
-        "shape": list(array.shape),
-        "pixel_format": m.pixel_format,
-        "bit_depth": PIXEL_FORMATS.get(m.pixel_format, array.dtype.itemsize * 8),
-        "exposure_ms": m.exposure_ms,
-        "gain_db": m.gain_db,
-        "roi": list(m.roi),
-        "camera_serial": m.camera_serial,
-        "dropped_before": m.dropped_before,
-        "missed": missed,
-    }
-    if index is not None:
-        header["index"] = index
-    head = json.dumps(header, separators=(",", ":")).encode()
-    return b"".join((_LEN.pack(len(head)), head, memoryview(array).cast("B")))
-
-
-def decode_frame(message: bytes | bytearray | memoryview) -> tuple[Frame, dict[str, Any]]:
-    """The ``Frame`` in a message made by ``encode_frame``, and the whole header.
-
-    The array is a read-only view of ``message`` (no copy), like frames shared by the engine.
-    Raises ``ValueError`` for a message that is not a raw frame.
-    """
-    view = memoryview(message)
-    if len(view) < _LEN.size:
-        raise ValueError(f"raw frame message too short ({len(view)} bytes)")
-    (n,) = _LEN.unpack_from(view)
-    start = _LEN.size + n
-    if start > len(view):
-        raise ValueError(f"raw frame header length {n} exceeds the message ({len(view)} bytes)")
-    header = json.loads(bytes(view[_LEN.size : start]))
-    if header.get("type") != "frame":
-        raise ValueError(f"not a raw frame message: type={header.get('type')!r}")
-    dtype = np.dtype(header["dtype"])
-    shape = tuple(int(s) for s in header["shape"])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(view) - start != expected:
-        raise ValueError(
-            f"raw frame payload is {len(view) - start} bytes, header says {shape} {dtype} ({expected} bytes)"
-        )
-    array = np.frombuffer(view, dtype=dtype, offset=start).reshape(shape)
-    meta = FrameMeta(
-        frame_number=int(header["frame_number"]),
-        timestamp=float(header["timestamp"]),
-        exposure_ms=float(header["exposure_ms"]),
-        gain_db=float(header["gain_db"]),
-        roi=tuple(int(v) for v in header["roi"]),  # type: ignore[arg-type]
-        pixel_format=str(header["pixel_format"]),
-        camera_serial=str(header.get("camera_serial", "")),
-        dropped_before=int(header.get("dropped_before", 0)),
-    )
-    return Frame(array, meta), header
-
-
-# -- the request's options -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RawOptions:
-    """What a client asked for in the query string."""
-
-    mode: str = "latest"  # "latest" (pull, latest wins) | "all" (push, every frame)
-    count: int | None = None  # close after this many frames
-    buffer: int | None = None  # mode=all: buffer size in frames (None: from DEFAULT_BUFFER_BYTES)
-
-
-def parse_options(args: dict[str, str | None]) -> RawOptions:
-    """Validate the query parameters; ``ValueError`` naming the bad one (the handshake answers 400)."""
-
-    def whole(name: str, low: int, high: int) -> int | None:
-        raw = args.get(name)
-        if raw is None or raw == "":
-            return None
-        try:
-            value = int(raw)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise ValueError(f"{name}={raw!r} is not allowed: a whole number from {low} to {high}")
-        return value
-
-    mode = args.get("mode") or "latest"
-    if mode not in ("latest", "all"):
-        raise ValueError(f"mode={mode!r} is not allowed: 'latest' or 'all'")
-    buffer = whole("buffer", 1, MAX_BUFFER_FRAMES)
-    if buffer is not None and mode != "all":
-        raise ValueError(f"buffer={args.get('buffer')!r} is not allowed: only with mode=all")
-    return RawOptions(mode=mode, count=whole("count", 1, MAX_COUNT), buffer=buffer)
-
-
+# -- the buffer's budget ----------------------------------------------------------------------------
 def default_buffer(frame_bytes: int, count: int | None) -> int:
     """Frames a ``mode=all`` connection may fall behind: a memory budget, never more than needed."""
     frames = DEFAULT_BUFFER_BYTES // max(frame_bytes, 1)
@@ -176,7 +69,7 @@ def frame_nbytes(settings: Any) -> int:
     _, _, w, h = settings.roi
     fmt = settings.pixel_format
     samples = 3 if fmt.startswith("rgb") else 1
-    itemsize = 1 if PIXEL_FORMATS.get(fmt, 8) <= 8 else 2
+    itemsize = 1 if bit_depth_of(fmt, 8) <= 8 else 2
     return int(w) * int(h) * samples * itemsize
 
 
@@ -204,15 +97,9 @@ class RawFramesHandler(WebSocketHandler):
         self._wanted = 0
         self._fresh = False
         self._more = asyncio.Event()
-        self.frames_sent = 0
-        self.bytes_sent = 0
+        self.throughput = Throughput()
         self.frames_missed = 0
         self.connected_at = time.time()
-        self._tick_at = time.monotonic()
-        self._tick_frames = 0
-        self._tick_bytes = 0
-        self.fps = 0.0
-        self.bytes_per_s = 0.0
         super().initialize(**kwargs)
 
     # -- Tornado hooks --------------------------------------------------------------------------
@@ -227,7 +114,7 @@ class RawFramesHandler(WebSocketHandler):
         """Validate the query before the upgrade, so a bad option is a plain HTTP 400."""
         query = {k: (v[-1].decode("utf-8", "replace") if v else None) for k, v in self.request.query_arguments.items()}
         try:
-            self._options = parse_options(query)
+            self._options = wire.parse_raw_options(query)
         except ValueError as exc:
             self.set_status(400)
             self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -270,19 +157,13 @@ class RawFramesHandler(WebSocketHandler):
             self._error("this connection pushes every frame (mode=all): send nothing")
             return
         try:
-            request = json.loads(message)
-            if not isinstance(request, dict) or request.get("type") != "next":
-                raise ValueError
-        except ValueError:
-            self._error('expected {"type": "next"} (optionally with "frames": k and "fresh": true)')
+            k, fresh = wire.parse_next_request(message)
+        except ValueError as exc:
+            self._error(str(exc))
             return
-        k = request.get("frames", 1)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_REQUEST_FRAMES:
-            self._error(f"frames={k!r} is not allowed: a whole number from 1 to {MAX_REQUEST_FRAMES}")
-            return
-        if request.get("fresh"):
+        if fresh:
             self._fresh = True
-        self._wanted = min(self._wanted + k, MAX_REQUEST_FRAMES)
+        self._wanted = min(self._wanted + k, wire.MAX_REQUEST_FRAMES)
         self._more.set()
 
     def on_close(self) -> None:
@@ -294,7 +175,7 @@ class RawFramesHandler(WebSocketHandler):
             self._registered = False
             self.service.unregister(self)
             log.info("raw frames %s closed (code %s): %d frames sent, %d missed", self.client_id,
-                     self.close_code, self.frames_sent, self.frames_missed)
+                     self.close_code, self.throughput.frames, self.frames_missed)
         return super().on_close()
 
     # -- the service's view of a client (labcam.server.service.StreamClient) -----------------------
@@ -302,20 +183,17 @@ class RawFramesHandler(WebSocketHandler):
         """Broadcasts (settings, status) are for the preview stream; raw connections carry frames only."""
 
     def tick(self, now: float, camera: Any) -> None:
-        dt = max(now - self._tick_at, 1e-9)
-        self.fps = self._tick_frames / dt
-        self.bytes_per_s = self._tick_bytes / dt
-        self._tick_at, self._tick_frames, self._tick_bytes = now, 0, 0
+        self.throughput.tick(now)
 
     def client_stats(self) -> dict[str, Any]:
         return {
             "id": self.client_id,
             "remote": self.request.remote_ip,
             "format": f"raw-{self._options.mode}",
-            "fps": round(self.fps, 2),
-            "frames_sent": self.frames_sent,
+            "fps": round(self.throughput.fps, 2),
+            "frames_sent": self.throughput.frames,
             "frames_skipped": self.frames_missed,
-            "bytes_per_s": int(self.bytes_per_s),
+            "bytes_per_s": int(self.throughput.bytes_per_s),
             "rtt_ms": None,
             "in_flight": 1 if self._task is not None and not self._task.done() else 0,
             "connected_s": round(time.time() - self.connected_at, 1),
@@ -330,7 +208,7 @@ class RawFramesHandler(WebSocketHandler):
     # -- internals ------------------------------------------------------------------------------
     def _error(self, message: str) -> None:
         try:
-            self.write_message(json.dumps({"type": "error", "message": message}))
+            self.write_message(wire.raw_error_message(message))
         except WebSocketClosedError:
             pass
 
@@ -338,7 +216,7 @@ class RawFramesHandler(WebSocketHandler):
         sub, opts = self._sub, self._options
         previous: int | None = None
         try:
-            while opts.count is None or self.frames_sent < opts.count:
+            while opts.count is None or self.throughput.frames < opts.count:
                 if opts.mode == "latest":
                     while self._wanted == 0:
                         self._more.clear()
@@ -357,14 +235,11 @@ class RawFramesHandler(WebSocketHandler):
                     missed = max(0, number - previous - 1 - frame.meta.dropped_before)
                 previous = number
                 self.frames_missed += missed
-                message = encode_frame(frame, missed=missed, index=self.frames_sent)
+                message = wire.encode_raw_frame(frame, missed=missed, index=self.throughput.frames)
                 # Awaiting the write is the flow control: one frame in flight per connection; in
                 # mode=all the engine's bounded buffer absorbs what the network is behind.
                 await self.write_message(message, binary=True)
-                self.frames_sent += 1
-                self.bytes_sent += len(message)
-                self._tick_frames += 1
-                self._tick_bytes += len(message)
+                self.throughput.count(len(message))
             self.close(1000, "done")
         except (WebSocketClosedError, asyncio.CancelledError):
             pass
@@ -378,11 +253,4 @@ class RawFramesHandler(WebSocketHandler):
             sub.close()
 
 
-__all__ = [
-    "RawFramesHandler",
-    "RawOptions",
-    "decode_frame",
-    "default_buffer",
-    "encode_frame",
-    "parse_options",
-]
+__all__ = ["RawFramesHandler", "default_buffer", "frame_nbytes"]

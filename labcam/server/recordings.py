@@ -1,4 +1,4 @@
-"""Recordings started over the network: the service's manager, the REST logic and the ``record`` message.
+"""Recordings started over the network: the service's ``RecordingManager`` and the ``record`` message's answers.
 
 A recording is the recorder of ``labcam.recording`` (every frame, full bit depth, its own thread and
 bounded buffer) started by a remote client. What the network adds, and where it lives:
@@ -11,11 +11,10 @@ bounded buffer) started by a remote client. What the network adds, and where it 
   announced to every stream client as ``recording`` messages about once a second and when a
   recording starts and ends (the recorder's events come on its own thread; the manager only hands
   a text to ``notify``, which the service moves onto the event loop).
-- ``RecordingsHandler`` / ``RecordingHandler``: ``api/recordings`` (GET list, POST start) and
-  ``api/recordings/<id>`` (GET status, DELETE or POST ``.../stop``). Host-agnostic like
-  ``labcam.server.handlers``: hosts put their security in front.
-- ``control_record``: the stream's ``{"type": "record", "action": "start" | "stop" | "status"}``
-  messages, answered in request order (one queue per client).
+- ``answer_record``: the answer to the stream's ``{"type": "record", "action": "start" | "stop" |
+  "status"}`` message (``StreamHandler`` queues them per client, so they are answered in order).
+
+No tornado here: the REST handlers over the manager are ``labcam.server.recording_handlers``.
 
 The folder is created when the first recording starts, not when the server starts, so a server
 that never records leaves no empty folder behind.
@@ -25,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import math
 import os
@@ -38,16 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tornado import web
-
 from ..errors import CameraError, LabcamError
-from . import protocol
-from .base import ApiHandler
-from .protocol import ProtocolError
+from ..recording import Recorder, RecordingError, RecordingProgress, resolve_recording_path
+from ..recording.paths import DEFAULT_SUFFIX, format_from_suffix, normalize_format
+from ..wire import only_fields, record_error_message, recording_message, recordings_message
 
 if TYPE_CHECKING:
     from ..engine import Engine
-    from ..recording import Recorder, RecordingProgress
 
 log = logging.getLogger("labcam.server.recordings")
 
@@ -103,8 +98,6 @@ class StartRequest:
         duration = _seconds_or_none("duration", body.get("duration"))
         fmt = body.get("format")
         if fmt is not None:
-            from ..recording.paths import normalize_format
-
             fmt = normalize_format(fmt)  # ValueError: 'ome-tiff' or 'ome-zarr'
         overwrite = body.get("overwrite", False)
         if not isinstance(overwrite, bool):
@@ -113,8 +106,6 @@ class StartRequest:
 
     def file_name(self) -> str:
         """The name to resolve: with the format's suffix added when the name has no known suffix."""
-        from ..recording.paths import DEFAULT_SUFFIX, format_from_suffix
-
         if self.format is not None and format_from_suffix(self.name) is None:
             return self.name + DEFAULT_SUFFIX[self.format]  # type: ignore[index]
         return self.name
@@ -137,34 +128,6 @@ def _seconds_or_none(name: str, value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name}={value!r} is not allowed: a number of seconds > 0 (or leave it out)")
     return float(value)
-
-
-# -- messages -------------------------------------------------------------------------------------------
-def recording_message(
-    status: Mapping[str, Any], *, event: str | None = None, reply: str | None = None, request_id: Any = None
-) -> str:
-    """``{"type": "recording", ...status}``: a broadcast (``event``) or the answer to a request
-    (``reply``, with the request's ``request_id`` when it had one)."""
-    head: dict[str, Any] = {"type": "recording"}
-    if event is not None:
-        head["event"] = event
-    if reply is not None:
-        head["reply"] = reply
-    return protocol.dumps(protocol.with_request_id({**head, **status}, request_id))
-
-
-def recordings_message(recordings: list[dict[str, Any]], max_active: int, request_id: Any = None) -> str:
-    """The answer to ``{"type": "record", "action": "status"}`` without an id: every recording."""
-    msg = {"type": "recordings", "reply": "status", "recordings": recordings, "max_active": max_active}
-    return protocol.dumps(protocol.with_request_id(msg, request_id))
-
-
-def record_error_message(message: str, action: Any = None, request_id: Any = None) -> str:
-    """The protocol's ``error`` for a ``record`` request (``action`` added when known)."""
-    msg: dict[str, Any] = {"type": "error", "message": message, "request": "record"}
-    if isinstance(action, str):
-        msg["action"] = action
-    return protocol.dumps(protocol.with_request_id(msg, request_id))
 
 
 # -- the manager ----------------------------------------------------------------------------------------
@@ -275,8 +238,6 @@ class RecordingManager:
         (too many running, or that file is being recorded), ``RecordingError`` (the folder or file
         cannot be written, the camera cannot start).
         """
-        from ..recording import Recorder, resolve_recording_path
-
         with self._lock:  # one start at a time: two requests for one name cannot both pass the checks
             if self._closed:
                 raise RecordingConflict("the server is shutting down: no new recordings")
@@ -334,8 +295,6 @@ class RecordingManager:
 
     # -- internals ----------------------------------------------------------------------------------
     def _ensure_root(self) -> None:
-        from ..recording import RecordingError
-
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -363,143 +322,32 @@ class RecordingManager:
             log.exception("announcing recording %s failed", status.get("id"))
 
 
-# ====================================================================================================
-# REST: api/recordings
-# ====================================================================================================
-class RecordingApiBase(ApiHandler):
-    """The REST handlers of ``api/recordings``: ``ApiHandler`` plus the service's recordings."""
-
-    @property
-    def recordings(self) -> RecordingManager:
-        return self.service.recordings  # type: ignore[no-any-return]
-
-    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a blocking manager call off the loop (file creation, waiting for a file to close)."""
-        loop = self.service.bind_loop()
-        return await loop.run_in_executor(None, fn, *args)
-
-
-class RecordingsHandler(RecordingApiBase):
-    """``GET api/recordings``: every recording; ``POST api/recordings``: start one (201)."""
-
-    def get(self) -> None:
-        m = self.recordings
-        self.write_json({"recordings": m.list(), "active": m.active_count, "max_active": m.max_active, "folder": str(m.root)})
-
-    async def post(self) -> None:
-        from ..recording import RecordingError
-
-        try:
-            body = json.loads(self.request.body or b"")
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.write_api_error(400, f"the body must be a JSON object such as {{\"name\": \"run1.ome.tif\", \"frames\": 100}} ({exc})")
-            return
-        if not isinstance(body, dict):
-            self.write_api_error(400, f"the body must be a JSON object, not {type(body).__name__}")
-            return
-        try:
-            request = StartRequest.parse(body)
-            status = await self.run_blocking(self.recordings.start, request)
-        except ValueError as exc:  # a bad or refused name or option: nothing was created
-            self.write_api_error(400, str(exc))
-            return
-        except RecordingConflict as exc:
-            self.write_api_error(409, str(exc), reason="busy")
-            return
-        except (RecordingError, CameraError) as exc:  # folder not writable, camera lost
-            self.write_api_error(503, str(exc), reason=getattr(exc, "reason", "camera"))
-            return
-        self.set_header("Location", self.request.path.rstrip("/") + "/" + status["id"])
-        self.write_json(status, 201)
-
-
-class RecordingHandler(RecordingApiBase):
-    """``GET api/recordings/<id>``: its status; ``POST api/recordings/<id>/stop`` or ``DELETE
-    api/recordings/<id>``: stop it (answers once its file is closed, or after 5 s with the state
-    reached). Stopping a finished recording answers with its final status."""
-
-    def get(self, rec_id: str, action: str | None = None) -> None:
-        if action:
-            raise web.HTTPError(405, "GET %s: use POST to stop a recording", self.request.path)
-        try:
-            self.write_json(self.recordings.status(rec_id))
-        except KeyError:
-            self.write_api_error(404, f"no recording {rec_id!r} (ids come from POST api/recordings; finished ones are kept for a while)")
-
-    async def post(self, rec_id: str, action: str | None = None) -> None:
-        if action != "/stop":
-            raise web.HTTPError(405, "POST %s: POST api/recordings starts one, POST api/recordings/<id>/stop stops one", self.request.path)
-        await self._stop(rec_id)
-
-    async def delete(self, rec_id: str, action: str | None = None) -> None:
-        if action:
-            raise web.HTTPError(405, "DELETE %s: DELETE api/recordings/<id> stops a recording", self.request.path)
-        await self._stop(rec_id)
-
-    async def _stop(self, rec_id: str) -> None:
-        try:
-            status = await self.run_blocking(self.recordings.stop, rec_id)
-        except KeyError:
-            self.write_api_error(404, f"no recording {rec_id!r}")
-            return
-        self.write_json(status)
-
-
-# ====================================================================================================
-# The stream's record message
-# ====================================================================================================
-class _RecordQueue:
-    """One stream client's ``record`` requests, handled one after the other so that replies (and
-    errors) come back in request order, as the client matches them."""
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.waiting = 0
-
-
-def control_record(handler: Any, msg: dict[str, Any]) -> None:
-    """``{"type": "record", "action": ...}`` from a stream client (``StreamHandler._control_record``).
+# -- the stream's record message ---------------------------------------------------------------------------
+async def answer_record(manager: RecordingManager, msg: dict[str, Any], request_id: Any = None) -> str:
+    """The answer to ``{"type": "record", "action": ...}`` from a stream client.
 
     ``start`` (with ``name`` and optionally ``frames``, ``duration``, ``format``, ``overwrite``),
     ``stop`` (``id``) and ``status`` (``id``, or none for every recording) are answered with a
-    ``recording`` (``recordings``) message carrying ``"reply": action``, or an ``error`` whose
-    ``request`` is ``"record"``. Starts and ends are also broadcast to every client.
+    ``recording`` (``recordings``) message carrying ``"reply": action``; a request that cannot be
+    done with an ``error`` whose ``request`` is ``"record"``. The blocking manager calls run off the
+    loop.
     """
-    queue: _RecordQueue | None = getattr(handler, "_record_queue", None)
-    if queue is None:
-        queue = handler._record_queue = _RecordQueue()
-    if queue.waiting >= MAX_RECORD_WAITING:
-        raise ProtocolError(f"{MAX_RECORD_WAITING} record requests are already waiting; wait for their replies", request="record")
-    queue.waiting += 1
-    # The request's request_id (StreamHandler.on_message validated it), echoed in the reply.
-    handler._spawn(_handle_record(handler, queue, msg, getattr(handler, "_request_id", None)))
-
-
-async def _handle_record(handler: Any, queue: _RecordQueue, msg: dict[str, Any], request_id: Any = None) -> None:
-    from ..recording import RecordingError
-
-    action = msg.get("action")
     try:
-        async with queue.lock:
-            try:
-                reply = await _record_reply(handler, msg, action, request_id)
-            except (ValueError, RecordingConflict, RecordingError, CameraError) as exc:  # ProtocolError is a ValueError
-                reply = record_error_message(str(exc), action, request_id)
-            handler.send_control(reply)
-    finally:
-        queue.waiting -= 1
+        return await _record_reply(manager, msg, request_id)
+    except (ValueError, RecordingConflict, RecordingError, CameraError) as exc:  # ProtocolError is a ValueError
+        return record_error_message(str(exc), msg.get("action"), request_id)
 
 
-async def _record_reply(handler: Any, msg: dict[str, Any], action: Any, request_id: Any = None) -> str:
-    manager: RecordingManager = handler.service.recordings
+async def _record_reply(manager: RecordingManager, msg: dict[str, Any], request_id: Any) -> str:
+    action = msg.get("action")
     loop = asyncio.get_running_loop()
     if action == "start":
-        protocol.only_fields(msg, ("action", *START_FIELDS))
+        only_fields(msg, ("action", *START_FIELDS))
         request = StartRequest.parse({k: msg[k] for k in START_FIELDS if k in msg})
         status = await loop.run_in_executor(None, manager.start, request)
         return recording_message(status, reply="start", request_id=request_id)
     if action in ("stop", "status"):
-        protocol.only_fields(msg, ("action", "id"))
+        only_fields(msg, ("action", "id"))
         rec_id = msg.get("id")
         if action == "status" and rec_id is None:
             return recordings_message(manager.list(), manager.max_active, request_id)
@@ -519,14 +367,10 @@ async def _record_reply(handler: Any, msg: dict[str, Any], action: Any, request_
 __all__ = [
     "HISTORY",
     "MAX_ACTIVE",
+    "MAX_RECORD_WAITING",
     "RecordingConflict",
-    "RecordingHandler",
     "RecordingManager",
-    "RecordingsHandler",
     "StartRequest",
-    "control_record",
+    "answer_record",
     "network_status",
-    "record_error_message",
-    "recording_message",
-    "recordings_message",
 ]

@@ -20,14 +20,22 @@ from typing import Any, Protocol
 
 from ..camera_info import EngineStatus
 from ..engine import Engine
-from ..errors import CameraError
+from ..errors import CameraError, FrameTimeout, SettingError
 from ..frame import Frame
-from ..preview.display import DisplayRange
-from ..snapshots import encode_snapshot
 from ..preview.variants import PreviewHub
 from ..settings import Settings
+from ..snapshots import encode_snapshot
 from ..web import WEB_DIR
-from . import protocol
+from ..wire import (
+    DisplayRange,
+    bit_depth_of,
+    error_message,
+    parse_quality,
+    settings_message,
+    snap_header,
+    snap_message,
+    status_message,
+)
 from .recordings import MAX_ACTIVE, RecordingManager
 
 log = logging.getLogger("labcam.server")
@@ -89,7 +97,7 @@ class LabcamService:
         recordings_dir: Path | str = "recordings",
         max_recordings: int = MAX_ACTIVE,
     ) -> None:
-        protocol.parse_quality(quality)  # a bad default is a programming error: fail loudly now
+        parse_quality(quality)  # a bad default is a programming error: fail loudly now
         if max_clients < 1:
             raise ValueError(f"max_clients={max_clients!r} is not allowed: a whole number >= 1")
         self.engine = engine
@@ -150,16 +158,16 @@ class LabcamService:
         self._call_on_loop(self._broadcast_settings, settings.to_dict(), reply)
 
     def _broadcast_settings(self, settings: dict[str, Any], reply: SettingsReply | None) -> None:
-        text = protocol.settings_message(settings)
+        text = settings_message(settings)
         for client in list(self._clients.values()):
             if reply is not None and client is reply.client:
-                client.send_control(protocol.settings_message(settings, reply.request_id))
+                client.send_control(settings_message(settings, reply.request_id))
                 reply.sent = True
             else:
                 client.send_control(text)
 
     def _on_status_changed(self, status: EngineStatus) -> None:
-        self._call_on_loop(self.broadcast, protocol.status_message(status.state, status.message))
+        self._call_on_loop(self.broadcast, status_message(status.state, status.message))
 
     # -- clients ----------------------------------------------------------------------------------
     def register(self, client: StreamClient) -> str | None:
@@ -211,7 +219,7 @@ class LabcamService:
     @property
     def bit_depth(self) -> int:
         """Bit depth of the current pixel format (display ranges are validated against it)."""
-        return protocol.bit_depth_of(self.engine.settings.pixel_format)
+        return bit_depth_of(self.engine.settings.pixel_format)
 
     def camera_info(self) -> dict[str, Any]:
         return {
@@ -241,6 +249,36 @@ class LabcamService:
             return self.engine.update_settings(changes)
         finally:
             self._changing.reply = None
+
+    async def settings_request(self, client: StreamClient, changes: Mapping[str, Any], request_id: Any = None) -> str | None:
+        """A stream client's ``settings`` request: the message that answers it, or None when the
+        change's broadcast (which reaches every client, this one with its ``request_id``) did."""
+        before = self.engine.settings
+        # With a request_id, the broadcast of this change reaches this client as its reply (the same
+        # settings message plus the request_id); everyone else gets the plain one.
+        reply = SettingsReply(client, request_id) if request_id is not None else None
+        try:
+            after = await self.update_settings(changes, reply=reply)
+        except SettingError as exc:
+            return error_message(str(exc), "settings", request_id)
+        except CameraError as exc:
+            return error_message(f"settings not applied: {exc}", "settings", request_id)
+        if reply is not None:
+            # Nothing changed, so no broadcast came: answer the sender alone.
+            return None if reply.sent else settings_message(after.to_dict(), request_id)
+        return settings_message(after.to_dict()) if after == before else None
+
+    async def snap_request(
+        self, fmt: str, *, wire_format: str, display: DisplayRange | None, request_id: Any = None
+    ) -> str | bytes:
+        """A stream client's ``snap`` request: the ``snap`` reply (binary in ``wire_format``
+        "binary") or the ``error`` that answers it."""
+        try:
+            frame = await self.snap()
+            data = await self.encode_snapshot(frame, fmt, display=display)
+        except (CameraError, FrameTimeout) as exc:
+            return error_message(f"no snap: {exc}", "snap", request_id)
+        return snap_message(wire_format, fmt, data, snap_header(frame), request_id)
 
     async def snap(self, timeout: float | None = None) -> Frame:
         """The next full-resolution frame (the stream keeps running). Raises ``CameraError`` when

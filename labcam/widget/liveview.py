@@ -47,6 +47,9 @@ import traitlets as t
 
 import anywidget
 
+from .. import wire
+from ..errors import FrameTimeout
+from ..flow import FrameWindow
 from ..frame import PIXEL_FORMATS, Frame
 from ..web import WEB_DIR
 
@@ -124,7 +127,7 @@ class PreviewEncoder:
         from ..preview.display import auto_range, decimate
         from ..preview.jpeg import encode_jpeg
 
-        bits = PIXEL_FORMATS.get(pixel_format, 8 * array.dtype.itemsize)
+        bits = wire.bit_depth_of(pixel_format, 8 * array.dtype.itemsize)
         mapper = self._mapper
         mapper.max_width = max_width
         mapper.display = None if display == "auto" else (int(display[0]), int(display[1]))
@@ -151,11 +154,13 @@ class PreviewEncoder:
 
 
 def encode_snap(frame: Frame) -> tuple[bytes, str, str]:
-    """A lossless PNG of a full frame (12/16-bit counts kept as 16-bit PNG): bytes, mime, filename."""
+    """A lossless PNG of a full frame (12/16-bit counts kept as 16-bit PNG): bytes, mime, filename
+    (``labcam.wire.snapshot_file_name``, the name every labcam snapshot gets)."""
     from ..snapshots import encode_snapshot
 
-    name = f"labcam-{frame.meta.camera_serial or 'camera'}-{frame.meta.frame_number}.png"
-    return encode_snapshot(frame, "png"), "image/png", name
+    m = frame.meta
+    name = wire.snapshot_file_name(m.camera_serial, m.frame_number, m.timestamp, "png")
+    return encode_snapshot(frame, "png"), wire.SNAP_FORMATS["png"], name
 
 
 # -- option checks (the same rules and messages as the stream protocol) -----------------------------
@@ -230,6 +235,9 @@ class LiveView(anywidget.AnyWidget):
     max_width = t.Int(None, allow_none=True).tag(sync=True)
     display_range = t.Any("auto").tag(sync=True)
     paused = t.Bool(False).tag(sync=True)
+    # The stream options' ranges ({"fps": [low, high], ...}, labcam.wire.OPTION_RANGES): the page's
+    # controls and checks use them, as the Python validation below does.
+    option_ranges = t.Dict({name: list(r) for name, r in wire.OPTION_RANGES.items()}).tag(sync=True)
     # Comm mode: what the page needs to build its controls (camera description, settings, specs).
     camera_info = t.Dict().tag(sync=True)
     # A problem the kernel wants shown in the view (e.g. no camera for the comm fallback).
@@ -255,8 +263,7 @@ class LiveView(anywidget.AnyWidget):
         self._encoder = PreviewEncoder()
         # flow control and sender state, guarded by _cond
         self._cond = threading.Condition()
-        self._in_flight: dict[int, float] = {}  # seq -> monotonic send time
-        self._seq = 0
+        self._window: FrameWindow[None] = FrameWindow(WINDOW, ack_timeout=ACK_TIMEOUT)
         self._views: dict[str, bool] = {}  # view id -> visible
         self._last_heard = time.monotonic()
         self._dormant = False
@@ -264,12 +271,8 @@ class LiveView(anywidget.AnyWidget):
         self._stop = threading.Event()
         self._stream: Any = None
         self._closed = False
-        # figures (read by tests and shown in the page)
+        # figures (read by tests and shown in the page); the window keeps the others
         self.frames_sent = 0
-        self.frames_acked = 0
-        self.frames_lost = 0  # unacknowledged past ACK_TIMEOUT
-        self.max_in_flight = 0
-        self.rtt_ms: float | None = None
         self._settings_hook: Any = None
         # the recording started from this view's button (comm mode), followed by its own thread
         self._recording: Any = None
@@ -308,7 +311,25 @@ class LiveView(anywidget.AnyWidget):
     def in_flight(self) -> int:
         """Comm mode: frames sent and not yet acknowledged (never more than ``WINDOW``)."""
         with self._cond:
-            return len(self._in_flight)
+            return self._window.in_flight
+
+    @property
+    def frames_acked(self) -> int:
+        return self._window.acked
+
+    @property
+    def frames_lost(self) -> int:
+        """Frames whose acknowledgement did not come within ``ACK_TIMEOUT``."""
+        return self._window.lost
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._window.max_in_flight
+
+    @property
+    def rtt_ms(self) -> float | None:
+        """The last acknowledged frame's send -> ack time."""
+        return self._window.rtt_ms
 
     @property
     def recording(self) -> Any:
@@ -349,15 +370,15 @@ class LiveView(anywidget.AnyWidget):
     # -- validation ---------------------------------------------------------------------------------
     @t.validate("fps")
     def _valid_fps(self, proposal: Any) -> Any:
-        return _check_number("fps", proposal["value"], 0.1, 1000, False)
+        return _check_number("fps", proposal["value"], *wire.FPS_RANGE, False)
 
     @t.validate("quality")
     def _valid_quality(self, proposal: Any) -> Any:
-        return _check_number("quality", proposal["value"], 1, 100, True)
+        return _check_number("quality", proposal["value"], *wire.QUALITY_RANGE, True)
 
     @t.validate("max_width")
     def _valid_max_width(self, proposal: Any) -> Any:
-        return _check_number("max_width", proposal["value"], 16, 16384, True)
+        return _check_number("max_width", proposal["value"], *wire.MAX_WIDTH_RANGE, True)
 
     @t.validate("display_range")
     def _valid_display(self, proposal: Any) -> Any:
@@ -413,6 +434,8 @@ class LiveView(anywidget.AnyWidget):
     def _open_fallback_camera(self) -> Any:
         """Comm mode without an in-process camera: reach the stream from the kernel instead."""
         try:
+            # The package's public connect(), looked up when needed (the one import of the package
+            # facade from below it: tests/test_import_graph.py names it).
             import labcam
 
             connect = getattr(labcam, "connect", None)
@@ -460,7 +483,9 @@ class LiveView(anywidget.AnyWidget):
                 self._dormant = False
                 wake = True
             if kind == "ack":
-                self._on_ack(content.get("seq"), now)
+                seq = content.get("seq")
+                if isinstance(seq, int) and not isinstance(seq, bool):
+                    self._window.ack(seq, now)  # cumulative: drawing frame n means every earlier one is done with too
                 if view and view not in self._views:
                     self._views[view] = True  # a view that draws is there and visible
             elif kind in ("hello", "visible") and view:
@@ -478,17 +503,6 @@ class LiveView(anywidget.AnyWidget):
             self._record(content)
         if kind in ("ack", "hello", "visible", "closed") or wake:
             self._update_sender()
-
-    def _on_ack(self, seq: Any, now: float) -> None:
-        """Acks are cumulative: drawing frame n means every earlier one is done with too."""
-        if not isinstance(seq, int):
-            return
-        done = [s for s in self._in_flight if s <= seq]
-        if seq in self._in_flight:
-            self.rtt_ms = (now - self._in_flight[seq]) * 1000.0
-        for s in done:
-            del self._in_flight[s]
-        self.frames_acked += len(done)
 
     def _apply_settings(self, changes: Any) -> None:
         if self.mode != "comm" or self._camera is None or not isinstance(changes, dict):
@@ -600,7 +614,8 @@ class LiveView(anywidget.AnyWidget):
             running = self._sender is not None and self._sender.is_alive()
             if wanted and not running:
                 self._stop = threading.Event()
-                self._in_flight.clear()
+                self._window.clear()
+                self._window.ack_timeout = ACK_TIMEOUT
                 self._last_heard = time.monotonic()
                 self._sender = threading.Thread(
                     target=self._send_loop, args=(self._stop,), name="labcam-liveview", daemon=True
@@ -625,19 +640,9 @@ class LiveView(anywidget.AnyWidget):
         with self._cond:
             if self._sender is sender:
                 self._sender = None
-            self._in_flight.clear()
-
-    def _window_open(self, now: float) -> bool:
-        """Called with ``_cond`` held: drop acks that will not come, and say if a frame may go."""
-        for seq, sent in list(self._in_flight.items()):
-            if now - sent > ACK_TIMEOUT:
-                del self._in_flight[seq]
-                self.frames_lost += 1
-        return len(self._in_flight) < WINDOW
+            self._window.clear()
 
     def _send_loop(self, stop: threading.Event) -> None:
-        from ..errors import FrameTimeout
-
         try:
             stream = self._camera.frames(timeout=FRAME_WAIT)
         except Exception as exc:
@@ -648,15 +653,14 @@ class LiveView(anywidget.AnyWidget):
         if stop.is_set():  # stopped before the stream existed: _stop_sender could not close it
             stream.close()
         self._send_json({"type": "status", "state": "streaming", "message": ""})
-        last_sent = 0.0
         skipped_base = stream.missed if hasattr(stream, "missed") else 0
         camera_dropped = 0
         waiting = False
         try:
             while not stop.is_set():
                 with self._cond:
-                    while not stop.is_set() and not self._window_open(time.monotonic()):
-                        if self._in_flight and time.monotonic() - self._last_heard > IDLE_AFTER:
+                    while not stop.is_set() and not self._window.is_open(time.monotonic()):
+                        if self._window.in_flight and time.monotonic() - self._last_heard > IDLE_AFTER:
                             # Nobody acknowledges: no page is watching. Release the camera.
                             self._dormant = True
                             self._views.clear()
@@ -665,10 +669,11 @@ class LiveView(anywidget.AnyWidget):
                         self._cond.wait(0.1)
                 if stop.is_set():
                     break
-                if self.fps:
-                    delay = last_sent + 1.0 / self.fps - time.monotonic()
-                    if delay > 0 and stop.wait(delay):  # pacing to the fps cap
-                        break
+                with self._cond:
+                    self._window.cap.fps = self.fps
+                    delay = self._window.cap.delay(time.monotonic())
+                if delay > 0 and stop.wait(delay):  # pacing to the fps cap
+                    break
                 try:
                     frame = next(stream)
                 except FrameTimeout:
@@ -694,11 +699,9 @@ class LiveView(anywidget.AnyWidget):
                 with self._cond:
                     if stop.is_set():
                         break
-                    self._seq += 1
-                    seq = self._seq
                     now = time.monotonic()
-                    self._in_flight[seq] = now
-                    self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
+                    seq = self._window.sent(now)
+                    self._window.cap.take(now)
                 meta.update(
                     type="frame",
                     seq=seq,
@@ -716,7 +719,6 @@ class LiveView(anywidget.AnyWidget):
                 )
                 self._send_json(meta, [jpeg])
                 self.frames_sent += 1
-                last_sent = now
         except Exception as exc:  # the engine closed, the connection dropped...: say it in the view
             if not stop.is_set():
                 log.warning("live view sender stopped: %s", exc)

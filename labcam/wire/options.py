@@ -1,29 +1,31 @@
-"""The stream protocol's vocabulary (docs/protocol.md): options, validation and messages.
+"""The stream's options and control messages: ranges, parsers, validation (docs/protocol.md).
 
-Pure functions and value objects, no I/O: the handlers call these to turn query parameters and
-control messages into ``StreamOptions`` (or a ``ProtocolError`` whose message says which parameter,
-what was given and what is allowed) and to build every message the server sends.
+Pure functions and value objects, no I/O: a host turns query parameters and control messages into
+``StreamOptions`` (or a ``ProtocolError`` whose message says which parameter, what was given and what
+is allowed). The raw-frame endpoint's query (``RawOptions``) is parsed here too.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..frame import PIXEL_FORMATS
-from ..preview.display import DisplayRange
-from ..snapshots import SNAP_FORMATS
-from ..preview.variants import Variant, pack_binary
+from .snapshots import SNAP_FORMATS
+
+DisplayRange = tuple[int, int]
+"""A display window in camera counts: (low, high), mapped to black and white."""
 
 PROTOCOL_VERSION = 1
 FORMATS = ("json", "binary")
 FPS_RANGE = (0.1, 1000.0)
 QUALITY_RANGE = (1, 100)
 MAX_WIDTH_RANGE = (16, 16384)
+OPTION_RANGES: dict[str, tuple[float, float]] = {"fps": FPS_RANGE, "quality": QUALITY_RANGE, "max_width": MAX_WIDTH_RANGE}
+"""The numeric stream options' (low, high) limits, both included: the server's parsers, the live
+view's checks and (through its ``option_ranges`` trait) its controls use these."""
 # Control messages larger than this close the connection with 1009 (Tornado enforces it).
 MAX_MESSAGE_BYTES = 64 * 1024
 # A ping id is echoed back: keep it small so a client cannot make the server echo a lot.
@@ -65,14 +67,6 @@ class StreamOptions:
     max_width: int | None = None
     display: DisplayRange | None = None
     paused: bool = False
-
-    def variant(self, default_quality: int) -> Variant:
-        """The preview variant these options ask for."""
-        return Variant(
-            quality=self.quality if self.quality is not None else default_quality,
-            max_width=self.max_width,
-            display=self.display,
-        )
 
     def to_dict(self, default_quality: int) -> dict[str, Any]:
         """As sent in ``connected``/``configured``: defaults resolved where the server decides them."""
@@ -116,28 +110,24 @@ def parse_format(value: Any) -> str:
     return str(value)
 
 
+def _in_range(name: str, value: Any, parsed: Any, bounds: tuple[float, float], what: str) -> Any:
+    """``parsed`` (``value`` read as a number, or None) if within ``bounds``, else ``ProtocolError``."""
+    lo, hi = bounds
+    if parsed is None or not lo <= parsed <= hi:
+        raise _not_allowed(name, value, f"{what} from {lo:g} to {hi:g}")
+    return parsed
+
+
 def parse_fps(value: Any) -> float:
-    v = _number(value)
-    lo, hi = FPS_RANGE
-    if v is None or not lo <= v <= hi:
-        raise _not_allowed("fps", value, f"a number of frames per second from {lo:g} to {hi:g}")
-    return v
+    return float(_in_range("fps", value, _number(value), FPS_RANGE, "a number of frames per second"))
 
 
 def parse_quality(value: Any) -> int:
-    v = _whole(value)
-    lo, hi = QUALITY_RANGE
-    if v is None or not lo <= v <= hi:
-        raise _not_allowed("quality", value, f"a whole number from {lo} to {hi}")
-    return v
+    return int(_in_range("quality", value, _whole(value), QUALITY_RANGE, "a whole number"))
 
 
 def parse_max_width(value: Any) -> int:
-    v = _whole(value)
-    lo, hi = MAX_WIDTH_RANGE
-    if v is None or not lo <= v <= hi:
-        raise _not_allowed("max_width", value, f"a whole number of pixels from {lo} to {hi}")
-    return v
+    return int(_in_range("max_width", value, _whole(value), MAX_WIDTH_RANGE, "a whole number of pixels"))
 
 
 def parse_display(value: Any, bit_depth: int) -> DisplayRange | None:
@@ -302,118 +292,93 @@ def only_fields(msg: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
         raise ProtocolError(f"{msg.get('type')} does not take {', '.join(map(repr, extra))} (it takes {took})")
 
 
-def bit_depth_of(pixel_format: str) -> int:
-    return PIXEL_FORMATS.get(pixel_format, 16)
+# -- the raw-frame endpoint's query (ws/camera/frames) ---------------------------------------------------
+# Frames a ``mode=all`` buffer may hold, and the most frames one connection may ask for.
+MAX_BUFFER_FRAMES = 4096
+MAX_COUNT = 100_000_000
+# Frames one ``next`` request may ask for: a pipelining window, not a backlog.
+MAX_REQUEST_FRAMES = 64
 
 
-# -- messages ---------------------------------------------------------------------------------------
-def dumps(msg: Mapping[str, Any]) -> str:
-    return json.dumps(msg, allow_nan=False, default=_json_default)
+@dataclass(frozen=True)
+class RawOptions:
+    """What a raw-frame client asked for in the query string."""
+
+    mode: str = "latest"  # "latest" (pull, latest wins) | "all" (push, every frame)
+    count: int | None = None  # close after this many frames
+    buffer: int | None = None  # mode=all: buffer size in frames (None: the server's memory budget)
 
 
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if hasattr(obj, "item"):  # numpy scalars
-        return obj.item()
-    if isinstance(obj, (tuple, set, frozenset)):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+def parse_raw_options(args: Mapping[str, str | None]) -> RawOptions:
+    """Validate the raw endpoint's query parameters; ``ValueError`` naming the bad one."""
+
+    def whole(name: str, low: int, high: int) -> int | None:
+        raw = args.get(name)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise ValueError(f"{name}={raw!r} is not allowed: a whole number from {low} to {high}")
+        return value
+
+    mode = args.get("mode") or "latest"
+    if mode not in ("latest", "all"):
+        raise ValueError(f"mode={mode!r} is not allowed: 'latest' or 'all'")
+    buffer = whole("buffer", 1, MAX_BUFFER_FRAMES)
+    if buffer is not None and mode != "all":
+        raise ValueError(f"buffer={args.get('buffer')!r} is not allowed: only with mode=all")
+    return RawOptions(mode=mode, count=whole("count", 1, MAX_COUNT), buffer=buffer)
 
 
-def connected_message(
-    *, client_id: str, camera: dict[str, Any], settings: dict[str, Any], specs: dict[str, Any],
-    stream: dict[str, Any], state: str,
-) -> str:
-    return dumps(
-        {
-            "type": "connected",
-            "protocol": PROTOCOL_VERSION,
-            "client_id": client_id,
-            "camera": camera,
-            "settings": settings,
-            "specs": specs,
-            "stream": stream,
-            "state": state,
-            "server_time": time.time(),
-            "request_ids": True,  # replies carry the request's request_id (clients match by it)
-        }
-    )
+def parse_next_request(message: str | bytes) -> tuple[int, bool]:
+    """A raw ``mode=latest`` client's ``{"type": "next", "frames": k, "fresh": bool}``: (k, fresh).
 
-
-def with_request_id(msg: dict[str, Any], request_id: Any) -> dict[str, Any]:
-    """``msg`` answering a request: ``request_id`` added when the request carried one."""
-    if request_id is not None:
-        msg["request_id"] = request_id
-    return msg
-
-
-def configured_message(stream: dict[str, Any], request_id: Any = None) -> str:
-    return dumps(with_request_id({"type": "configured", "stream": stream}, request_id))
-
-
-def settings_message(settings: dict[str, Any], request_id: Any = None) -> str:
-    """A ``settings`` broadcast (no ``request_id``), or the reply to the client that asked."""
-    return dumps(with_request_id({"type": "settings", "settings": settings}, request_id))
-
-
-def status_message(state: str, message: str = "") -> str:
-    return dumps({"type": "status", "state": state, "message": message})
-
-
-def pong_message(ping_id: Any, request_id: Any = None) -> str:
-    return dumps(with_request_id({"type": "pong", "id": ping_id, "server_time": time.time()}, request_id))
-
-
-def error_message(message: str, request: str | None = None, request_id: Any = None) -> str:
-    return dumps(with_request_id({"type": "error", "message": message, "request": request}, request_id))
-
-
-def stats_message(stats: Mapping[str, Any]) -> str:
-    return dumps({"type": "stats", **stats})
-
-
-def snap_message(
-    fmt_wire: str, encoding: str, data: bytes, header: dict[str, Any], request_id: Any = None
-) -> str | bytes:
-    """A ``snap`` reply: JSON text with base64 ``data``, or a binary message laid out like a frame."""
-    fields = with_request_id({"type": "snap", "encoding": encoding, **header}, request_id)
-    if fmt_wire == "binary":
-        return pack_binary(fields, data)
-    import base64
-
-    return dumps({**fields, "data": base64.b64encode(data).decode("ascii")})
+    Raises ``ValueError`` with the message the client is sent.
+    """
+    try:
+        request = json.loads(message)
+        if not isinstance(request, dict) or request.get("type") != "next":
+            raise ValueError
+    except ValueError:
+        raise ValueError('expected {"type": "next"} (optionally with "frames": k and "fresh": true)') from None
+    k = request.get("frames", 1)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_REQUEST_FRAMES:
+        raise ValueError(f"frames={k!r} is not allowed: a whole number from 1 to {MAX_REQUEST_FRAMES}")
+    return k, bool(request.get("fresh"))
 
 
 __all__ = [
     "CLOSE_BAD_OPTION",
     "CONTROL_TYPES",
     "FORMATS",
+    "FPS_RANGE",
+    "MAX_BUFFER_FRAMES",
+    "MAX_COUNT",
     "MAX_MESSAGE_BYTES",
+    "MAX_REQUEST_FRAMES",
+    "MAX_WIDTH_RANGE",
+    "OPTION_RANGES",
     "PROTOCOL_VERSION",
+    "QUALITY_RANGE",
+    "DisplayRange",
     "ProtocolError",
+    "RawOptions",
     "StreamOptions",
     "apply_configure",
-    "bit_depth_of",
     "close_reason",
-    "configured_message",
-    "connected_message",
-    "dumps",
-    "error_message",
     "only_fields",
     "parse_control",
     "parse_display",
     "parse_fps",
     "parse_max_width",
+    "parse_next_request",
     "parse_ping_id",
     "parse_quality",
     "parse_query",
+    "parse_raw_options",
     "parse_request_id",
     "parse_snap_format",
-    "pong_message",
-    "settings_message",
-    "snap_message",
-    "stats_message",
-    "status_message",
-    "with_request_id",
 ]
