@@ -193,8 +193,9 @@ def _decompress(payload: bytes | bytearray | memoryview, compression: str, size:
             ended, extra = d.eof, d.unused_data
         elif compression == "zstd":
             claimed = zstandard.frame_content_size(payload)
-            if claimed != size:
-                raise ValueError(f"the zstd frame holds {claimed} bytes, the header says {size}")
+            if claimed != size:  # -1: a frame that does not state its size (labcam's always do)
+                held = "does not state its size" if claimed < 0 else f"holds {claimed} bytes"
+                raise ValueError(f"raw payload: the zstd frame {held}, the header says {size} bytes")
             z = zstandard.ZstdDecompressor().decompressobj()
             out = z.decompress(payload)
             ended, extra = z.eof, z.unused_data
