@@ -11,7 +11,7 @@ shuffle) it prints:
 - Python decode ms: ``decode_raw`` (what ``labcam.connect()`` clients pay), median;
 - browser decode ms: ``decodeRaw`` of ``labcam/server/static/labcam-raw.js`` in headless Debian
   Chromium, payload bytes in memory -> Uint16Array of counts, timed with ``performance.now()``
-  (median and p95). Deflate goes through the browser's own ``DecompressionStream("deflate")``; zstd
+  (median and p95; every candidate's payloads decoded round robin, after one warm-up round). Deflate goes through the browser's own ``DecompressionStream("deflate")``; zstd
   through ``fzstd`` and lz4 through ``lz4js``, both from npm, installed by this script into
   ``benchmarks/node_modules`` (gitignored, never committed) and bundled with esbuild. Every decoded
   frame's checksum is compared with the Python frame's.
@@ -19,7 +19,7 @@ shuffle) it prints:
 A second table times the in-page unshuffle alone: the byte loop labcam-raw.js ships, against a
 variant that works on 32-bit words.
 
-    python benchmarks/bench_raw_codecs.py [--frames 30] [--browser-frames 8] [--rounds 3]
+    python benchmarks/bench_raw_codecs.py [--frames 30] [--browser-frames 6] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def pct(values: list[float], q: float) -> float:
 PAGE = """<!doctype html><meta charset="utf-8"><title>raw codecs</title>
 <script src="/decoders.js"></script>
 <script type="module">
-import { decodeRaw, unshuffle16 } from "/labcam-raw.js";
+import { decodeRaw, inflate, unshuffle16 } from "/labcam-raw.js";
 
 function checksum(px) {
   let s = 0;
@@ -154,19 +154,47 @@ function unshuffle16Words(planes, out) {
   return out;
 }
 
-window.decodeCombo = async (header, urls, rounds) => {
-  const payloads = [];
-  for (const url of urls) payloads.push(new Uint8Array(await (await fetch(url)).arrayBuffer()));
-  const sums = [], times = [];
-  for (let r = 0; r < rounds; r++) {
-    for (const p of payloads) {
-      const t0 = performance.now();
-      const px = await decodeRaw(header, p, { decompress: window.rawDecoders });
-      times.push(performance.now() - t0);
-      if (r === 0) sums.push(checksum(px));
+// Every candidate's payloads are loaded first, then decoded round robin (round r of every candidate
+// before round r + 1 of any), so a change of load on the shared machine hits all candidates alike.
+window.decodeRoundRobin = async (combos, rounds) => {
+  const loaded = [];
+  for (const { id, header, urls } of combos) {
+    const payloads = [];
+    for (const url of urls) payloads.push(new Uint8Array(await (await fetch(url)).arrayBuffer()));
+    loaded.push({ id, header, payloads });
+  }
+  const times = {}, sums = {};
+  for (let r = -1; r < rounds; r++) {  // round -1 warms up the JIT
+    for (const { id, header, payloads } of loaded) {
+      times[id] ??= [];
+      sums[id] ??= [];
+      for (const p of payloads) {
+        const t0 = performance.now();
+        const px = await decodeRaw(header, p, { decompress: window.rawDecoders });
+        const dt = performance.now() - t0;
+        if (r >= 0) times[id].push(dt);
+        if (r === 0) sums[id].push(checksum(px));
+      }
     }
   }
   return { times, sums };
+};
+
+// Inflate alone: the reader loop into a preallocated buffer (labcam-raw.js) against Response.arrayBuffer().
+window.inflateVariants = async (urls, size, rounds) => {
+  const payloads = [];
+  for (const url of urls) payloads.push(new Uint8Array(await (await fetch(url)).arrayBuffer()));
+  const viaResponse = (p) => new Response(new Blob([p]).stream().pipeThrough(new DecompressionStream("deflate"))).arrayBuffer();
+  const res = { "reader loop (shipped)": [], "Response.arrayBuffer": [] };
+  for (let r = 0; r <= rounds; r++) {
+    for (const p of payloads) {
+      let t0 = performance.now(); await inflate(p, size); const a = performance.now() - t0;
+      t0 = performance.now(); const buf = await viaResponse(p); const b = performance.now() - t0;
+      if (buf.byteLength !== size) throw new Error("inflate variants differ");
+      if (r > 0) { res["reader loop (shipped)"].push(a); res["Response.arrayBuffer"].push(b); }  // round 0 warms up
+    }
+  }
+  return res;
 };
 
 window.unshuffleVariants = (n, rounds) => {
@@ -232,8 +260,8 @@ def build_decoders() -> bytes:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=30, help="frames encoded per case and candidate")
-    p.add_argument("--browser-frames", type=int, default=8, help="of those, payloads the browser decodes")
-    p.add_argument("--rounds", type=int, default=3, help="times the browser decodes each payload")
+    p.add_argument("--browser-frames", type=int, default=6, help="of those, payloads the browser decodes")
+    p.add_argument("--rounds", type=int, default=4, help="times the browser decodes each payload")
     args = p.parse_args()
     cases = ["mono12 1280x1024", "mono16 1280x1024", "mono12 1280x1024 view of 4096x3000"]
 
@@ -246,13 +274,14 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     rows: list[tuple[str, str, float, float, float, float, float, float]] = []
+    inflate_times: dict[str, list[float]] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page()
             page.goto(base + "/")
             page.wait_for_function("window.pageReady === true && !!window.rawDecoders", timeout=30_000)
-            for case in cases:
+            for ci, case in enumerate(cases):
                 bit_depth, rendered = frames(case, args.frames)
                 raw_bytes = 0
                 sent: list[np.ndarray] = []  # copies of the frames the browser decodes, to check them
@@ -271,32 +300,39 @@ def main() -> None:
                         sizes[c.label] += len(payload)
                         if k < args.browser_frames:
                             kept[c.label].append((payload, header))
-                for c in CANDIDATES:
-                    py_dec = []
-                    for payload, header in kept[c.label]:
+                py_dec: dict[str, list[float]] = {c.label: [] for c in CANDIDATES}
+                for k, want in enumerate(sent):
+                    for c in CANDIDATES:
+                        payload, header = kept[c.label][k]
                         t0 = time.perf_counter()
                         out = decode_raw(header, payload)
-                        py_dec.append((time.perf_counter() - t0) * 1e3)
-                    assert np.array_equal(out, sent[-1]), c.label
+                        py_dec[c.label].append((time.perf_counter() - t0) * 1e3)
+                        assert np.array_equal(out, want), c.label
+                combos = []
+                for c in CANDIDATES:
                     urls = []
-                    for i, (payload, _) in enumerate(kept[c.label]):
-                        url = f"/payload/{cases.index(case)}/{CANDIDATES.index(c)}/{i}"
-                        _Handler.files[url] = ("application/octet-stream", payload)
-                        urls.append(url)
-                    res = page.evaluate(
-                        "([h, u, r]) => window.decodeCombo(h, u, r)", [kept[c.label][0][1], urls, args.rounds]
-                    )
-                    want = [checksum(px) for px in sent]
-                    if res["sums"] != want:
+                    for k, (payload, _) in enumerate(kept[c.label]):
+                        urls.append(f"/payload/{ci}/{CANDIDATES.index(c)}/{k}")
+                        _Handler.files[urls[-1]] = ("application/octet-stream", payload)
+                    combos.append({"id": c.label, "header": kept[c.label][0][1], "urls": urls})
+                res = page.evaluate("([c, r]) => window.decodeRoundRobin(c, r)", [combos, args.rounds])
+                want_sums = [checksum(px) for px in sent]
+                for c in CANDIDATES:
+                    if res["sums"][c.label] != want_sums:
                         raise SystemExit(f"{case} / {c.label}: the browser decoded other values than were sent")
-                    for url in urls:
-                        del _Handler.files[url]
-                    ratio = raw_bytes / sizes[c.label]
+                    b_times = res["times"][c.label]
                     rows.append(
-                        (case, c.label, ratio, pct(enc[c.label], 50), pct(enc[c.label], 95), pct(py_dec, 50),
-                         pct(res["times"], 50), pct(res["times"], 95))
+                        (case, c.label, raw_bytes / sizes[c.label], pct(enc[c.label], 50), pct(enc[c.label], 95),
+                         pct(py_dec[c.label], 50), pct(b_times, 50), pct(b_times, 95))
                     )
-                    print(f"  {case} | {c.label}: done", file=sys.stderr)
+                if ci == 0:
+                    urls = next(x["urls"] for x in combos if x["id"] == "shuffle + deflate-1 (isal)")
+                    inflate_times = page.evaluate(
+                        "([u, n, r]) => window.inflateVariants(u, n, r)", [urls, sent[0].nbytes, args.rounds]
+                    )
+                for url in [u for x in combos for u in x["urls"]]:
+                    del _Handler.files[url]
+                print(f"  {case}: done", file=sys.stderr)
             n = 1280 * 1024
             uns = page.evaluate("([n, r]) => window.unshuffleVariants(n, r)", [n, 30])
         finally:
@@ -311,7 +347,10 @@ def main() -> None:
         print(f"| {case} | {label} | {ratio:.2f} | {e50:.1f} | {e95:.1f} | {pyd:.1f} | {b50:.1f} | {b95:.1f} |")
     print("\nIn-page unshuffle of 1280x1024 uint16 (ms, median / p95 of 30):")
     for name, times in uns.items():
-        print(f"  {name:5s}: {pct(times, 50):.2f} / {pct(times, 95):.2f}")
+        print(f"  {name:22s}: {pct(times, 50):.2f} / {pct(times, 95):.2f}")
+    print(f"\nIn-page inflate alone, {cases[0]}, shuffle + deflate-1 (ms, median / p95):")
+    for name, times in inflate_times.items():
+        print(f"  {name:22s}: {pct(times, 50):.2f} / {pct(times, 95):.2f}")
 
 
 if __name__ == "__main__":
