@@ -11,13 +11,16 @@ shuffle) it prints:
 - Python decode ms: ``decode_raw`` (what ``labcam.connect()`` clients pay), median;
 - browser decode ms: ``decodeRaw`` of ``labcam/server/static/labcam-raw.js`` in headless Debian
   Chromium, payload bytes in memory -> Uint16Array of counts, timed with ``performance.now()``
-  (median and p95; every candidate's payloads decoded round robin, after one warm-up round). Deflate goes through the browser's own ``DecompressionStream("deflate")``; zstd
-  through ``fzstd`` and lz4 through ``lz4js``, both from npm, installed by this script into
-  ``benchmarks/node_modules`` (gitignored, never committed) and bundled with esbuild. Every decoded
-  frame's checksum is compared with the Python frame's.
+  (median and p95; every candidate's payloads decoded round robin, after one warm-up round).
+  Deflate goes through the browser's own ``DecompressionStream("deflate")``; zstd through ``fzstd``
+  and lz4 through ``lz4js``, both from npm, installed by this script into ``benchmarks/node_modules``
+  (gitignored, never committed) and bundled with esbuild. Every decoded frame's checksum is compared
+  with the Python frame's.
 
-A second table times the in-page unshuffle alone: the byte loop labcam-raw.js ships, against a
-variant that works on 32-bit words.
+Then, alone: the server's byte shuffle of a cropped view (the two numpy operations ``byte_shuffle``
+uses, against gathering the bytes through ``view(np.uint8)``), the in-page unshuffle (the byte loop
+labcam-raw.js ships, against one on 32-bit words) and the in-page inflate (labcam-raw.js's reader
+loop into a preallocated buffer, against ``Response.arrayBuffer()``).
 
     python benchmarks/bench_raw_codecs.py [--frames 30] [--browser-frames 6] [--rounds 4]
 """
@@ -114,6 +117,32 @@ def encode(c: Candidate, pixels: np.ndarray, bit_depth: int) -> tuple[bytes, dic
         "width": pixels.shape[1], "height": pixels.shape[0], "channels": 1, "bit_depth": bit_depth,
     }
     return zlib.compress(memoryview(data).cast("B"), c.level), header
+
+
+def shuffle_variants(view: np.ndarray, repeats: int) -> dict[str, list[float]]:
+    """ms per byte shuffle of ``view`` (a non-contiguous uint16 crop), three ways, interleaved."""
+    h, w = view.shape
+
+    def gather_bytes() -> np.ndarray:
+        return np.ascontiguousarray(view.view(np.uint8).reshape(h, w, 2).transpose(2, 0, 1))
+
+    def copy_then_transpose() -> np.ndarray:
+        return np.ascontiguousarray(np.ascontiguousarray(view).view(np.uint8).reshape(-1, 2).T)
+
+    variants = {
+        "cast + shift (byte_shuffle, shipped)": lambda: byte_shuffle(view),
+        "view(uint8) gather": gather_bytes,
+        "contiguous copy, reshape(-1, 2).T": copy_then_transpose,
+    }
+    want = byte_shuffle(view).reshape(-1)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            out = fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+            assert np.array_equal(out.reshape(-1), want), name
+    return times
 
 
 def checksum(pixels: np.ndarray) -> int:
@@ -275,6 +304,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{server.server_address[1]}"
     rows: list[tuple[str, str, float, float, float, float, float, float]] = []
     inflate_times: dict[str, list[float]] = {}
+    shuffle_times: dict[str, list[float]] = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -325,6 +355,8 @@ def main() -> None:
                         (case, c.label, raw_bytes / sizes[c.label], pct(enc[c.label], 50), pct(enc[c.label], 95),
                          pct(py_dec[c.label], 50), pct(b_times, 50), pct(b_times, 95))
                     )
+                if case == cases[-1]:  # px: the last frame's crop, a view into the 4096x3000 frame
+                    shuffle_times = shuffle_variants(px, 30)
                 if ci == 0:
                     urls = next(x["urls"] for x in combos if x["id"] == "shuffle + deflate-1 (isal)")
                     inflate_times = page.evaluate(
@@ -345,12 +377,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for case, label, ratio, e50, e95, pyd, b50, b95 in rows:
         print(f"| {case} | {label} | {ratio:.2f} | {e50:.1f} | {e95:.1f} | {pyd:.1f} | {b50:.1f} | {b95:.1f} |")
+    print(f"\nServer byte shuffle of the {cases[-1]} (ms, median / p95 of 30):")
+    for name, times in shuffle_times.items():
+        print(f"  {name:36s}: {pct(times, 50):.2f} / {pct(times, 95):.2f}")
     print("\nIn-page unshuffle of 1280x1024 uint16 (ms, median / p95 of 30):")
     for name, times in uns.items():
-        print(f"  {name:22s}: {pct(times, 50):.2f} / {pct(times, 95):.2f}")
+        print(f"  {name:36s}: {pct(times, 50):.2f} / {pct(times, 95):.2f}")
     print(f"\nIn-page inflate alone, {cases[0]}, shuffle + deflate-1 (ms, median / p95):")
     for name, times in inflate_times.items():
-        print(f"  {name:22s}: {pct(times, 50):.2f} / {pct(times, 95):.2f}")
+        print(f"  {name:36s}: {pct(times, 50):.2f} / {pct(times, 95):.2f}")
 
 
 if __name__ == "__main__":
