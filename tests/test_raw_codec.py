@@ -5,10 +5,8 @@ another language relies on, refusal of corrupt payloads, and the browser's decod
 from __future__ import annotations
 
 import base64
-import os
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import lz4.frame
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 import zstandard
 
+from browser_page import chromium_page
 from labcam.cameras.simulated import SimulatedCamera
 from labcam.preview.raw import RAW_COMPRESSIONS, byte_shuffle, byte_unshuffle, decode_raw, encode_raw
 
@@ -225,8 +224,6 @@ def test_shuffled_uint8_header_is_refused() -> None:
 
 # -- the browser decodes what the server encodes ------------------------------------------------------
 
-CHROMIUM = Path(os.environ.get("LABCAM_CHROMIUM", "/usr/bin/chromium"))
-
 DECODE_IN_PAGE = """async ([modUrl, header, b64]) => {
   const { decodeRaw } = await import(modUrl);
   const payload = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -245,20 +242,8 @@ DECODE_IN_PAGE = """async ([modUrl, header, b64]) => {
 
 @pytest.fixture(scope="module")
 def browser_page() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    from chromium_args import CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with chromium_page() as page:
         yield page
-        browser.close()
-        assert not errors, f"uncaught errors in the page: {errors}"
 
 
 def _decode_in_browser(page: Any, base_url: str, header: dict[str, Any], payload: bytes) -> dict[str, Any]:

@@ -6,12 +6,13 @@ byte, then every pixel's high byte) and then compressed as one deflate stream in
 zstd frame or one lz4 frame, or not at all. The frame header says how (``RawHeader``).
 
 Why shuffle: a 12-bit sensor's high bytes take 16 values and its low bytes are mostly noise; kept
-apart, the compressor finds the high-byte plane almost free (ratio 1.36 -> 1.75 for zstd-1 on the
-simulated specimen). The shuffle is done with two whole-array integer operations (cast to uint8
-keeps the low byte, shift right by 8 gives the high one), which read a cropped view in place and
-are ~3x faster than gathering the bytes through a strided ``view(np.uint8)`` copy (measured in
-``benchmarks/bench_raw_codecs.py``). Deflate goes through python-isal (ISA-L) at levels 0-3: the
-same zlib format as the standard library, about ten times faster to encode.
+apart, the compressor finds the high-byte plane almost free (ratio 1.37 -> 1.70 for deflate-1 on
+the simulated specimen, and the encode gets faster). The shuffle is two whole-array integer
+operations (a cast to uint8 keeps the low byte, a shift right by 8 gives the high one). They read a
+cropped view in place, in half the time of gathering the bytes through a strided
+``view(np.uint8)`` copy (measured in ``benchmarks/bench_raw_codecs.py``). Deflate goes through
+python-isal (ISA-L) at levels 0-3: the same zlib format as the standard library, about seven times
+faster to encode.
 
 The decoder is pure numpy plus the codec libraries, for Python clients. It trusts nothing: the
 header's fields are checked, the decompressed size must be exactly width x height x channels x
