@@ -28,7 +28,6 @@ loop into a preallocated buffer, against ``Response.arrayBuffer()``).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import threading

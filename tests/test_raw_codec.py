@@ -13,8 +13,8 @@ import lz4.frame
 import numpy as np
 import pytest
 import zstandard
-
 from browser_page import chromium_page
+
 from labcam.cameras.simulated import SimulatedCamera
 from labcam.preview.raw import RAW_COMPRESSIONS, byte_shuffle, byte_unshuffle, decode_raw, encode_raw
 

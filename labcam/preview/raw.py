@@ -156,7 +156,7 @@ def encode_raw(
         data = byte_shuffle(pixels)
     else:
         data = np.ascontiguousarray(pixels, dtype=dtype.newbyteorder("<"))
-    buf = memoryview(data).cast("B")
+    buf = data.data.cast("B")  # the array's own buffer: no copy
     payload = buf if compression == "none" else _compress(buf, compression, level)
     header: RawHeader = {
         "encoding": "raw",
@@ -206,7 +206,8 @@ def _decompress(payload: bytes | bytearray | memoryview, compression: str, size:
             ended, extra = f.eof, f.unused_data
     except ValueError:
         raise
-    except (zlib.error, isal_zlib.error, zstandard.ZstdError, RuntimeError) as exc:
+    # (isal's type stub declares ``error`` as an instance, not a class: hence the ignore)
+    except (isal_zlib.error, zstandard.ZstdError, RuntimeError) as exc:  # type: ignore[misc]
         raise ValueError(f"raw payload: corrupt {compression} data ({exc})") from exc
     if len(out) > size:
         raise ValueError(f"raw payload: {compression} data decompress to more than the {size} bytes the header says")
