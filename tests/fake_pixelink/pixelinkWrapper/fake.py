@@ -333,7 +333,8 @@ class _CameraState:
         if fid == FID.SHUTTER:
             v[0] = max(EXPOSURE_STEP_S, round(v[0] / EXPOSURE_STEP_S) * EXPOSURE_STEP_S)
             limit = 1.0 / self.frame_rate()
-            if free_running and v[0] > limit * (1 + 1e-6):
+            # Without FRAME_RATE the camera just slows down to fit the exposure.
+            if free_running and FID.FRAME_RATE in self.features and v[0] > limit * (1 + 1e-6):
                 # The exposure cannot outlast a frame at the current frame rate: clamp it.
                 v[0] = math.floor(limit / EXPOSURE_STEP_S + 1e-6) * EXPOSURE_STEP_S  # 1e-6: 0.04/1e-5 is 3999.99...
         elif fid == FID.GAIN:
@@ -576,6 +577,7 @@ class FakeSdk:
     import_delay: float = 0.0  # seconds the import blocks (a version probe scanning a big tree)
     imports_seen: list[str | None] = field(default_factory=list)  # $PIXELINK_SDK_LIB at each import
     _import_release: threading.Event = field(default_factory=threading.Event)
+    import_started: threading.Event = field(default_factory=threading.Event)  # set when an import begins
     violations: list[str] = field(default_factory=list)  # API misuse the real SDK leaves undefined
 
     # -- test control ------------------------------------------------------------------------------
@@ -696,6 +698,7 @@ class FakeSdk:
             self.import_delay = 0.0
             self._import_release.set()  # ends a slow import still running in some thread
             self.imports_seen.clear()
+            self.import_started.clear()
             self.violations.clear()
             self._cond.notify_all()
         for thread in threads:
@@ -717,8 +720,10 @@ class FakeSdk:
         """
         sdk_lib = os.environ.get("PIXELINK_SDK_LIB")
         self.imports_seen.append(sdk_lib)
-        if self.import_delay:
-            self._import_release.wait(self.import_delay)
+        self.import_started.set()
+        if self.import_delay and self._import_release.wait(self.import_delay):
+            # reset() ended the wait: fail, so no half-set-up module outlives the test that slowed it.
+            raise OSError("the fake SDK was reset during a slow import")
         failure = self.import_failure
         if failure is not None:
             raise import_failure(failure) if isinstance(failure, str) else failure
