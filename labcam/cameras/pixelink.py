@@ -306,6 +306,7 @@ class PixelinkCamera(CameraDriver):
         self._clock_offset: float | None = None  # wall clock minus camera clock, set at start
         self._consecutive_timeouts = 0
         self._consecutive_errors = 0  # failed reads in a row that were neither timeouts nor stops
+        self._last_read_rc: int | None = None
         self._reading = False  # a read is inside getNextFrame
         self._read_token = 0
         self._deadline_hit = False
@@ -518,6 +519,51 @@ class PixelinkCamera(CameraDriver):
             with self._lock:
                 raise self._error_locked("getNextFrame", read.rc)
 
+    # -- raw access for ``labcam selftest`` ------------------------------------------------------
+    def read_raw_frame(self, timeout: float) -> tuple[Any, Any]:
+        """One frame exactly as the camera sent it: (a copy of the SDK buffer, its frame descriptor).
+
+        For ``labcam selftest``, which compares labcam's decoding with the SDK's ``formatImage``.
+        SDK timeouts are retried until ``timeout``; other failures raise as in ``read_frame``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            read = self._read_once(deadline)
+            if read.rc >= 0:
+                copy = ctypes.create_string_buffer(len(read.buffer))
+                ctypes.memmove(copy, read.buffer, len(read.buffer))
+                return copy, read.desc
+            if read.rc in self._codes.timeouts and time.monotonic() < deadline:
+                continue
+            if read.rc in self._codes.timeouts or (read.deadline_hit and read.rc in self._codes.stopped):
+                raise self._timeout_error(timeout, read.rc)
+            with self._lock:
+                raise self._error_locked("getNextFrame", read.rc)
+
+    def decode_raw_frame(self, buffer: Any, desc: Any) -> Frame:
+        """The frame labcam makes of a raw SDK buffer (what ``read_frame`` would have returned)."""
+        return self._to_frame(buffer, desc)
+
+    def sdk_format_mono8(self, buffer: Any, desc: Any) -> np.ndarray:
+        """The SDK's own 8-bit rendering of a raw frame (``formatImage`` to RAW_MONO8), as (h, w) uint8."""
+        api = self._api
+        with self._lock:
+            ret = api.formatImage(buffer, desc, api.ImageFormat.RAW_MONO8)
+            if ret[0] < 0:
+                raise self._error_locked("formatImage(RAW_MONO8)", ret[0])
+        width = int(desc.Roi.fWidth / (desc.PixelAddressingValue.fHorizontal or 1))
+        height = int(desc.Roi.fHeight / (desc.PixelAddressingValue.fVertical or 1))
+        return np.frombuffer(ret[1], np.uint8, count=width * height).reshape(height, width).copy()
+
+    @property
+    def last_read_code(self) -> int | None:
+        """The return code of the last ``getNextFrame`` (None before the first)."""
+        return self._last_read_rc
+
+    def return_code_name(self, rc: int) -> str:
+        """The SDK's name of a return code (``0x...`` when the wrapper does not know it)."""
+        return self._codes.name(rc)
+
     def _timeout_error(self, timeout: float, sdk_rc: int | None) -> FrameTimeout:
         why = f" (the SDK said {self._codes.name(sdk_rc)})" if sdk_rc is not None else ""
         return FrameTimeout(f"no frame from PixeLINK camera {self._serial} within {timeout:g} s{why}")
@@ -535,6 +581,7 @@ class PixelinkCamera(CameraDriver):
             self._read_token = self._deadline.arm(deadline)
         try:
             ret = self._api.getNextFrame(handle, buffer)
+            self._last_read_rc = ret[0]
         finally:
             with self._lock:
                 self._reading = False
