@@ -517,7 +517,8 @@ class PixelinkCamera(CameraDriver):
                 buffer_regrown = True
                 continue
             with self._lock:
-                raise self._error_locked("getNextFrame", read.rc)
+                # The first of a run is logged; the engine backs off and retries the rest.
+                raise self._error_locked("getNextFrame", read.rc, logged=self._consecutive_errors <= 1)
 
     # -- raw access for ``labcam selftest`` ------------------------------------------------------
     def read_raw_frame(self, timeout: float) -> tuple[Any, Any]:
@@ -755,7 +756,7 @@ class PixelinkCamera(CameraDriver):
         if self._handle is None or self._closed:  # closed: close() may be waiting out a read
             raise CameraError("the PixeLINK camera is not open")
 
-    def _error_locked(self, function: str, rc: int) -> CameraError:
+    def _error_locked(self, function: str, rc: int, *, logged: bool = True) -> CameraError:
         """The exception for a failed SDK call: lost camera, or a fault logged with the SDK's report."""
         if rc in self._codes.lost:
             return self._mark_lost_locked(rc)
@@ -764,7 +765,7 @@ class PixelinkCamera(CameraDriver):
         if report:
             message += f" ({report})"
         if not self._opening:
-            log.error("%s", message)
+            log.log(logging.ERROR if logged else logging.DEBUG, "%s", message)
         return CameraError(message)
 
     def _error_report_locked(self) -> str:
