@@ -471,8 +471,10 @@ class Engine:
                 frame = self.driver.read_frame(self._read_timeout())
             except StreamStopped:
                 # stop() interrupted the read (the loop condition decides), or the driver keeps
-                # saying so by itself: either way, never retry at once.
+                # saying so by itself: then never retry at once, and restart the stream once per burst.
                 failures_in_a_row += 1
+                if not self._stop_requested.is_set() and failures_in_a_row == TIMEOUT_BURST:
+                    self._restart_stream()
                 self._back_off(started, failures_in_a_row)
                 continue
             except FrameTimeout as exc:
@@ -518,6 +520,15 @@ class Engine:
             log.debug("stopping the camera: %s", exc)
         if self._state != "closed":
             self._set_state("idle")
+
+    def _restart_stream(self) -> None:
+        """Stop and start the camera: the stream ended although nobody stopped it."""
+        log.warning("the camera's stream keeps ending by itself: restarting it")
+        try:
+            self.driver.stop()
+            self.driver.start()
+        except CameraError as exc:
+            log.debug("restarting the stream: %s", exc)
 
     def _back_off(self, started: float, failures_in_a_row: int) -> None:
         """Pause after a failed read (see FAILURE_BACKOFF); returns early when capture is stopped."""

@@ -494,6 +494,8 @@ class PixelinkCamera(CameraDriver):
             if read.rc in codes.stopped:
                 if self._lost:  # another thread found the camera gone and stopped the stream
                     raise CameraDisconnected(f"PixeLINK camera {self._serial} disconnected")
+                if self._streaming:  # not stop(): the stream ended by itself, which a gone camera may do
+                    self._count_error(read.rc)
                 raise StreamStopped(f"the PixeLINK camera {self._serial} stopped streaming")
             if read.rc in codes.timeouts:
                 last_timeout = read.rc
