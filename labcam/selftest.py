@@ -9,6 +9,7 @@ model has. The self-test opens the camera and measures them, in this order:
 2. **settings**: every setting round-tripped at its limits (what the camera rounds or refuses);
 3. **pixels** (PixeLINK with MONO16): labcam's decoding of a live frame against the SDK's own
    ``formatImage`` on the same frame: byte order and alignment;
+   **bayer order** (colour PixeLINK): whether the reported Bayer order follows odd ROI offsets;
 4. **timing**: the frame rate against the setting, how long a timeout takes, frame timestamps
    against the host clock;
 5. **unplug** (only with ``--unplug``): the user unplugs and replugs; records what the SDK said and
@@ -124,6 +125,7 @@ def run_selftest(
         ("opening", lambda: _opening(driver, report)),
         ("settings", lambda: _settings(driver, original, report)),
         ("pixels", lambda: _pixels(driver, report)),
+        ("bayer order", lambda: _bayer_order(driver, report)),
         ("timing", lambda: _timing(driver, report)),
     ]
     if unplug:
@@ -263,6 +265,36 @@ def _pixels(driver: CameraDriver, report: SelftestReport) -> list[Check]:
         f"MONO16 arrives {found}, but labcam decodes big-endian MSB-aligned: mono12/mono16 frames are wrong "
         "on this camera (use mono8 and report this with the two report files)")
     return [Check("pixels", FAIL, f"MONO16 is {found}; labcam's decoding differs from formatImage", details)]
+
+
+# -- 3b. colour: does the Bayer order follow the ROI offset? -------------------------------------------
+def _bayer_order(driver: CameraDriver, report: SelftestReport) -> list[Check]:
+    specs = driver.specs.specs
+    if not hasattr(driver, "read_raw_frame") or "rgb8" not in driver.description.pixel_formats or "roi" not in specs:
+        return [Check("bayer order", SKIP, "not a colour PixeLINK camera with an ROI")]
+    size = max(int(specs["roi"].minimum or 1), 64)
+    rows = []
+    for x, y in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        try:
+            roi = driver.update_settings({"pixel_format": "rgb8", "roi": (x, y, size, size)}).roi
+        except SettingError as exc:
+            rows.append({"asked": [x, y], "refused": str(exc)})
+            continue
+        driver.start()
+        _, desc = driver.read_raw_frame(5.0)
+        driver.stop()
+        rows.append({"asked": [x, y], "roi": list(roi), "camera_pixel_format": int(desc.PixelFormat.fValue)})
+    applied = {(r["roi"][0] % 2, r["roi"][1] % 2): r["camera_pixel_format"] for r in rows if "roi" in r}
+    details = {"frames": rows}
+    if set(applied) <= {(0, 0)}:
+        return [Check("bayer order", INFO, "the camera rounds ROI offsets to even pixels: the Bayer order cannot shift",
+                      details)]
+    if len(set(applied.values())) > 1:
+        return [Check("bayer order", INFO, "the reported Bayer order follows the ROI offset; labcam demosaics each "
+                                           "frame with the order its descriptor reports", details)]
+    report.differences.append("at odd ROI offsets the camera reports the same Bayer order: if colours look "
+                              "swapped there, use even offsets and report it")
+    return [Check("bayer order", INFO, "the reported Bayer order stays the same at odd ROI offsets", details)]
 
 
 # -- 4. timing --------------------------------------------------------------------------------------------

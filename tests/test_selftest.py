@@ -38,7 +38,9 @@ def test_a_camera_that_behaves_as_labcam_expects_passes_and_both_reports_are_wri
     before = driver.settings
     report = run_selftest(driver, ask=_no_prompt, say=_quiet)
     assert report.passed, report.to_text()
-    assert [c.name for c in report.checks] == ["opening", "settings", "pixels", "frame rate", "timestamps", "timeout"]
+    assert [c.name for c in report.checks] == [
+        "opening", "settings", "pixels", "bayer order", "frame rate", "timestamps", "timeout"]
+    assert report.check("bayer order").status == "skip"  # a mono camera
     assert report.check("pixels").details["sdk_layouts_matching"] == ["big-endian, msb-aligned"]
     assert report.check("timeout").details["stop_wakes_getNextFrame_with"] == "ApiStreamStopped"
     trips = report.check("settings").details["round_trips"]
@@ -66,6 +68,18 @@ def test_the_other_mono16_byte_order_is_detected(
     assert not report.passed
     assert any("MONO16 arrives little-endian MSB-aligned" in d for d in report.differences)
     assert "some checks FAILED" in report.to_text()
+
+
+def test_a_colour_camera_reports_whether_its_bayer_order_follows_the_roi_offset(
+    fake_sdk: Any, make_driver: Callable[..., PixelinkCamera]
+) -> None:
+    fake_sdk.add_camera(SERIAL, colour=True)
+    report = run_selftest(make_driver(**STEADY), ask=_no_prompt, say=_quiet)
+    bayer = report.check("bayer order")
+    assert bayer.status == "info"
+    assert bayer.summary == "the camera rounds ROI offsets to even pixels: the Bayer order cannot shift"
+    assert [f["roi"][:2] for f in bayer.details["frames"]] == [[0, 0]] * 4
+    assert report.passed, report.to_text()
 
 
 def test_missing_features_are_reported_and_their_checks_skipped(
