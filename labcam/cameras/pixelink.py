@@ -4,7 +4,16 @@ How this driver uses the SDK follows /work/shared/reference/pixelink-api.md (sec
 
 * ``pixelinkWrapper`` loads the native library while it is imported and fails in many ways when
   the SDK is missing, so it is imported lazily in ``open`` and every failure becomes
-  ``CameraUnavailable`` with the reason.
+  ``CameraUnavailable`` with the reason. On Linux its version probe runs
+  ``find $PIXELINK_SDK_LIB``, which scans the current folder tree when the variable is unset: the
+  driver first points the variable at the SDK's library in its usual install folders, and runs
+  the import in a thread, off the lock, waiting ``import_timeout`` seconds at most.
+* Optional features (TRIGGER, GAIN, FRAME_RATE, PIXEL_ADDRESSING, ROI) that a model lacks are
+  never written; their settings are left out of ``specs`` and ``Settings.to_dict()``.
+* Failed reads of any code, not only the known "camera gone" ones, lead to a liveness probe
+  after a few in a row (``_PROBE_AFTER_TIMEOUTS``); a camera that does not answer it is lost.
+* A positive return code means the camera chose another value (another Bayer order, a rounded
+  ROI): the driver reads it back and uses it.
 * Every SDK call returns a tuple ``(rc, payload...)``; ``rc < 0`` is an error and the payload is
   then missing. Positive codes are warnings (``ApiSuccessParametersChanged`` means "rounded").
 * Cameras are chosen by serial number. Settings are written in a fixed order, with the stream
