@@ -578,6 +578,7 @@ class FakeSdk:
     imports_seen: list[str | None] = field(default_factory=list)  # $PIXELINK_SDK_LIB at each import
     _import_release: threading.Event = field(default_factory=threading.Event)
     import_started: threading.Event = field(default_factory=threading.Event)  # set when an import begins
+    _slow_importers: list[threading.Thread] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)  # API misuse the real SDK leaves undefined
 
     # -- test control ------------------------------------------------------------------------------
@@ -697,11 +698,12 @@ class FakeSdk:
             self.version_warning = None
             self.import_delay = 0.0
             self._import_release.set()  # ends a slow import still running in some thread
+            importers, self._slow_importers = self._slow_importers, []
             self.imports_seen.clear()
             self.import_started.clear()
             self.violations.clear()
             self._cond.notify_all()
-        for thread in threads:
+        for thread in threads + [t for t in importers if t is not threading.current_thread()]:
             thread.join(timeout=5)
 
     def _forget_loaded_wrapper(self) -> None:
@@ -721,6 +723,8 @@ class FakeSdk:
         sdk_lib = os.environ.get("PIXELINK_SDK_LIB")
         self.imports_seen.append(sdk_lib)
         self.import_started.set()
+        if self.import_delay:
+            self._slow_importers.append(threading.current_thread())
         if self.import_delay and self._import_release.wait(self.import_delay):
             # reset() ended the wait: fail, so no half-set-up module outlives the test that slowed it.
             raise OSError("the fake SDK was reset during a slow import")
