@@ -1,4 +1,4 @@
-"""The ``labcam`` command: ``labcam serve`` (the standalone stream server) and ``labcam info``.
+"""The ``labcam`` command: ``labcam serve`` (the stream server), ``labcam info`` and ``labcam selftest``.
 
 ``labcam serve`` binds 127.0.0.1:8001 by default and says in its first lines which camera it
 streams (and, when ``--camera auto`` fell back to the simulated camera, why) and where. Ctrl-C or
@@ -105,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", parents=[common], help="say which camera would be used, and why")
     _add_camera_arguments(info)
+
+    selftest = sub.add_parser(
+        "selftest", parents=[common], help="check the camera and write a report (docs/troubleshooting.md)",
+        description="Open the camera, check its settings, pixels and timing, and write a JSON and a text report.",
+    )
+    _add_camera_arguments(selftest)
+    selftest.add_argument("--unplug", action="store_true",
+                          help="also ask you to unplug and replug the camera, and record what happens")
+    selftest.add_argument("--report-dir", default=".", metavar="DIR",
+                          help="folder for labcam-selftest-*.json and .txt (default: the current folder)")
     return parser
 
 
@@ -323,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args)
     if args.command == "info":
         return info(args)
+    if args.command == "selftest":
+        from .selftest import selftest_command
+
+        return selftest_command(args)
     parser.print_help()
     return 2
 

@@ -43,8 +43,18 @@ READ_TIMEOUT_PERIODS = 5.0
 MIN_READ_TIMEOUT = 1.0
 # This many timeouts in a row make the camera "stalled" in the status (it is still retried).
 TIMEOUT_BURST = 3
-# How often a lost camera is looked for again.
+# How often a lost camera is looked for again: first after RECONNECT_INTERVAL seconds, then
+# backing off by RECONNECT_BACKOFF per attempt up to RECONNECT_MAX_INTERVAL (a replug is still
+# noticed within a few seconds, and an absent camera costs nothing).
 RECONNECT_INTERVAL = 0.5
+RECONNECT_BACKOFF = 1.5
+RECONNECT_MAX_INTERVAL = 4.0
+# A read that fails is followed by a pause before the next, so a failing driver never makes the
+# capture loop spin: FAILURE_BACKOFF seconds after the first failure in a row, doubling up to
+# MAX_FAILURE_BACKOFF. The pause counts from the start of the failed read, so a read that already
+# waited that long (a real timeout, e.g. waiting for a hardware trigger) is retried at once.
+FAILURE_BACKOFF = 0.01
+MAX_FAILURE_BACKOFF = 1.0
 
 
 class EngineEvents(SignalGroup):
@@ -431,33 +441,51 @@ class Engine:
         self._set_state("streaming")
         self.events.streaming_started.emit()
         timeouts_in_a_row = 0
+        failures_in_a_row = 0  # reads that raised anything, for the back-off
         while not self._stop_requested.is_set():
+            started = time.monotonic()
             try:
                 frame = self.driver.read_frame(self._read_timeout())
             except StreamStopped:
-                continue  # stop() interrupted the read; the loop condition decides
+                # stop() interrupted the read (the loop condition decides), or the driver keeps
+                # saying so by itself: then never retry at once, and restart the stream once per burst.
+                failures_in_a_row += 1
+                if not self._stop_requested.is_set() and failures_in_a_row == TIMEOUT_BURST:
+                    self._restart_stream()
+                self._back_off(started, failures_in_a_row)
+                continue
             except FrameTimeout as exc:
                 self._timeouts += 1
                 timeouts_in_a_row += 1
+                failures_in_a_row += 1
                 # Waiting for a hardware trigger is not a fault: no stalled state for it.
                 if timeouts_in_a_row == TIMEOUT_BURST and self.settings.trigger_mode != "hardware":
                     log.warning("camera stalled: %d timeouts in a row (%s)", timeouts_in_a_row, exc)
                     self._set_state("stalled", f"{timeouts_in_a_row} frame timeouts in a row")
+                self._back_off(started, failures_in_a_row)
                 continue
             except CameraDisconnected as exc:
                 self._lost(str(exc))
                 if not self._recover():
                     break
-                timeouts_in_a_row = 0
+                timeouts_in_a_row = failures_in_a_row = 0
                 continue
             except CameraError as exc:
-                # Unknown camera errors: counted like timeouts, so a persistent one shows as stalled.
-                log.error("camera error: %s", exc)
+                # Other camera errors: counted like timeouts, so a persistent one shows as stalled.
+                # The driver decides whether the camera is gone (its liveness probe); the engine
+                # logs the first of a burst and backs off.
                 self._timeouts += 1
                 timeouts_in_a_row += 1
+                failures_in_a_row += 1
+                if failures_in_a_row == 1:
+                    log.error("camera error: %s", exc)
+                else:
+                    log.debug("camera error (%d in a row): %s", failures_in_a_row, exc)
                 if timeouts_in_a_row >= TIMEOUT_BURST:
                     self._set_state("stalled", str(exc))
+                self._back_off(started, failures_in_a_row)
                 continue
+            failures_in_a_row = 0
             if timeouts_in_a_row:
                 timeouts_in_a_row = 0
                 if self._state == "stalled":
@@ -469,6 +497,22 @@ class Engine:
             log.debug("stopping the camera: %s", exc)
         if self._state != "closed":
             self._set_state("idle")
+
+    def _restart_stream(self) -> None:
+        """Stop and start the camera: the stream ended although nobody stopped it."""
+        log.warning("the camera's stream keeps ending by itself: restarting it")
+        try:
+            self.driver.stop()
+            self.driver.start()
+        except CameraError as exc:
+            log.debug("restarting the stream: %s", exc)
+
+    def _back_off(self, started: float, failures_in_a_row: int) -> None:
+        """Pause after a failed read (see FAILURE_BACKOFF); returns early when capture is stopped."""
+        delay = min(MAX_FAILURE_BACKOFF, FAILURE_BACKOFF * 2 ** min(failures_in_a_row - 1, 30))
+        remaining = started + delay - time.monotonic()
+        if remaining > 0:
+            self._stop_requested.wait(remaining)
 
     def _read_timeout(self) -> float:
         s = self.settings
@@ -501,15 +545,17 @@ class Engine:
 
     def _recover(self) -> bool:
         """Look for the camera until it is back (True) or capture is being stopped (False)."""
-        while not self._stop_requested.wait(RECONNECT_INTERVAL):
+        interval = RECONNECT_INTERVAL
+        while not self._stop_requested.wait(interval):
+            interval = min(RECONNECT_MAX_INTERVAL, interval * RECONNECT_BACKOFF)
             try:
                 back = self.driver.reconnect()
+                if back and not self.driver.streaming:
+                    self.driver.start()
             except CameraError as exc:
                 log.debug("reconnect failed: %s", exc)
                 back = False
             if back:
-                if not self.driver.streaming:
-                    self.driver.start()
                 # Frame numbers may restart after a replug: do not count that as drops.
                 self._last_frame_number = None
                 log.warning("camera recovered")

@@ -28,10 +28,15 @@ class Settings:
     roi: tuple[int, int, int, int]  # x, y, width, height on the sensor
     pixel_format: str
     trigger_mode: str = "free_running"
+    # Settings this camera does not have (e.g. "gain_db" on a model without gain): left out of
+    # ``to_dict`` and of the specs; the attribute holds what the camera does anyway.
+    absent: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["roi"] = list(self.roi)
+        for name in (*self.absent, "absent"):
+            d.pop(name, None)
         return d
 
 
@@ -142,7 +147,9 @@ def validate_changes(specs: SettingSpecs, current: Settings, changes: Mapping[st
         coerced[name] = specs[name].coerce(value)
     new = replace(current, **coerced)
     period_ms = 1000.0 / new.fps
-    if new.trigger_mode == "free_running" and new.exposure_ms > period_ms + 1e-9:
+    # A camera without a frame rate setting paces itself by its exposure: nothing to check.
+    has_frame_rate = "fps" in specs.specs
+    if has_frame_rate and new.trigger_mode == "free_running" and new.exposure_ms > period_ms + 1e-9:
         # Name the setting the caller changed, so the message points at what to fix.
         name = next((n for n in ("exposure_ms", "fps", "trigger_mode") if n in coerced), "exposure_ms")
         value = getattr(new, name)

@@ -40,7 +40,21 @@ def _forget_wrapper_modules() -> None:
 
 
 @pytest.fixture
-def fake_sdk() -> Iterator[Any]:
+def sdk_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An installed "native library" file, named like the Linux SDK's, with $PIXELINK_SDK_LIB on it.
+
+    The real wrapper's import reads the library's version from that name (see the fake's
+    ``on_import``); the fake checks the variable the same way.
+    """
+    library = tmp_path / "PixeLINK" / "lib" / "libPxLApi.so.4.2.2.11"
+    library.parent.mkdir(parents=True)
+    library.write_bytes(b"")
+    monkeypatch.setenv("PIXELINK_SDK_LIB", str(library))
+    return library
+
+
+@pytest.fixture
+def fake_sdk(sdk_library: Path) -> Iterator[Any]:
     """The fake SDK's control object (``pixelinkWrapper.fake.FAKE``), with no camera plugged in."""
     _forget_wrapper_modules()
     sys.path.insert(0, str(FAKE_ROOT))

@@ -8,8 +8,10 @@ stop meaning anything; these catch that.
 from __future__ import annotations
 
 import ctypes
+import json
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -256,3 +258,165 @@ def test_format_image_returns_a_ctypes_buffer(pxl: Any, fake_sdk: Any) -> None:
     assert rc == 0 and isinstance(out, ctypes.Array)
     rgb = np.frombuffer(out, np.uint8, count=32 * 32 * 3).reshape(32, 32, 3)
     np.testing.assert_array_equal(rgb, cam.expected_rgb(desc.u64FrameNumber))
+
+
+# --- checked against the real wheels (tests/fake_pixelink/real_constants.json) ------------------
+
+REAL = json.loads((Path(__file__).parent / "fake_pixelink" / "real_constants.json").read_text())["wheels"]
+"""Constants and layouts recorded from the vendor's wheels by scripts/pixelink_constants.py."""
+
+# Classes the fake must carry complete (every name, every value), as in 1.5.0.
+COMPLETE = ("FeatureId", "FeatureFlags", "PixelFormat", "TriggerTypes", "StreamState", "ImageFormat",
+            "RoiParams", "PixelAddressingModes", "InitializeExFlags")
+
+
+def _ctype_text(ctype: Any) -> str:
+    """A ctypes field type written as the wrapper's source writes it: c_char * 64, c_uint, ..."""
+    if issubclass(ctype, ctypes.Array):
+        return f"{ctype._type_.__name__} * {ctype._length_}"
+    return ctype.__name__
+
+
+def test_the_recorded_data_covers_the_four_wheels() -> None:
+    assert sorted(REAL) == ["1.2.0", "1.3.1", "1.4.1", "1.5.0"]
+    assert all(len(w["sha256"]) == 64 for w in REAL.values())
+
+
+def test_every_constant_of_the_fake_has_the_real_value(pxl: Any) -> None:
+    real = REAL["1.5.0"]["classes"]
+    for name, value in vars(pxl).items():
+        if isinstance(value, type) and name in real:
+            fake = {k: v for k, v in vars(value).items() if not k.startswith("_")}
+            wrong = {k: (v, real[name].get(k)) for k, v in fake.items() if real[name].get(k) != v}
+            assert not wrong, f"PxLApi.{name}: fake value, real value: {wrong}"
+
+
+@pytest.mark.parametrize("name", COMPLETE)
+def test_the_fake_has_every_name_of(pxl: Any, name: str) -> None:
+    fake = {k: v for k, v in vars(getattr(pxl, name)).items() if not k.startswith("_")}
+    assert fake == REAL["1.5.0"]["classes"][name]
+
+
+def test_feature_total_and_the_return_codes_labcam_meets(pxl: Any) -> None:
+    assert pxl.FeatureId.TOTAL == 46
+    codes = REAL["1.5.0"]["classes"]["ReturnCode"]
+    for name in ("ApiNoDeviceError", "ApiLinkDriverError", "ApiDriverCommunicationError", "ApiNoStreamError"):
+        assert getattr(pxl.ReturnCode, name) == codes[name]
+
+
+@pytest.mark.parametrize("structure", ["_ErrorReport", "_CameraInfo"])
+def test_structure_layouts_are_the_real_ones(pxl: Any, structure: str) -> None:
+    fields = [[name, _ctype_text(ctype)] for name, ctype in getattr(pxl, structure)._fields_]
+    assert fields == REAL["1.5.0"]["structures"][structure]
+
+
+def test_the_functions_labcam_calls_exist_in_every_wheel(pxl: Any) -> None:
+    used = {"getNumberCameras", "initialize", "uninitialize", "getCameraInfo", "getCameraFeatures", "getFeature",
+            "setFeature", "setStreamState", "getNextFrame", "formatImage", "getErrorReport", "getCurrentTimestamp",
+            "getBytesPerPixel", "apiSuccess"}
+    for version, wheel in REAL.items():
+        assert used <= set(wheel["functions"]), version
+    assert used <= set(vars(pxl))
+
+
+# --- the unkind corners --------------------------------------------------------------------------
+
+
+def test_set_event_callback_takes_only_a_decorated_callback(pxl: Any, camera: Any, h: int) -> None:
+    with pytest.raises(ctypes.ArgumentError):
+        pxl.setEventCallback(h, pxl.EventId.CAMERA_DISCONNECTED, None, lambda *args: 0)
+
+    @pxl._eventProcessFunction
+    def on_event(handle: int, event: int, stamp: float, size: int, data: Any, context: Any) -> int:
+        return 0
+
+    assert pxl.setEventCallback(h, pxl.EventId.CAMERA_DISCONNECTED, None, on_event) == (0,)
+    assert pxl.setEventCallback(h, pxl.EventId.CAMERA_DISCONNECTED, None, None) == (0,)
+
+
+@pytest.mark.parametrize("alignment", [16, 64, 4096])
+def test_create_byte_aligned_buffer_honours_the_alignment(pxl: Any, alignment: int) -> None:
+    buffer = pxl.createByteAlignedBuffer(1000, alignment)
+    assert ctypes.addressof(buffer) % alignment == 0 and len(buffer) == 1000
+    with pytest.raises(TypeError):
+        pxl.createByteAlignedBuffer(1000)  # the alignment is required
+
+
+def test_an_unplug_can_answer_with_any_code(pxl: Any, fake_sdk: Any, camera: Any, h: int) -> None:
+    no_device = pxl.ReturnCode.ApiNoDeviceError
+    pxl.setStreamState(h, pxl.StreamState.START)
+    fake_sdk.unplug(camera.serial, frame_rc=no_device)
+    assert pxl.getNextFrame(h, ctypes.create_string_buffer(640 * 480)) == (no_device,)
+    assert pxl.getFeature(h, pxl.FeatureId.SHUTTER) == (no_device,)
+
+
+def test_a_model_without_optional_features(pxl: Any, fake_sdk: Any) -> None:
+    fid = pxl.FeatureId
+    fake_sdk.add_camera(77, without={fid.TRIGGER, fid.GAIN, fid.ROI})
+    h = pxl.initialize(77)[1]
+    table = pxl.getCameraFeatures(h, fid.ALL)[1]
+    listed = {table.Features[i].uFeatureId for i in range(table.uNumberOfFeatures)}
+    assert not listed & {fid.TRIGGER, fid.GAIN, fid.ROI} and fid.SHUTTER in listed
+    assert pxl.getFeature(h, fid.TRIGGER) == (pxl.ReturnCode.ApiNotSupportedError,)
+    assert pxl.setFeature(h, fid.GAIN, 2, [1.0]) == (pxl.ReturnCode.ApiNotSupportedError,)
+
+
+def test_a_colour_sensor_substitutes_its_own_bayer_order(pxl: Any, fake_sdk: Any) -> None:
+    pf = pxl.PixelFormat
+    fake_sdk.add_camera(78, colour=True, bayer8=pf.BAYER8_BGGR)
+    h = pxl.initialize(78)[1]
+    assert pxl.setFeature(h, pxl.FeatureId.PIXEL_FORMAT, 2, [pf.BAYER8_GRBG]) == (
+        pxl.ReturnCode.ApiSuccessParametersChanged,)
+    assert pxl.getFeature(h, pxl.FeatureId.PIXEL_FORMAT)[2] == [pf.BAYER8_BGGR]
+
+
+def test_mono16_can_be_little_endian(pxl: Any, fake_sdk: Any) -> None:
+    cam = fake_sdk.add_camera(79, mono16_byte_order="little")
+    h = pxl.initialize(79)[1]
+    pxl.setFeature(h, pxl.FeatureId.ROI, 2, [0, 0, 32, 32])
+    pxl.setFeature(h, pxl.FeatureId.PIXEL_FORMAT, 2, [pxl.PixelFormat.MONO16])
+    pxl.setStreamState(h, pxl.StreamState.START)
+    buffer = ctypes.create_string_buffer(32 * 32 * 2)
+    rc, desc = pxl.getNextFrame(h, buffer)
+    values = np.frombuffer(buffer, "<u2").reshape(32, 32) >> 4
+    np.testing.assert_array_equal(values, cam.expected_values(desc.u64FrameNumber))
+    rc, mono8 = pxl.formatImage(buffer, desc, pxl.ImageFormat.RAW_MONO8)
+    np.testing.assert_array_equal(np.frombuffer(mono8, np.uint8).reshape(32, 32), (values >> 4).astype(np.uint8))
+
+
+def test_the_import_checks_pixelink_sdk_lib_like_the_wrapper(
+    fake_sdk: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    monkeypatch.delenv("PIXELINK_SDK_LIB")
+    fake_sdk.allow_import()
+    with pytest.raises(ValueError, match="invalid literal"):  # find in the current folder found nothing
+        import pixelinkWrapper  # noqa: F401
+    monkeypatch.setenv("PIXELINK_SDK_LIB", str(tmp_path / "missing"))
+    with pytest.raises(subprocess.CalledProcessError):
+        import pixelinkWrapper  # noqa: F401
+    (tmp_path / "sdk").mkdir()
+    (tmp_path / "sdk" / "libPxLApi.so.4").write_bytes(b"")  # a SONAME link: a short version
+    monkeypatch.setenv("PIXELINK_SDK_LIB", str(tmp_path / "sdk"))
+    with pytest.raises(IndexError):
+        import pixelinkWrapper  # noqa: F401
+
+
+def test_a_slow_import_blocks_until_reset(fake_sdk: Any) -> None:
+    fake_sdk.slow_import(60)
+    failed: list[BaseException] = []
+
+    def importing() -> None:
+        try:
+            import pixelinkWrapper  # noqa: F401
+        except BaseException as exc:  # handed to the test
+            failed.append(exc)
+
+    thread = threading.Thread(target=importing, daemon=True)
+    thread.start()
+    assert fake_sdk.import_started.wait(5.0)
+    assert thread.is_alive()
+    fake_sdk.reset()
+    thread.join(5.0)
+    assert not thread.is_alive() and isinstance(failed[0], OSError)

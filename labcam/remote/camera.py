@@ -296,7 +296,11 @@ def _settings_from_dict(d: dict[str, Any]) -> Settings:
     values = {k: d[k] for k in _SETTING_FIELDS if k in d}
     if "roi" in values:
         values["roi"] = tuple(int(v) for v in values["roi"])
-    return Settings(**values)
+    # A camera without a feature leaves its setting out (Settings.absent): hold a neutral value.
+    neutral = {"gain_db": 0.0, "fps": 1000.0 / float(values.get("exposure_ms") or 1000.0),
+               "roi": (0, 0, 0, 0), "trigger_mode": "free_running"}
+    absent = frozenset(k for k in neutral if k not in values)
+    return Settings(**{**{k: neutral[k] for k in absent}, **values}, absent=absent)
 
 
 def _description_from_dict(d: dict[str, Any]) -> CameraDescription:

@@ -78,6 +78,7 @@ class ReturnCode:
     ApiOSServiceError = -1879048178  # 0x9000000E
     ApiTimeoutError = -1879048177  # 0x9000000F
     ApiRequiresControlAccess = -1879048176  # 0x90000010
+    ApiDriverCommunicationError = -1879048172  # 0x90000014
     ApiCameraNotReady = -1879048167  # 0x90000019
     ApiNotPermittedWhileStreaming = -1879048165  # 0x9000001B
     ApiUnsupportedPixelFormatError = -1879048160  # 0x90000020
@@ -86,7 +87,10 @@ class ReturnCode:
 class FeatureId:
     ALL = -1
     BRIGHTNESS = 0
+    BLACK_LEVEL_OFFSET = 0
+    PIXELINK_RESERVED_1 = 1
     SHARPNESS = 2
+    COLOR_TEMP = 3
     WHITE_BALANCE = 3
     HUE = 4
     SATURATION = 5
@@ -96,6 +100,7 @@ class FeatureId:
     GAIN = 8
     IRIS = 9
     FOCUS = 10
+    SENSOR_BOARD_TEMPERATURE = 11
     SENSOR_TEMPERATURE = 11
     TEMPERATURE = 11
     TRIGGER = 12
@@ -128,7 +133,13 @@ class FeatureId:
     GAIN_HDR = 38
     POLAR_WEIGHTINGS = 39
     POLAR_HSV_INTERPRETATION = 40
-    TOTAL = 41
+    PTP = 41
+    PRECISION_TIME_PROTOCOL = 41
+    LIGHTING = 42
+    COMPRESSION = 43
+    SENSOR_CHIP_TEMPERATURE = 44
+    SENSOR_CHIP_TARGET_TEMPERATURE = 45
+    TOTAL = 46
 
 
 class FeatureFlags:
@@ -194,6 +205,10 @@ class PixelFormat:
     HSV4_12 = 33
     BGR24 = 34
     BGR24_NON_DIB = 34
+    RGBA = 35
+    BGRA = 36
+    ARGB = 37
+    ABGR = 38
 
 
 # Bytes per pixel as the wrapper's getBytesPerPixel table has them (packed formats are fractional).
@@ -214,9 +229,15 @@ class StreamState:
 
 
 class TriggerTypes:
+    # 1.5.0 names the hardware inputs: LINE1 is the old HARDWARE; ACTION is a GigE action command.
     FREE_RUNNING = 0
     SOFTWARE = 1
     HARDWARE = 2
+    LINE1 = 2
+    ACTION = 3
+    LINE2 = 4
+    LINE3 = 5
+    LINE4 = 6
 
 
 class TriggerModes:
@@ -370,8 +391,8 @@ class _CameraInfo(Structure):
 class _ErrorReport(Structure):
     _fields_ = [
         ("uReturnCode", c_int),
-        ("strFunctionName", c_char * 32),
-        ("strReturnCode", c_char * 32),
+        ("strFunctionName", c_char * 64),
+        ("strReturnCode", c_char * 64),
         ("strReport", c_char * 256),
     ]
 
@@ -423,6 +444,12 @@ class _FrameDesc(Structure):
 # Decorator for FRAME callbacks, exactly the Linux prototype of the wrapper (and its name).
 _dataProcessFunction = CFUNCTYPE(  # noqa: N816
     c_uint, c_uint, POINTER(c_ubyte), c_uint, POINTER(_FrameDesc), c_void_p
+)
+
+# Decorator for event callbacks (setEventCallback): hCamera, eventId, eventTimestamp, numDataBytes,
+# data, userData; the Linux prototype of the wrapper.
+_eventProcessFunction = CFUNCTYPE(  # noqa: N816
+    c_uint, c_uint, c_uint, c_double, c_uint, POINTER(c_ubyte), c_void_p
 )
 
 

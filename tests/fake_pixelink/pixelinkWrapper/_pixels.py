@@ -15,6 +15,8 @@ from ._abi import ImageFormat, PixelFormat
 BAYER8_FORMATS = frozenset(
     {PixelFormat.BAYER8_GRBG, PixelFormat.BAYER8_RGGB, PixelFormat.BAYER8_GBRG, PixelFormat.BAYER8_BGGR}
 )
+_SAMPLE16 = {"big": ">u2", "little": "<u2"}
+
 BAYER16_FORMATS = frozenset(
     {PixelFormat.BAYER16_GRBG, PixelFormat.BAYER16_RGGB, PixelFormat.BAYER16_GBRG, PixelFormat.BAYER16_BGGR}
 )
@@ -36,12 +38,12 @@ def sensor_values(
     return values.astype(np.uint16)
 
 
-def encode(values: np.ndarray, pixel_format: int, adc_bits: int) -> bytes:
+def encode(values: np.ndarray, pixel_format: int, adc_bits: int, mono16_byte_order: str = "big") -> bytes:
     """Lay ADC ``values`` out the way the camera sends them in ``pixel_format``."""
     if pixel_format in (PixelFormat.MONO8, *BAYER8_FORMATS):
         return (values >> (adc_bits - 8)).astype(np.uint8).tobytes()
     if pixel_format in (PixelFormat.MONO16, *BAYER16_FORMATS):
-        return (values.astype(np.uint32) << (16 - adc_bits)).astype(">u2").tobytes()
+        return (values.astype(np.uint32) << (16 - adc_bits)).astype(_SAMPLE16[mono16_byte_order]).tobytes()
     if pixel_format == PixelFormat.MONO12_PACKED:
         twelve = (values.astype(np.uint32) << 12 >> adc_bits).ravel()  # rescale to 12 bits
         p1, p2 = twelve[0::2], twelve[1::2]
@@ -76,7 +78,9 @@ def demosaic_rgb(mosaic: np.ndarray, pixel_format: int) -> np.ndarray:
     return rgb.repeat(2, axis=0).repeat(2, axis=1)
 
 
-def convert(raw: bytes, width: int, height: int, pixel_format: int, output_format: int) -> bytes | None:
+def convert(
+    raw: bytes, width: int, height: int, pixel_format: int, output_format: int, mono16_byte_order: str = "big"
+) -> bytes | None:
     """What ``formatImage`` makes of a raw frame; None when the fake does not do that conversion."""
     if pixel_format in BAYER8_FORMATS:
         mosaic = np.frombuffer(raw, np.uint8, count=width * height).reshape(height, width)
@@ -91,7 +95,7 @@ def convert(raw: bytes, width: int, height: int, pixel_format: int, output_forma
     if pixel_format == PixelFormat.MONO8:
         mono = np.frombuffer(raw, np.uint8, count=width * height)
     elif pixel_format == PixelFormat.MONO16:
-        mono = (np.frombuffer(raw, ">u2", count=width * height) >> 8).astype(np.uint8)
+        mono = (np.frombuffer(raw, _SAMPLE16[mono16_byte_order], count=width * height) >> 8).astype(np.uint8)
     else:
         return None
     if output_format == ImageFormat.RAW_MONO8:

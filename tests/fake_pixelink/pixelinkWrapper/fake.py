@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import glob
 import math
+import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -73,6 +75,16 @@ FID = FeatureId
 MIN_API_VERSION = "4.2.2.11"  # what the real wrapper's (buggy) version check compares against
 
 TIMEOUT_CODES = frozenset({RC.ApiCameraTimeoutError, RC.ApiTimeoutError})
+
+EXTERNAL_TRIGGERS = frozenset({TriggerTypes.LINE1, TriggerTypes.ACTION, TriggerTypes.LINE2, TriggerTypes.LINE3,
+                               TriggerTypes.LINE4})
+"""Trigger types that wait for a signal from outside (fire_trigger stands in for all of them)."""
+
+FIXED_FRAME_RATE = 50.0
+"""Frames per second of a model without the FRAME_RATE feature."""
+
+OPTIONAL_FEATURES = frozenset({FID.TRIGGER, FID.GAIN, FID.FRAME_RATE, FID.PIXEL_ADDRESSING, FID.ROI})
+"""Features a model may lack (``add_camera(without=...)``)."""
 
 
 def _f32(x: float) -> float:
@@ -140,13 +152,17 @@ class CameraModel:
     min_roi: int
     pixel_formats: frozenset[int]
     firmware: str = "3.1.0"
+    absent: frozenset[int] = frozenset()  # optional features this model lacks (TRIGGER, GAIN, ...)
+    mono16_byte_order: str = "big"  # how MONO16 samples are laid out ("big" or "little" endian)
+    pixel_addressing_params: int = 4  # older cameras have fewer PIXEL_ADDRESSING parameters
 
 
 def _feature_specs(model: CameraModel) -> dict[int, FeatureSpec]:
     width, height = model.sensor
     m = model.min_roi
     sws = FF.SETTABLE_WHILE_STREAMING
-    native = PixelFormat.BAYER8_GRBG if model.colour else PixelFormat.MONO8
+    native = (next(f for f in model.pixel_formats if f in _pixels.BAYER8_FORMATS) if model.colour
+              else PixelFormat.MONO8)
     specs = [
         # Power-on values deliberately differ from labcam's defaults, so a driver that forgets to
         # apply a setting (e.g. after a reconnect) is caught.
@@ -157,17 +173,18 @@ def _feature_specs(model: CameraModel) -> dict[int, FeatureSpec]:
         FeatureSpec(FID.ROI, FF.PRESENCE | FF.MANUAL | FF.PERSISTABLE,
                     ((0, width - m), (0, height - m), (m, width), (m, height)), (0, 0, width, height)),
         FeatureSpec(FID.PIXEL_ADDRESSING, FF.PRESENCE | FF.MANUAL | FF.PERSISTABLE,
-                    ((1, 4), (0, 3), (1, 4), (1, 4)), (1, 0, 1, 1)),
+                    ((1, 4), (0, 3), (1, 4), (1, 4))[: model.pixel_addressing_params],
+                    (1, 0, 1, 1)[: model.pixel_addressing_params]),
         FeatureSpec(FID.PIXEL_FORMAT, FF.PRESENCE | FF.MANUAL | FF.PERSISTABLE,
                     ((0, max(model.pixel_formats)),), (native,)),
         FeatureSpec(FID.TRIGGER, FF.PRESENCE | FF.MANUAL | FF.OFF | FF.PERSISTABLE,
-                    ((0, 14), (0, 2), (0, 1), (0, 10), (0, 65535)),
+                    ((0, 14), (0, TriggerTypes.LINE4), (0, 1), (0, 10), (0, 65535)),
                     (0, TriggerTypes.HARDWARE, 1, 0, 0), default_mode=FF.OFF),
         FeatureSpec(FID.ACTUAL_FRAME_RATE, FF.PRESENCE | FF.READ_ONLY | sws, ((0.0, 300.0),), (0.0,)),
         FeatureSpec(FID.SENSOR_TEMPERATURE, FF.PRESENCE | FF.READ_ONLY | sws, ((-40.0, 100.0),), (38.5,)),
         FeatureSpec(FID.MAX_PIXEL_SIZE, FF.PRESENCE | FF.READ_ONLY, ((8, 16),), (model.adc_bits,)),
     ]
-    return {s.feature_id: s for s in specs}
+    return {s.feature_id: s for s in specs if s.feature_id not in model.absent}
 
 
 # Rounding steps of the fake sensor: exposure in 10 us lines, gain in 0.1 dB, ROI origin on even
@@ -211,26 +228,38 @@ class _CameraState:
         return self.features[fid].params[index]
 
     def trigger_type(self) -> int | None:
-        """None when free running, else the TriggerTypes value in force."""
-        trig = self.features[FID.TRIGGER]
-        if trig.mode == FF.OFF:
+        """None when free running, else the TriggerTypes value in force (every LINE waits for a pulse)."""
+        trig = self.features.get(FID.TRIGGER)
+        if trig is None or trig.mode == FF.OFF:
             return None
-        return int(trig.params[TriggerParams.TYPE])
+        kind = int(trig.params[TriggerParams.TYPE])
+        return TriggerTypes.HARDWARE if kind in EXTERNAL_TRIGGERS else kind
 
     def exposure_s(self) -> float:
         return self.value(FID.SHUTTER)
 
+    def frame_rate(self) -> float:
+        """The frame rate in force; a camera without FRAME_RATE runs at its own fixed rate."""
+        return self.value(FID.FRAME_RATE) if FID.FRAME_RATE in self.features else FIXED_FRAME_RATE
+
     def frame_period(self) -> float:
-        return max(1.0 / self.value(FID.FRAME_RATE), self.exposure_s())
+        return max(1.0 / self.frame_rate(), self.exposure_s())
 
     def pixel_format(self) -> int:
         return int(self.value(FID.PIXEL_FORMAT))
 
     def roi(self) -> tuple[int, int, int, int]:
+        if FID.ROI not in self.features:  # no ROI feature: always the whole sensor
+            return (0, 0, *self.model.sensor)
         return tuple(int(v) for v in self.features[FID.ROI].params)  # type: ignore[return-value]
 
     def decimation(self) -> tuple[int, int]:
-        p = self.features[FID.PIXEL_ADDRESSING].params
+        state = self.features.get(FID.PIXEL_ADDRESSING)
+        if state is None:
+            return 1, 1
+        p = state.params
+        if len(p) < 4:  # old cameras: one value for both directions
+            return int(p[PixelAddressingParams.VALUE]), int(p[PixelAddressingParams.VALUE])
         return int(p[PixelAddressingParams.X_VALUE]), int(p[PixelAddressingParams.Y_VALUE])
 
     def image_shape(self) -> tuple[int, int]:
@@ -303,8 +332,9 @@ class _CameraState:
         free_running = self.trigger_type() is None
         if fid == FID.SHUTTER:
             v[0] = max(EXPOSURE_STEP_S, round(v[0] / EXPOSURE_STEP_S) * EXPOSURE_STEP_S)
-            limit = 1.0 / self.value(FID.FRAME_RATE)
-            if free_running and v[0] > limit * (1 + 1e-6):
+            limit = 1.0 / self.frame_rate()
+            # Without FRAME_RATE the camera just slows down to fit the exposure.
+            if free_running and FID.FRAME_RATE in self.features and v[0] > limit * (1 + 1e-6):
                 # The exposure cannot outlast a frame at the current frame rate: clamp it.
                 v[0] = math.floor(limit / EXPOSURE_STEP_S + 1e-6) * EXPOSURE_STEP_S  # 1e-6: 0.04/1e-5 is 3999.99...
         elif fid == FID.GAIN:
@@ -323,10 +353,15 @@ class _CameraState:
                 return RC.ApiOutOfRangeError, f"ROI {v} does not fit the {width}x{height} sensor"
             v = [left, top, w, h]
         elif fid == FID.PIXEL_FORMAT:
+            if int(v[0]) == v[0] and int(v[0]) in _pixels.BAYER8_FORMATS and self.model.colour:
+                # A colour sensor has one colour filter order: asked for another Bayer8 order, it
+                # answers with its own (and ApiSuccessParametersChanged).
+                native = next(f for f in self.model.pixel_formats if f in _pixels.BAYER8_FORMATS)
+                v = [float(native)]
             if int(v[0]) != v[0] or int(v[0]) not in self.model.pixel_formats:
                 return RC.ApiUnsupportedPixelFormatError, f"pixel format {v[0]:g} not supported"
         elif fid == FID.PIXEL_ADDRESSING:
-            value, _, x, y = v
+            value, x, y = (v[0], v[0], v[0]) if len(v) < 4 else (v[0], v[2], v[3])
             if any(int(a) != a or int(a) not in (1, 2, 4) for a in (value, x, y)):
                 return RC.ApiInvalidParameterError, f"pixel addressing {v} not supported"
         elif fid == FID.TRIGGER and int(v[TriggerParams.TYPE]) != v[TriggerParams.TYPE]:
@@ -341,7 +376,7 @@ class _CameraState:
         self.last_frame_at = time.monotonic()
         fmt = self.pixel_format()
         values = _pixels.sensor_values(self.frame_number, self.roi(), self.decimation(), self.model.adc_bits)
-        data = _pixels.encode(values, fmt, self.model.adc_bits)
+        data = _pixels.encode(values, fmt, self.model.adc_bits, self.model.mono16_byte_order)
         ctypes.memmove(destination, data, len(data))
         return (RC.ApiSuccessWithFrameLoss if loss else RC.ApiSuccess), self.descriptor()
 
@@ -354,8 +389,8 @@ class _CameraState:
         desc.uFrameNumber = self.frame_number & 0xFFFFFFFF
         desc.u64FrameNumber = self.frame_number
         desc.Shutter.fValue = self.value(FID.SHUTTER)
-        desc.Gain.fValue = self.value(FID.GAIN)
-        desc.FrameRate.fValue = self.value(FID.FRAME_RATE)
+        desc.Gain.fValue = self.value(FID.GAIN) if FID.GAIN in self.features else 0.0
+        desc.FrameRate.fValue = self.frame_rate()
         desc.ActualFrameRate.fValue = 1.0 / self.frame_period()
         left, top, w, h = self.roi()
         desc.Roi.fLeft, desc.Roi.fTop, desc.Roi.fWidth, desc.Roi.fHeight = left, top, w, h
@@ -364,7 +399,7 @@ class _CameraState:
         desc.Decimation.fValue = dx
         desc.PixelFormat.fValue = self.pixel_format()
         desc.MaxPixelSize.fValue = self.model.adc_bits
-        trig = self.features[FID.TRIGGER].params
+        trig = self.features[FID.TRIGGER].params if FID.TRIGGER in self.features else [0.0] * 5
         desc.Trigger.fMode, desc.Trigger.fType, desc.Trigger.fPolarity = trig[0], trig[1], trig[2]
         desc.Trigger.fDelay, desc.Trigger.fParameter = trig[3], trig[4]
         return desc
@@ -389,6 +424,7 @@ class FakeCamera:
         self.in_use_elsewhere = False  # another program holds the camera
         self.low_memory_on_start = False  # START answers ApiSuccessLowMemory (small Linux USB buffers)
         self.unplugged_frame_rc = RC.ApiNoCameraError
+        self.unplugged_call_rc = RC.ApiNoCameraError  # what other calls answer while unplugged
         self.received: list[SetFeatureCall] = []
         self.refused: dict[int, int] = {}  # feature id -> rc every setFeature of it gets
 
@@ -538,6 +574,11 @@ class FakeSdk:
     _next_handle: int = 0x5A000001
     import_failure: str | BaseException | None = None
     version_warning: str | None = None
+    import_delay: float = 0.0  # seconds the import blocks (a version probe scanning a big tree)
+    imports_seen: list[str | None] = field(default_factory=list)  # $PIXELINK_SDK_LIB at each import
+    _import_release: threading.Event = field(default_factory=threading.Event)
+    import_started: threading.Event = field(default_factory=threading.Event)  # set when an import begins
+    _slow_importers: list[threading.Thread] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)  # API misuse the real SDK leaves undefined
 
     # -- test control ------------------------------------------------------------------------------
@@ -551,10 +592,26 @@ class FakeSdk:
         adc_bits: int = 12,
         min_roi: int = 32,
         power_on: Mapping[int, Sequence[float]] | None = None,
+        without: Iterable[int] = (),
+        bayer8: int = PixelFormat.BAYER8_GRBG,
+        mono16_byte_order: str = "big",
+        pixel_addressing_params: int = 4,
     ) -> FakeCamera:
-        """Plug in a camera. ``power_on`` overrides power-on feature values ({FeatureId: params})."""
+        """Plug in a camera. ``power_on`` overrides power-on feature values ({FeatureId: params}).
+
+        ``without``: optional features (``OPTIONAL_FEATURES``) the model lacks. ``bayer8``: the
+        colour filter order of a colour sensor (asked for another order, it substitutes its own).
+        ``mono16_byte_order``: "big" (what labcam assumes) or "little".
+        """
+        absent = frozenset(without)
+        if not absent <= OPTIONAL_FEATURES:
+            raise ValueError(f"features {sorted(absent - OPTIONAL_FEATURES)} are not optional")
+        if mono16_byte_order not in ("big", "little"):
+            raise ValueError(f"mono16_byte_order={mono16_byte_order!r}: 'big' or 'little'")
         formats = {PixelFormat.MONO8, PixelFormat.MONO16}
-        formats |= {PixelFormat.BAYER8_GRBG, PixelFormat.BAYER16_GRBG} if colour else {PixelFormat.MONO12_PACKED}
+        bayer16 = {PixelFormat.BAYER8_GRBG: PixelFormat.BAYER16_GRBG, PixelFormat.BAYER8_RGGB: PixelFormat.BAYER16_RGGB,
+                   PixelFormat.BAYER8_GBRG: PixelFormat.BAYER16_GBRG, PixelFormat.BAYER8_BGGR: PixelFormat.BAYER16_BGGR}
+        formats |= {bayer8, bayer16[bayer8]} if colour else {PixelFormat.MONO12_PACKED}
         model = CameraModel(
             serial=serial,
             model_name=model_name or ("PL-D755CU" if colour else "PL-D752MU"),
@@ -563,6 +620,9 @@ class FakeSdk:
             adc_bits=adc_bits,
             min_roi=min_roi,
             pixel_formats=frozenset(formats),
+            absent=absent,
+            mono16_byte_order=mono16_byte_order,
+            pixel_addressing_params=pixel_addressing_params,
         )
         with self._cond:
             if serial in self._cameras:
@@ -574,16 +634,23 @@ class FakeSdk:
     def camera(self, serial: int) -> FakeCamera:
         return self._cameras[serial]
 
-    def unplug(self, serial: int, *, frame_rc: int = RC.ApiNoCameraError) -> None:
-        """Pull the cable. Blocked getNextFrame calls wake with ``frame_rc`` (later calls too).
+    def unplug(self, serial: int, *, frame_rc: int = RC.ApiNoCameraError, call_rc: int | None = None) -> None:
+        """Pull the cable. Blocked getNextFrame calls wake with ``frame_rc`` (later calls too);
+        every other call on its handles answers ``call_rc`` (default: the same as ``frame_rc``,
+        or ApiNoCameraError when ``frame_rc`` is a timeout).
 
         ``frame_rc`` may be a timeout code: some USB stacks only report the loss as timeouts,
-        which is why drivers probe ``getFeature`` after several.
+        which is why drivers probe ``getFeature`` after several. Any other code is possible too:
+        the SDK defines about a hundred (ApiNoDeviceError, ApiLinkDriverError, ...) and which
+        one a USB unplug gives is not documented.
         """
         with self._cond:
             cam = self._cameras[serial]
             cam.present = False
             cam.unplugged_frame_rc = frame_rc
+            if call_rc is None:
+                call_rc = RC.ApiNoCameraError if frame_rc in TIMEOUT_CODES else frame_rc
+            cam.unplugged_call_rc = call_rc
             self._cond.notify_all()
 
     def replug(self, serial: int) -> None:
@@ -606,6 +673,13 @@ class FakeSdk:
         self.import_failure = None
         self._forget_loaded_wrapper()
 
+    def slow_import(self, seconds: float) -> None:
+        """Make the next imports block ``seconds`` (until ``reset``), as the wrapper's
+        ``find $PIXELINK_SDK_LIB`` does when the variable is unset and the current folder is huge."""
+        self.import_delay = seconds
+        self._import_release.clear()
+        self._forget_loaded_wrapper()
+
     def print_version_warning(self, installed: str = "4.2.10.3") -> None:
         """Make the import print the wrapper's spurious version WARNING to stdout, as 1.5.0 does."""
         self.version_warning = installed
@@ -622,9 +696,14 @@ class FakeSdk:
             self._cameras.clear()
             self.import_failure = None
             self.version_warning = None
+            self.import_delay = 0.0
+            self._import_release.set()  # ends a slow import still running in some thread
+            importers, self._slow_importers = self._slow_importers, []
+            self.imports_seen.clear()
+            self.import_started.clear()
             self.violations.clear()
             self._cond.notify_all()
-        for thread in threads:
+        for thread in threads + [t for t in importers if t is not threading.current_thread()]:
             thread.join(timeout=5)
 
     def _forget_loaded_wrapper(self) -> None:
@@ -634,10 +713,36 @@ class FakeSdk:
             sys.modules.pop(name, None)
 
     def on_import(self) -> None:
-        """Called by the package ``__init__``: fail or warn like the real import does."""
+        """Called by the package ``__init__``: block, fail or warn like the real import does.
+
+        On Linux the real class body runs ``find $PIXELINK_SDK_LIB -name 'libPxLApi*.so.*'`` with
+        ``check=True`` and parses a version from the last name found: with the variable unset it
+        searches the current folder (slow, then ValueError for an empty version); pointing nowhere
+        it raises CalledProcessError. The fake checks the variable the same way, without the scan.
+        """
+        sdk_lib = os.environ.get("PIXELINK_SDK_LIB")
+        self.imports_seen.append(sdk_lib)
+        self.import_started.set()
+        if self.import_delay:
+            self._slow_importers.append(threading.current_thread())
+        if self.import_delay and self._import_release.wait(self.import_delay):
+            # reset() ended the wait: fail, so no half-set-up module outlives the test that slowed it.
+            raise OSError("the fake SDK was reset during a slow import")
         failure = self.import_failure
         if failure is not None:
             raise import_failure(failure) if isinstance(failure, str) else failure
+        if sys.platform.startswith("linux"):
+            if not sdk_lib:
+                raise import_failure("no_sdk_env")
+            if not os.path.exists(sdk_lib):
+                raise import_failure("bad_sdk_dir")
+            found = [sdk_lib] if os.path.isfile(sdk_lib) else glob.glob(os.path.join(sdk_lib, "**", "libPxLApi*.so.*"),
+                                                                         recursive=True)
+            version = os.path.basename(found[-1]).replace("libPxLApi.so.", "") if found else ""
+            if not version:
+                raise import_failure("no_sdk_env")
+            if len(version.split(".")) < 4:
+                raise import_failure("short_version")
         if self.version_warning:
             # Same text and channel (stdout, via print) as the wrapper's _isApiSupported warning.
             print(
@@ -653,7 +758,7 @@ class FakeSdk:
         if conn is None or conn.stale():
             raise _SdkCallError(RC.ApiInvalidHandleError, conn=conn)
         if present and not conn.camera.present:
-            raise _SdkCallError(RC.ApiNoCameraError, conn=conn)
+            raise _SdkCallError(conn.camera.unplugged_call_rc, conn=conn)
         return conn
 
     def _wait(
@@ -1037,7 +1142,9 @@ class FakeSdk:
         fmt = int(desc.PixelFormat.fValue)
         nbytes = math.ceil(width * height * BYTES_PER_PIXEL.get(fmt, 0))
         raw = ctypes.string_at(source if isinstance(source, int) else ctypes.addressof(source), nbytes)
-        out = _pixels.convert(raw, width, height, fmt, output_format)
+        # The SDK knows how its camera lays out MONO16; the fake takes the order of its cameras.
+        orders = {cam.model.mono16_byte_order for cam in self._cameras.values()}
+        out = _pixels.convert(raw, width, height, fmt, output_format, orders.pop() if len(orders) == 1 else "big")
         if out is None:
             return (RC.ApiInvalidParameterError,)
         buffer = ctypes.create_string_buffer(len(out))

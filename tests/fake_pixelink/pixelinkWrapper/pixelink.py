@@ -52,6 +52,7 @@ class PxLApi:
     _ErrorReport = _abi._ErrorReport
     _FrameDesc = _abi._FrameDesc
     _dataProcessFunction = _abi._dataProcessFunction
+    _eventProcessFunction = _abi._eventProcessFunction
 
     def apiSuccess(rc: int) -> bool:
         return rc >= 0
@@ -87,7 +88,13 @@ class PxLApi:
         return FAKE.ping(hCamera)
 
     def setEventCallback(hCamera: int, eventId: int, context: Any, fn: Any) -> tuple:
-        # Accepted and never fired: the SDK only reports disconnects of GigE cameras this way.
+        # Registered and never fired: the SDK only reports disconnects of GigE cameras this way.
+        # Like the wrapper, which sets the C function's argtypes to the CFUNCTYPE (or c_uint for
+        # "none"), ctypes refuses anything but an @_eventProcessFunction callback, 0 or None.
+        if not (fn is None or (isinstance(fn, int) and fn == 0) or isinstance(fn, _abi._eventProcessFunction)):
+            raise ctypes.ArgumentError(f"argument 4: TypeError: expected CFunctionType instance instead of {type(fn).__name__}")
+        if not isinstance(hCamera, int) or not isinstance(eventId, int):
+            raise ctypes.ArgumentError("argument 1: TypeError: wrong type")
         return FAKE.ping(hCamera)
 
     # -- features ---------------------------------------------------------------------------------
@@ -141,8 +148,12 @@ class PxLApi:
             * PxLApi.getBytesPerPixel(frameDesc.PixelFormat.fValue)
         )
 
-    def createByteAlignedBuffer(size: int, align: int = 8) -> Any:
-        return ctypes.create_string_buffer(size)  # ctypes allocations are already 8-byte aligned
+    def createByteAlignedBuffer(size: int, alingment: int) -> Any:
+        # The alignment is required (the wrapper's spelling) and honoured: a c_char array of
+        # ``size`` placed at an aligned offset inside an oversized buffer, as the wrapper does.
+        oversized = ctypes.create_string_buffer(size + alingment)
+        offset = (-ctypes.addressof(oversized)) % alingment
+        return (ctypes.c_char * size).from_buffer(oversized, offset)
 
     def formatImage(srcImage: Any, srcFrameDesc: Any, outputFormat: int) -> tuple:
         ctypes.byref(srcImage)  # the wrapper passes byref(srcImage): ctypes buffers only
