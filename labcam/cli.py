@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .hosts import HostInfo, announced
@@ -318,6 +319,33 @@ def _info_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def selftest(args: argparse.Namespace) -> int:
+    """``labcam selftest``: open the camera the flags ask for, run the checks, write both reports.
+
+    Exit code 0 when every check passed, 1 when one failed, 2 when no camera could be opened.
+    """
+    from .errors import CameraUnavailable
+    from .selftest import run_selftest, write_reports
+
+    try:
+        opened = open_driver(args)
+    except (CameraUnavailable, ValueError) as exc:
+        print(f"labcam selftest: no camera: {exc}")
+        return 2
+    if opened.why:
+        print(f"note: testing the simulated camera because {opened.why}")
+    print(f"testing {describe_camera(opened.driver)}")
+    try:
+        report = run_selftest(opened.driver, unplug=args.unplug)
+    finally:
+        opened.driver.close()
+    json_path, text_path = write_reports(report, Path(args.report_dir))
+    print()
+    print(report.to_text(), end="")
+    print(f"\nreports: {text_path} and {json_path}")
+    return 0 if report.passed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -334,9 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "info":
         return info(args)
     if args.command == "selftest":
-        from .selftest import selftest_command
-
-        return selftest_command(args)
+        return selftest(args)
     parser.print_help()
     return 2
 
