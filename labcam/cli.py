@@ -13,11 +13,17 @@ import logging
 import signal
 import sys
 import threading
+import webbrowser
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .hosts import HostInfo, announced
+from .cameras.selection import open_camera
+from .engine import Engine
+from .errors import CameraUnavailable, SettingError
+from .hosts import HostInfo, announced, running_hosts, runtime_dir
+from .selftest import run_selftest, write_reports
 
 log = logging.getLogger("labcam.cli")
 
@@ -150,8 +156,6 @@ class _Collect(logging.Handler):
 
 def open_driver(args: argparse.Namespace) -> OpenedCamera:
     """Open the camera the flags ask for; raises ``CameraUnavailable`` or ``ValueError``."""
-    from .cameras.selection import open_camera
-
     collect = _Collect()
     root = logging.getLogger("labcam")
     root.addHandler(collect)
@@ -176,7 +180,8 @@ def describe_camera(driver: Any) -> str:
 
 # -- serve ---------------------------------------------------------------------------------------------
 def serve(args: argparse.Namespace) -> int:
-    from .errors import CameraUnavailable, SettingError
+    # Only serve loads the server (tornado, the preview encoders, simplejpeg: ~80 ms): info and
+    # selftest start without it.
     from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin
 
     try:
@@ -216,8 +221,7 @@ def serve(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace, opened: OpenedCamera, origins: list[str], allowed_hosts: set[str] | None
 ) -> int:
-    from .engine import Engine
-    from .server.app import start_standalone
+    from .server.app import start_standalone  # see serve()
 
     # Signals first: "listening on" must never be printed before Ctrl-C/SIGTERM shut down cleanly.
     stop = asyncio.Event()
@@ -259,8 +263,6 @@ async def _serve(
         log.info("allowed origins: %s", ", ".join(origins))
     log.info("listening on http://%s:%d/ (Ctrl-C to stop)", host, port)
     if args.open_browser:
-        import webbrowser
-
         threading.Thread(target=webbrowser.open, args=(page,), daemon=True).start()
     d = service.engine.description  # other labcam processes find this host by its runtime file
     with announced(HostInfo(f"http://{host}:{port}/", d.driver, d.model, d.serial, token=args.token)):
@@ -281,8 +283,6 @@ def info(args: argparse.Namespace) -> int:
 
 def _info_hosts() -> None:
     """The running ``labcam serve`` hosts, which may hold the camera ``info`` could not open."""
-    from .hosts import running_hosts, runtime_dir
-
     hosts = running_hosts()
     print(f"hosts:    {len(hosts) or 'none'} running on this machine (in {runtime_dir()})")
     for host in hosts:
@@ -290,8 +290,6 @@ def _info_hosts() -> None:
 
 
 def _info_camera(args: argparse.Namespace) -> int:
-    from .errors import CameraUnavailable
-
     try:
         opened = open_driver(args)
     except CameraUnavailable as exc:
@@ -318,6 +316,31 @@ def _info_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- selftest ------------------------------------------------------------------------------------------
+def selftest(args: argparse.Namespace) -> int:
+    """``labcam selftest``: open the camera the flags ask for, run the checks, write both reports.
+
+    Exit code 0 when every check passed, 1 when one failed, 2 when no camera could be opened.
+    """
+    try:
+        opened = open_driver(args)
+    except (CameraUnavailable, ValueError) as exc:
+        print(f"labcam selftest: no camera: {exc}")
+        return 2
+    if opened.why:
+        print(f"note: testing the simulated camera because {opened.why}")
+    print(f"testing {describe_camera(opened.driver)}")
+    try:
+        report = run_selftest(opened.driver, unplug=args.unplug)
+    finally:
+        opened.driver.close()
+    json_path, text_path = write_reports(report, Path(args.report_dir))
+    print()
+    print(report.to_text(), end="")
+    print(f"\nreports: {text_path} and {json_path}")
+    return 0 if report.passed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -334,9 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "info":
         return info(args)
     if args.command == "selftest":
-        from .selftest import selftest_command
-
-        return selftest_command(args)
+        return selftest(args)
     parser.print_help()
     return 2
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .cameras.base import CameraDriver
+from .engine import Engine
 from .errors import CameraError, FrameTimeout, SettingError, StreamStopped
 from .settings import Settings
 
@@ -362,9 +363,7 @@ def _timeout(driver: CameraDriver, report: SelftestReport) -> Check:
 # -- 5. unplug --------------------------------------------------------------------------------------------
 def _unplug(driver: CameraDriver, report: SelftestReport, ask: Callable[[str], object],
             say: Callable[[str], None]) -> list[Check]:
-    from .engine import Engine  # the engine does the recovering, exactly as in labcam serve
-
-    engine = Engine(driver, idle_grace=0)
+    engine = Engine(driver, idle_grace=0)  # the engine does the recovering, exactly as in labcam serve
     lost, recovered = threading.Event(), threading.Event()
     why: list[str] = []
     engine.events.camera_lost.connect(lambda message: (why.append(message), lost.set()))
@@ -393,32 +392,3 @@ def _unplug(driver: CameraDriver, report: SelftestReport, ask: Callable[[str], o
     report.differences.append(f"an unplug shows up as: {details['sdk_said']}")
     return [Check("unplug", PASS, f"lost after {details['noticed_after_s']:.1f} s ({details['sdk_said']}); "
                                   f"frames again {details['frames_again_after_s']:.1f} s after the replug", details)]
-
-
-
-# -- the command ------------------------------------------------------------------------------------------
-def selftest_command(args: Any) -> int:
-    """``labcam selftest``: open the camera the flags ask for, run the checks, write both reports.
-
-    Exit code 0 when every check passed, 1 when one failed, 2 when no camera could be opened.
-    """
-    from .cli import describe_camera, open_driver
-    from .errors import CameraUnavailable
-
-    try:
-        opened = open_driver(args)
-    except (CameraUnavailable, ValueError) as exc:
-        print(f"labcam selftest: no camera: {exc}")
-        return 2
-    if opened.why:
-        print(f"note: testing the simulated camera because {opened.why}")
-    print(f"testing {describe_camera(opened.driver)}")
-    try:
-        report = run_selftest(opened.driver, unplug=args.unplug)
-    finally:
-        opened.driver.close()
-    json_path, text_path = write_reports(report, Path(args.report_dir))
-    print()
-    print(report.to_text(), end="")
-    print(f"\nreports: {text_path} and {json_path}")
-    return 0 if report.passed else 1
