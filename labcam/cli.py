@@ -316,7 +316,6 @@ def _info_camera(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- selftest ------------------------------------------------------------------------------------------
 def selftest(args: argparse.Namespace) -> int:
     """``labcam selftest``: open the camera the flags ask for, run the checks, write both reports.
 

@@ -30,7 +30,7 @@ class Settings:
     trigger_mode: str = "free_running"
     # Settings this camera does not have (e.g. "gain_db" on a model without gain): left out of
     # ``to_dict`` and of the specs; the attribute holds what the camera does anyway.
-    absent: frozenset[str] = frozenset()
+    absent: frozenset[str] = field(default=frozenset(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
