@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"labcam": ROOT / "labcam", "labcam_jupyter": ROOT / "jupyter_server_ext" / "labcam_jupyter"}
 
+
 def _modules() -> dict[str, Path]:
     """Every module of the packages: dotted name -> file."""
     found: dict[str, Path] = {}
