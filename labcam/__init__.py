@@ -82,7 +82,7 @@ def _live_view_class() -> type[_WidgetLiveView]:
             options.setdefault("connect", _connect_when_called)
             super().__init__(camera, **options)
 
-    LiveView.__module__ = __name__
+    LiveView.__module__, LiveView.__qualname__ = __name__, "LiveView"
     return LiveView
 
 
