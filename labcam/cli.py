@@ -13,12 +13,17 @@ import logging
 import signal
 import sys
 import threading
+import webbrowser
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .hosts import HostInfo, announced
+from .cameras.selection import open_camera
+from .engine import Engine
+from .errors import CameraUnavailable, SettingError
+from .hosts import HostInfo, announced, running_hosts, runtime_dir
+from .selftest import run_selftest, write_reports
 
 log = logging.getLogger("labcam.cli")
 
@@ -151,8 +156,6 @@ class _Collect(logging.Handler):
 
 def open_driver(args: argparse.Namespace) -> OpenedCamera:
     """Open the camera the flags ask for; raises ``CameraUnavailable`` or ``ValueError``."""
-    from .cameras.selection import open_camera
-
     collect = _Collect()
     root = logging.getLogger("labcam")
     root.addHandler(collect)
@@ -177,7 +180,8 @@ def describe_camera(driver: Any) -> str:
 
 # -- serve ---------------------------------------------------------------------------------------------
 def serve(args: argparse.Namespace) -> int:
-    from .errors import CameraUnavailable, SettingError
+    # Only serve loads the server (tornado, the preview encoders, simplejpeg: ~80 ms): info and
+    # selftest start without it.
     from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin
 
     try:
@@ -217,8 +221,7 @@ def serve(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace, opened: OpenedCamera, origins: list[str], allowed_hosts: set[str] | None
 ) -> int:
-    from .engine import Engine
-    from .server.app import start_standalone
+    from .server.app import start_standalone  # see serve()
 
     # Signals first: "listening on" must never be printed before Ctrl-C/SIGTERM shut down cleanly.
     stop = asyncio.Event()
@@ -260,8 +263,6 @@ async def _serve(
         log.info("allowed origins: %s", ", ".join(origins))
     log.info("listening on http://%s:%d/ (Ctrl-C to stop)", host, port)
     if args.open_browser:
-        import webbrowser
-
         threading.Thread(target=webbrowser.open, args=(page,), daemon=True).start()
     d = service.engine.description  # other labcam processes find this host by its runtime file
     with announced(HostInfo(f"http://{host}:{port}/", d.driver, d.model, d.serial, token=args.token)):
@@ -282,8 +283,6 @@ def info(args: argparse.Namespace) -> int:
 
 def _info_hosts() -> None:
     """The running ``labcam serve`` hosts, which may hold the camera ``info`` could not open."""
-    from .hosts import running_hosts, runtime_dir
-
     hosts = running_hosts()
     print(f"hosts:    {len(hosts) or 'none'} running on this machine (in {runtime_dir()})")
     for host in hosts:
@@ -291,8 +290,6 @@ def _info_hosts() -> None:
 
 
 def _info_camera(args: argparse.Namespace) -> int:
-    from .errors import CameraUnavailable
-
     try:
         opened = open_driver(args)
     except CameraUnavailable as exc:
@@ -324,9 +321,6 @@ def selftest(args: argparse.Namespace) -> int:
 
     Exit code 0 when every check passed, 1 when one failed, 2 when no camera could be opened.
     """
-    from .errors import CameraUnavailable
-    from .selftest import run_selftest, write_reports
-
     try:
         opened = open_driver(args)
     except (CameraUnavailable, ValueError) as exc:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .cameras.base import CameraDriver
+from .engine import Engine
 from .errors import CameraError, FrameTimeout, SettingError, StreamStopped
 from .settings import Settings
 
@@ -362,9 +363,7 @@ def _timeout(driver: CameraDriver, report: SelftestReport) -> Check:
 # -- 5. unplug --------------------------------------------------------------------------------------------
 def _unplug(driver: CameraDriver, report: SelftestReport, ask: Callable[[str], object],
             say: Callable[[str], None]) -> list[Check]:
-    from .engine import Engine  # the engine does the recovering, exactly as in labcam serve
-
-    engine = Engine(driver, idle_grace=0)
+    engine = Engine(driver, idle_grace=0)  # the engine does the recovering, exactly as in labcam serve
     lost, recovered = threading.Event(), threading.Event()
     why: list[str] = []
     engine.events.camera_lost.connect(lambda message: (why.append(message), lost.set()))

@@ -62,7 +62,7 @@ CELLS = [
     # 2: a camera inside the kernel, comm mode
     "local = labcam.open('simulated', seed=2, width=640, height=512, fps=30)\nlocal_view = local.live(max_width=320)\nlocal_view",
     # 3: nothing listens there
-    "from labcam.widget import LiveView\nLiveView(url='http://127.0.0.1:9/', mode='websocket')",
+    "from labcam import LiveView\nLiveView(url='http://127.0.0.1:9/', mode='websocket')",
     # 4: a long output to scroll the first view out of sight
     "for i in range(150):\n    print(i)",
     # 5: a `labcam serve` that refuses the page (cross-origin) but not the kernel: auto falls back

@@ -477,18 +477,16 @@ def test_preview_encoder_maps_the_display_window() -> None:
 
 # -- auto mode: falling back to the comm ----------------------------------------------------------------
 def test_page_that_cannot_reach_the_stream_falls_back_to_the_comm(
-    camera: Camera, make_view: Callable[..., LiveView], monkeypatch: pytest.MonkeyPatch
+    camera: Camera, make_view: Callable[..., LiveView]
 ) -> None:
-    import labcam
-
     calls: list[tuple[Any, Any]] = []
 
     def fake_connect(url: Any = None, *, token: Any = None) -> Camera:
         calls.append((url, token))
         return camera  # the kernel can reach the camera even though the page cannot
 
-    monkeypatch.setattr(labcam, "connect", fake_connect, raising=False)
-    view = make_view(url="http://127.0.0.1:8888/labcam/", token="tok")
+    # What labcam.LiveView hands the widget: a way to connect (here to the in-process camera).
+    view = make_view(url="http://127.0.0.1:8888/labcam/", token="tok", connect=fake_connect)
     page = Page(view)
     assert view.mode == "websocket"
     page.tell({"type": "fallback", "reason": "the connection failed or dropped"})
@@ -503,20 +501,46 @@ def test_forced_websocket_never_falls_back(make_view: Callable[..., LiveView]) -
     assert view.mode == "websocket"
 
 
-def test_fallback_without_any_camera_says_why(
-    make_view: Callable[..., LiveView], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fallback_without_any_camera_says_why(make_view: Callable[..., LiveView]) -> None:
     import labcam
 
     def no_server(url: Any = None, *, token: Any = None) -> Any:
         raise labcam.CameraUnavailable("no Jupyter server with labcam found")
 
-    monkeypatch.setattr(labcam, "connect", no_server, raising=False)
-    view = make_view()
+    view = make_view(connect=no_server)
     Page(view).tell({"type": "fallback", "reason": "no jupyter-config-data"})
     assert view.mode == "websocket"
     assert "no Jupyter server with labcam found" in view.kernel_error
     assert "labcam.open()" in view.kernel_error
+
+
+def test_a_view_given_no_way_to_connect_says_so(make_view: Callable[..., LiveView]) -> None:
+    view = make_view(url="http://127.0.0.1:8888/labcam/")
+    Page(view).tell({"type": "fallback", "reason": "the connection failed or dropped"})
+    assert view.mode == "websocket"
+    assert "neither a camera nor a way to connect" in view.kernel_error
+
+
+def test_the_package_live_view_falls_back_through_labcam_connect(
+    camera: Camera, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``labcam.LiveView`` hands the widget the package's connect(), looked up when it is called."""
+    import labcam
+
+    calls: list[tuple[Any, Any]] = []
+
+    def fake_connect(url: Any = None, *, token: Any = None, timeout: float = 10.0) -> Camera:
+        calls.append((url, token))
+        return camera
+
+    view = labcam.LiveView(url="http://127.0.0.1:8888/labcam/", token="tok")
+    try:
+        assert isinstance(view, LiveView)
+        monkeypatch.setattr(labcam, "connect", fake_connect)  # after the view was made: still used
+        Page(view).tell({"type": "fallback", "reason": "the connection failed or dropped"})
+        assert view.mode == "comm" and calls == [("http://127.0.0.1:8888/labcam/", "tok")]
+    finally:
+        view.close()
 
 
 # -- the browser module, run in node with a minimal DOM ------------------------------------------------

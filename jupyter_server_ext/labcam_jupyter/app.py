@@ -10,12 +10,14 @@ not keep it running.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 import labcam
+from labcam.server.service import LabcamService
 
 from .handlers import UNAVAILABLE_PREFIX, UnavailableHandler, build_handlers
 
@@ -64,8 +66,6 @@ class LabcamApp(ExtensionApp):
 
     @default("recordings_dir")
     def _default_recordings_dir(self) -> str:
-        import os
-
         root = getattr(self.serverapp, "root_dir", None) or os.getcwd()
         return os.path.join(root, "labcam-recordings")
 
@@ -91,8 +91,6 @@ class LabcamApp(ExtensionApp):
         self.unavailable = ""
         if not self.enabled:
             return
-        from labcam.server.service import LabcamService
-
         try:
             self.camera_handle = labcam.open(
                 self.camera, serial=self.serial, idle_grace=self.idle_grace, **self.camera_options()

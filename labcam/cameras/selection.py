@@ -50,6 +50,8 @@ def open_camera(camera: str = "auto", *, serial: int | None = None, **options: A
 
 
 def _open_pixelink(serial: int | None, options: dict[str, Any]) -> CameraDriver:
+    # Each driver module is imported when its camera is asked for (~10-20 ms each), not with
+    # labcam; the PixeLINK SDK itself is imported, bounded, when the driver opens.
     from .pixelink import PixelinkCamera
 
     driver = PixelinkCamera(serial, **_accepted_by(PixelinkCamera, options, exclude={"serial"}))
@@ -58,7 +60,7 @@ def _open_pixelink(serial: int | None, options: dict[str, Any]) -> CameraDriver:
 
 
 def _open_simulated(options: dict[str, Any], *, strict: bool) -> CameraDriver:
-    # Imported here so that choosing a PixeLINK camera never pays for the simulator's setup.
+    # Imported here so that choosing a PixeLINK camera never pays for the simulator (see above).
     from .simulated import SimulatedCamera
 
     driver = SimulatedCamera(**(options if strict else _accepted_by(SimulatedCamera, options, exclude={"serial"})))

@@ -44,20 +44,18 @@ import time
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 from psygnal import Signal, SignalGroup
 
 from .._version import __version__
+from ..engine import Engine, Subscription
 from ..errors import CameraError, FrameTimeout, LabcamError
 from ..frame import PIXEL_FORMATS, Frame
 from .paths import RecordingFormat, check_output_path
 from .files import FrameWriter, RecordingInfo
 from .writers import open_writer
-
-if TYPE_CHECKING:
-    from ..engine import Engine, Subscription
 
 log = logging.getLogger("labcam.recording")
 

@@ -7,14 +7,12 @@ its own auth classes) and answer errors as ``{"error": message}`` JSON.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tornado import web
 
 from .. import wire
-
-if TYPE_CHECKING:
-    from .service import LabcamService
+from .service import LabcamService
 
 
 class ServiceHandlerMixin:

@@ -34,15 +34,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..engine import Engine
 from ..errors import CameraError, LabcamError
 from ..recording import Recorder, RecordingError, RecordingProgress, resolve_recording_path
 from ..recording.paths import DEFAULT_SUFFIX, format_from_suffix, normalize_format
 from ..wire import only_fields, record_error_message, recording_message, recordings_message
-
-if TYPE_CHECKING:
-    from ..engine import Engine
 
 log = logging.getLogger("labcam.server.recordings")
 

@@ -38,7 +38,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,15 @@ from .. import wire
 from ..errors import FrameTimeout
 from ..flow import FrameWindow
 from ..frame import PIXEL_FORMATS, Frame
+from ..preview.display import DisplayMapper, auto_range, decimate
+from ..preview.jpeg import encode_jpeg
+from ..snapshots import encode_snapshot
 from ..web import WEB_DIR
 
 log = logging.getLogger("labcam.widget")
+
+# How a view without a camera opens one for the comm fallback: ``labcam.connect``'s signature.
+Connect = Callable[..., Any]
 
 # -- flow control of the comm mode ---------------------------------------------------------------
 # Frames sent and not yet acknowledged. 2 is jupyter_rfb's choice: with 1 the rate collapses to
@@ -111,8 +117,6 @@ class PreviewEncoder:
     SAMPLE_PIXELS = 65536
 
     def __init__(self) -> None:
-        from ..preview.display import DisplayMapper
-
         self._mapper = DisplayMapper()
 
     def encode(
@@ -124,9 +128,6 @@ class PreviewEncoder:
         max_width: int | None = None,
         display: str | Sequence[int] = "auto",
     ) -> tuple[bytes, dict[str, Any]]:
-        from ..preview.display import auto_range, decimate
-        from ..preview.jpeg import encode_jpeg
-
         bits = wire.bit_depth_of(pixel_format, 8 * array.dtype.itemsize)
         mapper = self._mapper
         mapper.max_width = max_width
@@ -156,8 +157,6 @@ class PreviewEncoder:
 def encode_snap(frame: Frame) -> tuple[bytes, str, str]:
     """A lossless PNG of a full frame (12/16-bit counts kept as 16-bit PNG): bytes, mime, filename
     (``labcam.wire.snapshot_file_name``, the name every labcam snapshot gets)."""
-    from ..snapshots import encode_snapshot
-
     m = frame.meta
     name = wire.snapshot_file_name(m.camera_serial, m.frame_number, m.timestamp, "png")
     return encode_snapshot(frame, "png"), wire.SNAP_FORMATS["png"], name
@@ -213,7 +212,10 @@ class LiveView(anywidget.AnyWidget):
     the Jupyter server that serves the page. ``mode``: "auto" (the default; websocket unless the
     camera lives in this kernel, and comm when the page cannot reach the stream and the kernel can),
     "websocket" or "comm". ``fps`` caps the frame rate, ``quality`` is the JPEG quality (1-100),
-    ``max_width`` has frames downscaled to at most that width before they are sent.
+    ``max_width`` has frames downscaled to at most that width before they are sent. ``connect``
+    (called as ``labcam.connect`` is: ``connect(url, token=token)`` or ``connect()``) opens the
+    camera of an "auto" view without one that falls back to the comm; ``labcam.LiveView`` passes
+    ``labcam.connect``. Without it such a view says in the page that it has no camera.
 
     Settable while it runs, from Python or its controls: ``fps``, ``quality``, ``max_width``,
     ``display_range`` ("auto" or (min, max) in camera counts, for 12/16-bit), ``paused``.
@@ -253,13 +255,15 @@ class LiveView(anywidget.AnyWidget):
         fps: float | None = None,
         quality: int | None = None,
         max_width: int | None = None,
+        connect: Connect | None = None,
         **kwargs: Any,
     ) -> None:
         # Plain state first: trait observers (mode, paused) run during super().__init__, and
         # ipywidgets' __del__ calls close() even on an instance whose __init__ raised.
         self._camera: Any = None
         self._remote_args: tuple[str | None, str | None] = (None, None)
-        self._owns_camera = False  # True when the comm fallback opened a connect() itself
+        self._connect = connect
+        self._owns_camera = False  # True when the comm fallback opened a camera with _connect
         self._encoder = PreviewEncoder()
         # flow control and sender state, guarded by _cond
         self._cond = threading.Condition()
@@ -432,17 +436,20 @@ class LiveView(anywidget.AnyWidget):
             self._settings_hook = None
 
     def _open_fallback_camera(self) -> Any:
-        """Comm mode without an in-process camera: reach the stream from the kernel instead."""
-        try:
-            # The package's public connect(), looked up when needed (the one import of the package
-            # facade from below it: tests/test_import_graph.py names it).
-            import labcam
+        """Comm mode without a camera: reach the stream from the kernel with the ``connect`` given.
 
-            connect = getattr(labcam, "connect", None)
-            if connect is None:
-                raise RuntimeError("this labcam has no connect()")
-            url, token = self._remote_args
-            camera = connect(url, token=token) if url else connect()
+        The widget never makes cameras itself: ``labcam.LiveView`` hands it the package's
+        ``labcam.connect``, and a camera's ``live()`` hands it the camera.
+        """
+        if self._connect is None:
+            self.kernel_error = (
+                "No camera for the comm mode: this view was given neither a camera nor a way to connect. "
+                "Open one in the kernel with labcam.open() and call cam.live(), or use labcam.LiveView."
+            )
+            return None
+        url, token = self._remote_args
+        try:
+            camera = self._connect(url, token=token) if url else self._connect()
         except Exception as exc:
             self.kernel_error = (
                 f"No camera for the comm mode: the kernel could not reach the labcam stream ({exc}). "
