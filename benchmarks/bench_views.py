@@ -87,7 +87,7 @@ def reduce_table(cam: SimulatedCamera) -> None:
         "mean binning (rows, then columns)": lambda a: bin_mean(a, s),
         "mean binning (reshape + sum)": lambda a: bin_reshape(a, s),
     }
-    print(f"{'method':<30} {'CPU ms':>7} {'RMS error vs truth':>19} {'JPEG kB q80':>12}")
+    print(f"{'method':<34} {'CPU ms':>7} {'RMS error vs truth':>19} {'JPEG kB q80':>12}")
     for name, fn in methods.items():
         ms = statistics.median(cpu_ms(lambda f=f: fn(f), 5) for f in frames)
         errs, sizes = [], []
@@ -97,7 +97,7 @@ def reduce_table(cam: SimulatedCamera) -> None:
             errs.append(float(np.sqrt(np.mean((r[:hh, :ww].astype(float) - truth[:hh, :ww]) ** 2))))
             image, _ = to_display(np.ascontiguousarray(r), 12, display=(0, 4095))
             sizes.append(len(encode_jpeg(np.ascontiguousarray(image), 80)))
-        print(f"{name:<30} {ms:7.2f} {statistics.mean(errs):19.1f} {statistics.mean(sizes) / 1000:12.1f}")
+        print(f"{name:<34} {ms:7.2f} {statistics.mean(errs):19.1f} {statistics.mean(sizes) / 1000:12.1f}")
     image, _ = to_display(np.ascontiguousarray(crop_reduce(frames[0], plan)), 12)
     image = np.ascontiguousarray(image)
     print(f"   for scale: the JPEG q80 encode of the reduced image {cpu_ms(lambda: encode_jpeg(image, 80), 9):.2f} ms, "
