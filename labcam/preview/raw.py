@@ -3,6 +3,7 @@ format, so a ``connect()`` client can decode it without loading the preview enco
 
 from __future__ import annotations
 
+from ..wire import rawcodec as _codec
 from ..wire.rawcodec import (
     RAW_COMPRESSIONS,
     RAW_DEFAULTS,
@@ -13,12 +14,4 @@ from ..wire.rawcodec import (
     encode_raw,
 )
 
-__all__ = [
-    "RAW_COMPRESSIONS",
-    "RAW_DEFAULTS",
-    "RawHeader",
-    "byte_shuffle",
-    "byte_unshuffle",
-    "decode_raw",
-    "encode_raw",
-]
+__all__ = _codec.__all__
