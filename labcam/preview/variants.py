@@ -1,8 +1,12 @@
 """The preview fan-out: one engine subscription, one encode per frame per variant, shared messages.
 
-A *variant* is what makes two clients' preview bytes differ: JPEG quality, maximum width and
-display range. (The wire format, JSON or binary, is not part of it: both messages are built from
-the same JPEG, each at most once, when the first client of that format asks.)
+A *variant* is what makes two clients' preview bytes differ: JPEG quality, maximum width, display
+range, and for the view-aware stream the region (``view``), the box it must fit (``size``), the
+``encoding`` (JPEG or raw) and the raw ``compression``. (The wire format, JSON or binary, is not part
+of it: both messages are built from the same payload, each at most once, when the first client of
+that format asks.) Variants that ask differently but come to the same pixels for a frame (the same
+clamped and aligned region and reduction factor, encoding, quality and display) share that frame's
+encode too: the hub keys each encode by what it produces (``render_key``), not by what was asked.
 
 ``PreviewHub`` runs on an asyncio loop. While any listener is registered it pulls the newest frame
 from a single *latest* engine subscription and hands it to each active variant; a variant encodes
@@ -29,9 +33,11 @@ from typing import Any
 from ..engine import Engine, Subscription
 from ..errors import CameraError, FrameTimeout
 from ..frame import Frame
-from ..wire import json_frame_message, pack_binary, preview_header
-from .display import AutoRange, DisplayMapper, DisplayRange
+from ..wire import SizeBox, ViewRect, json_frame_message, pack_binary, preview_header
+from ..wire.rawcodec import encode_raw
+from .display import AutoRange, DisplayMapper, DisplayRange, auto_range, clamp_range
 from .jpeg import encode_jpeg
+from .views import ViewPlan, count_histogram, crop_reduce, plan_view
 
 log = logging.getLogger("labcam.preview")
 
@@ -48,27 +54,48 @@ EMA_WEIGHT = 0.1
 class Variant:
     """What a client's preview looks like; clients with equal variants share every encoded frame.
 
-    ``display`` is None for auto contrast or a (low, high) window in camera counts.
+    ``display`` is None for auto contrast or a (low, high) window in camera counts. ``view`` None is
+    the full frame; ``size`` None no box (``max_width`` alone bounds the width, as before).
+    ``compression`` is for raw frames only (None: the default, deflate).
     """
 
     quality: int = 80
     max_width: int | None = None
     display: DisplayRange | None = None
+    view: ViewRect | None = None
+    size: SizeBox | None = None
+    encoding: str = "jpeg"
+    compression: str | None = None
+
+    def plan(self, width: int, height: int) -> ViewPlan:
+        """The region, factor and clamping of this variant on a ``width`` x ``height`` frame."""
+        return plan_view(self.view, self.size, self.max_width, width, height)
+
+    def render_key(self, plan: ViewPlan) -> tuple[Any, ...]:
+        """What an encode with ``plan`` produces: equal keys, equal bytes (so one encode serves both)."""
+        if self.encoding == "raw":
+            return ("raw", self.compression or "deflate", plan.view, plan.step, plan.clamped, self.display)
+        return ("jpeg", self.quality, plan.view, plan.step, plan.clamped, self.display)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "quality": self.quality,
             "max_width": self.max_width,
             "display": "auto" if self.display is None else list(self.display),
+            "view": "full" if self.view is None else list(self.view),
+            "size": None if self.size is None else list(self.size),
+            "encoding": self.encoding,
+            "compression": (self.compression or "deflate") if self.encoding == "raw" else None,
         }
 
 
 class EncodedFrame:
-    """One frame encoded for one variant: JPEG bytes plus the two wire messages built from them.
+    """One frame encoded for one variant: the payload (JPEG bytes, or a raw payload; ``jpeg`` is its
+    historical name) plus the two wire messages built from it.
 
-    Immutable and shared by every client of the variant. ``json_message`` (base64 JPEG in JSON
-    text) and ``binary_message`` (the wire's envelope: header, then the JPEG) are each built at
-    most once, on first use, on the event loop.
+    Immutable and shared by every client of the variant (and of variants with the same render key).
+    ``json_message`` (base64 payload in JSON text) and ``binary_message`` (the wire's envelope:
+    header, then the payload) are each built at most once, on first use, on the event loop.
     """
 
     __slots__ = ("variant", "jpeg", "_header", "encode_ms", "_json", "_binary")
@@ -80,6 +107,10 @@ class EncodedFrame:
         self.encode_ms = encode_ms
         self._json: str | None = None
         self._binary: bytes | None = None
+
+    @property
+    def payload(self) -> bytes:
+        return self.jpeg
 
     @property
     def header(self) -> dict[str, Any]:
@@ -111,14 +142,38 @@ class EncodedFrame:
         return f"<EncodedFrame #{h['frame_number']} {h['width']}x{h['height']} {len(self.jpeg)} B q{self.variant.quality}>"
 
 
-def encode_frame(frame: Frame, variant: Variant, mapper: DisplayMapper) -> EncodedFrame:
-    """Map and encode one frame for one variant (runs on a worker thread)."""
+def encode_frame(frame: Frame, variant: Variant, mapper: DisplayMapper, plan: ViewPlan | None = None) -> EncodedFrame:
+    """Crop, reduce, count, map and encode one frame for one variant (runs on a worker thread).
+
+    ``plan``: the variant's plan for this frame (the hub computes it to share encodes), else made here.
+    """
     t0 = time.perf_counter()
-    image, (lo, hi) = mapper.map(frame.array, frame.meta.bit_depth)
-    jpeg = encode_jpeg(image, variant.quality)
+    bit_depth = frame.meta.bit_depth
+    if plan is None:
+        plan = variant.plan(frame.width, frame.height)
+    pixels = crop_reduce(frame.array, plan)  # a strided view: no copy
+    histogram, saturated = count_histogram(pixels, bit_depth)
+    raw_fields: dict[str, Any] | None = None
+    if variant.encoding == "raw":
+        payload, raw = encode_raw(pixels, bit_depth, compression=variant.compression or "deflate")  # type: ignore[arg-type]
+        data = bytes(payload) if isinstance(payload, memoryview) else payload  # "none": it may share the frame
+        # The range a JPEG of this view would show: a starting point for the viewer's own contrast.
+        if variant.display is not None:
+            lo, hi = clamp_range(variant.display, bit_depth)
+        else:
+            lo, hi = mapper.auto.update(auto_range(pixels, bit_depth))
+        width, height = raw["width"], raw["height"]
+        raw_fields = {k: raw[k] for k in ("dtype", "shuffle", "compression", "level", "channels")}  # type: ignore[literal-required]
+    else:
+        image, (lo, hi) = mapper.map(pixels, bit_depth)
+        data = encode_jpeg(image, variant.quality)
+        width, height = image.shape[1], image.shape[0]
     encode_ms = (time.perf_counter() - t0) * 1000.0
-    header = preview_header(frame, image.shape[1], image.shape[0], (lo, hi))
-    return EncodedFrame(variant, jpeg, header, encode_ms)
+    header = preview_header(
+        frame, width, height, (lo, hi), encoding=variant.encoding, view=plan.view, clamped=plan.clamped,
+        histogram=histogram, saturated=saturated, raw=raw_fields,
+    )
+    return EncodedFrame(variant, data, header, encode_ms)
 
 
 FrameListener = Callable[[EncodedFrame], None]
@@ -129,6 +184,7 @@ class _VariantState:
 
     __slots__ = (
         "variant", "listeners", "free", "pending", "latest", "delivered_seq", "encoded", "skipped", "encode_ms",
+        "shared",
     )
 
     def __init__(self, variant: Variant, parallel: int) -> None:
@@ -142,6 +198,7 @@ class _VariantState:
         self.encoded = 0
         self.skipped = 0  # frames replaced in the pending slot, or encoded after a newer one
         self.encode_ms = 0.0
+        self.shared = 0  # frames whose encode another variant with the same render key did
 
 
 class PreviewHub:
@@ -163,6 +220,10 @@ class PreviewHub:
         self.frames_in = 0  # frames the pump took from the engine
         self.frames_missed = 0  # frames the pump's subscription skipped (the pump was slower)
         self.encode_ms = 0.0  # moving average over every variant
+        self.encodes = 0  # encodes started: one per frame per distinct render key
+        # The encodes of recent frames by (hub sequence number, render key), so that variants whose
+        # plans agree share one; an entry lives while its encode runs.
+        self._running: dict[tuple[int, tuple[Any, ...]], asyncio.Future[EncodedFrame]] = {}
         self._errors_logged: set[Variant] = set()
 
     # -- listeners ------------------------------------------------------------------------------
@@ -254,9 +315,18 @@ class PreviewHub:
                 state.skipped += 1
             state.pending = (seq, frame)
             return
-        mapper = state.free.pop()
+        mapper = state.free.pop()  # also this variant's in-flight bound, shared encode or not
         assert self._loop is not None
-        fut = self._loop.run_in_executor(self._executor, encode_frame, frame, state.variant, mapper)
+        plan = state.variant.plan(frame.width, frame.height)
+        key = (seq, state.variant.render_key(plan))
+        fut = self._running.get(key)
+        if fut is None:
+            fut = self._loop.run_in_executor(self._executor, encode_frame, frame, state.variant, mapper, plan)
+            self._running[key] = fut
+            fut.add_done_callback(lambda f: self._running.pop(key, None))
+            self.encodes += 1
+        else:
+            state.shared += 1
         fut.add_done_callback(lambda f: self._encoded(state, mapper, seq, f))
 
     def _encoded(
@@ -302,11 +372,13 @@ class PreviewHub:
             "encode_ms": round(self.encode_ms, 3),
             "frames_in": self.frames_in,
             "frames_missed": self.frames_missed + (self._sub.missed if self._sub else 0),
+            "encodes": self.encodes,
             "variants": [
                 {
                     **s.variant.to_dict(),
                     "clients": len(s.listeners),
                     "encoded": s.encoded,
+                    "shared": s.shared,
                     "skipped": s.skipped,
                     "encode_ms": round(s.encode_ms, 3),
                     "jpeg_bytes": len(s.latest.jpeg) if s.latest else None,

@@ -16,6 +16,8 @@ One job per module:
   running, and ``async for`` works from any loop;
 - ``camera``: ``RemoteCamera`` and ``RemoteFrameStream``, the camera facade;
 - ``recording``: ``RemoteRecording``, a recording the server writes, followed over REST;
+- ``preview``: ``RemotePreview``, the view-aware preview stream (``RemoteCamera.preview``) as numpy
+  arrays: raw counts decoded exactly, or the viewers' JPEG;
 - ``discovery``: which Jupyter server this kernel belongs to (``jpserver-*.json``);
 - here: ``connect``, which finds the server and the labcam in it.
 """
@@ -29,6 +31,7 @@ import urllib.parse
 from ..errors import CameraUnavailable
 from .camera import RemoteCamera, RemoteFrameStream
 from .discovery import discover_jupyter_server, running_jupyter_servers
+from .preview import PreviewFrame, RemotePreview
 from .recording import RemoteRecording
 from .transport import AuthenticationError, HttpClient
 
@@ -96,8 +99,10 @@ def connect(url: str | None = None, *, token: str | None = None, timeout: float 
 
 __all__ = [
     "AuthenticationError",
+    "PreviewFrame",
     "RemoteCamera",
     "RemoteFrameStream",
+    "RemotePreview",
     "RemoteRecording",
     "connect",
     "discover_jupyter_server",

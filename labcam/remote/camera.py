@@ -22,6 +22,7 @@ from ..camera_info import CameraDescription, EngineStatus
 from ..errors import CameraError, LabcamError
 from ..frame import Frame
 from ..settings import Settings, SettingSpec, SettingSpecs
+from .preview import RemotePreview
 from .recording import RemoteRecording
 from .transport import NETWORK_SLACK_S, FrameSocket, HttpClient, IOThread
 
@@ -257,6 +258,37 @@ class RemoteCamera(CameraAPI[RemoteRecording]):
         except ImportError as exc:
             raise LabcamError(f"the live view needs labcam.widget and the [jupyter] extra: {exc}") from exc
         return LiveView(self, **options)
+
+    def preview(
+        self,
+        *,
+        view: tuple[int, int, int, int] | str | None = None,
+        size: tuple[int, int] | None = None,
+        encoding: Literal["raw", "jpeg"] = "raw",
+        compression: Literal["deflate", "zstd", "lz4", "none"] | None = None,
+        quality: int | None = None,
+        display: tuple[int, int] | str | None = None,
+        fps: float | None = None,
+        timeout: float | None = 5.0,
+    ) -> RemotePreview:
+        """The live preview stream, as the browser's viewers get it: a region of the sensor
+        (``view``: (x, y, w, h) in sensor pixels, default the whole sensor), reduced by the server to
+        fit ``size`` (w, h) if given, as raw counts at full bit depth (``encoding="raw"``, exact) or
+        the 8-bit JPEG viewers see. Latest frame wins.
+
+        >>> with cam.preview(view=(1000, 800, 256, 256)) as stream:   # doctest: +SKIP
+        ...     f = stream.next()
+        ...     f.array, f.view, f.saturated, f.histogram
+
+        A bad option raises ``ValueError`` naming it (from the server, on the first frame or at once
+        in ``configure``). For every frame at full resolution and in order, use ``acquire``.
+        """
+        self._check_open()
+        options = {
+            "view": view, "size": size, "encoding": encoding, "compression": compression,
+            "quality": quality, "display": display, "fps": fps,
+        }
+        return RemotePreview(self._http, self._io, options, timeout)
 
     def start_live(self) -> None:
         """Keep the camera streaming (a connection that asks for nothing). ``stop_live`` undoes it."""

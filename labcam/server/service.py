@@ -28,9 +28,11 @@ from ..snapshots import encode_snapshot
 from ..web import WEB_DIR
 from ..wire import (
     DisplayRange,
+    ViewRect,
     bit_depth_of,
     error_message,
     parse_quality,
+    probe_message,
     settings_message,
     snap_header,
     snap_message,
@@ -221,6 +223,13 @@ class LabcamService:
         """Bit depth of the current pixel format (display ranges are validated against it)."""
         return bit_depth_of(self.engine.settings.pixel_format)
 
+    @property
+    def sensor_size(self) -> tuple[int, int] | None:
+        """(width, height) of the frames the camera sends now (its ROI), what views are in; None
+        when the camera does not say."""
+        _, _, w, h = self.engine.settings.roi
+        return (int(w), int(h)) if w > 0 and h > 0 else None
+
     def camera_info(self) -> dict[str, Any]:
         return {
             "camera": self.engine.description.to_dict(),
@@ -280,6 +289,31 @@ class LabcamService:
             return error_message(f"no snap: {exc}", "snap", request_id)
         return snap_message(wire_format, fmt, data, snap_header(frame), request_id)
 
+    async def probe_request(self, region: ViewRect, request_id: Any = None) -> str:
+        """A stream client's ``probe``: the counts of ``region`` (x, y, w, h) of the latest frame at
+        full bit depth, the one the engine holds (a reference: nothing is copied but the region's
+        values), or the next one before the first. An ``error`` naming the field when the region
+        leaves the frame."""
+        frame = self.engine.latest
+        if frame is None:
+            try:
+                frame = await self.snap()
+            except (CameraError, FrameTimeout) as exc:
+                return error_message(f"no probe: {exc}", "probe", request_id)
+        x, y, w, h = region
+        fw, fh = frame.width, frame.height
+        for name, value, start, side, limit in (("x", x, x, w, fw), ("y", y, y, h, fh)):
+            if start + side > limit:
+                size = "w" if name == "x" else "h"
+                return error_message(
+                    f"probe {name}={value} with {size}={side} is not allowed: the frame is {fw}x{fh}, so "
+                    f"{name} + {size} must be at most {limit} ({name} from 0 to {limit - side})",
+                    "probe", request_id,
+                )
+        pixels = frame.array[y : y + h, x : x + w]
+        values = pixels.reshape(-1, pixels.shape[2]).tolist() if pixels.ndim == 3 else pixels.ravel().tolist()
+        return probe_message(region, values, frame.meta.frame_number, frame.meta.bit_depth, request_id)
+
     async def snap(self, timeout: float | None = None) -> Frame:
         """The next full-resolution frame (the stream keeps running). Raises ``CameraError`` when
         the camera is lost or no frame comes within ``timeout`` (default ``snap_timeout``)."""
@@ -314,6 +348,7 @@ class LabcamService:
                 "encode_ms": hub["encode_ms"],
                 "frames_in": hub["frames_in"],
                 "frames_missed": hub["frames_missed"],
+                "encodes": hub["encodes"],
             },
             "clients": [c.client_stats() for c in self._clients.values()],
             "server": {

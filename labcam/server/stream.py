@@ -55,9 +55,10 @@ MAX_REPLIES_IN_FLIGHT = 64
 # kernel that the in-flight window cannot see (measured in docs/architecture: a 2 frame/s client
 # saw 10 s old frames; with 64 KB about 2 s).
 STREAM_SNDBUF = 64 * 1024
-# Snap and settings requests one client may have waiting (each kind is answered in order).
+# Snap, settings and probe requests one client may have waiting (each kind is answered in order).
 MAX_SNAPS_WAITING = 4
 MAX_SETTINGS_WAITING = 4
+MAX_PROBES_WAITING = 4
 RTT_PING = b"labcam-rtt"
 # Each frame is followed by a WebSocket ping carrying this prefix and the frame's sequence number.
 FRAME_PING = b"f"
@@ -69,7 +70,12 @@ PONG_FALLBACK_S = 2.0
 def variant_of(options: StreamOptions, default_quality: int) -> Variant:
     """The preview variant a client's stream options ask for."""
     quality = options.quality if options.quality is not None else default_quality
-    return Variant(quality=quality, max_width=options.max_width, display=options.display)
+    encoding = options.encoding or "jpeg"
+    return Variant(
+        quality=quality, max_width=options.max_width, display=options.display, view=options.view,
+        size=options.size, encoding=encoding,
+        compression=(options.compression or "deflate") if encoding == "raw" else None,
+    )
 
 
 class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
@@ -95,7 +101,9 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         auth and origin checks (``prepare``, ``check_origin``, decorators) still refuse with 403."""
         self._query_error: str | None = None
         try:
-            self.options = wire.parse_query(self.request.query_arguments, self.service.bit_depth)
+            self.options = wire.parse_query(
+                self.request.query_arguments, self.service.bit_depth, self.service.sensor_size
+            )
         except ProtocolError as exc:
             self.options = StreamOptions()
             self._query_error = str(exc)
@@ -194,6 +202,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         self._snaps = RequestQueue("snap", MAX_SNAPS_WAITING, "snaps")
         self._settings_queue = RequestQueue("settings", MAX_SETTINGS_WAITING, "settings changes")
         self._records = RequestQueue("record", MAX_RECORD_WAITING, "record requests")
+        self._probes = RequestQueue("probe", MAX_PROBES_WAITING, "probes")
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -391,10 +400,10 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
 
     # -- control messages in -------------------------------------------------------------------------
     def _control_configure(self, msg: dict[str, Any]) -> None:
-        wire.only_fields(msg, ("fps", "quality", "max_width", "display", "format"))
+        wire.only_fields(msg, (*wire.CONFIGURABLE, "format"))
         changes = {k: v for k, v in msg.items() if k not in ("type", "request_id")}
         try:
-            new = wire.apply_configure(self.options, changes, self.service.bit_depth)
+            new = wire.apply_configure(self.options, changes, self.service.bit_depth, self.service.sensor_size)
         except ProtocolError as exc:
             raise ProtocolError(str(exc), request="configure") from None
         self._set_options(new)
@@ -440,6 +449,13 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             )
         rid = self._request_id
         self._answer_in_order(self._settings_queue, lambda: self.service.settings_request(self, changes, rid))
+
+    def _control_probe(self, msg: dict[str, Any]) -> None:
+        """``{"type": "probe", "x", "y", "w", "h"}``: the counts of that region of the latest frame,
+        answered in request order (``probe``, or an ``error`` naming the field)."""
+        region = wire.parse_probe(msg)
+        rid = self._request_id
+        self._answer_in_order(self._probes, lambda: self.service.probe_request(region, rid))
 
     def _control_record(self, msg: dict[str, Any]) -> None:
         """``{"type": "record", "action": "start" | "stop" | "status", ...}``: answered in request

@@ -14,6 +14,7 @@ loading the server, the preview encoder or simplejpeg.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,31 @@ def bit_depth_of(pixel_format: str, default: int = 16) -> int:
     return PIXEL_FORMATS.get(pixel_format, default)
 
 
-def preview_header(frame: Frame, width: int, height: int, display: tuple[int, int]) -> dict[str, Any]:
+def preview_header(
+    frame: Frame,
+    width: int,
+    height: int,
+    display: tuple[int, int],
+    *,
+    encoding: str = "jpeg",
+    view: tuple[int, int, int, int] | None = None,
+    clamped: bool = False,
+    histogram: Mapping[str, Any] | None = None,
+    saturated: int | None = None,
+    raw: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """A preview ``frame`` message's fields (without ``data``): ``width``/``height`` are the encoded
-    image's, ``display`` the (low, high) counts mapped to black and white."""
+    image's, ``display`` the (low, high) counts mapped to black and white.
+
+    ``view``: the sensor region sent (default: the whole frame), ``clamped`` whether the asked one
+    had to change; ``histogram`` (``{"bins", "range"}``) and ``saturated``: the camera's counts of
+    the view; ``raw``: a raw payload's fields (``dtype``, ``shuffle``, ``compression``, ``level``,
+    ``channels``). ``sensor`` is the frame's own size (the camera's ROI).
+    """
     meta = frame.meta
-    return {
+    header: dict[str, Any] = {
         "type": "frame",
-        "encoding": "jpeg",
+        "encoding": encoding,
         "timestamp": meta.timestamp,
         "frame_number": meta.frame_number,
         "width": int(width),
@@ -45,7 +64,18 @@ def preview_header(frame: Frame, width: int, height: int, display: tuple[int, in
         "display": [display[0], display[1]],
         "exposure_ms": meta.exposure_ms,
         "gain_db": meta.gain_db,
+        "view": [int(v) for v in view] if view is not None else [0, 0, frame.width, frame.height],
+        "sensor": [frame.width, frame.height],
     }
+    if histogram is not None:
+        header["histogram"] = dict(histogram)
+    if saturated is not None:
+        header["saturated"] = int(saturated)
+    if clamped:
+        header["clamped"] = True
+    if raw is not None:
+        header.update(raw)
+    return header
 
 
 def snap_header(frame: Frame) -> dict[str, Any]:

@@ -103,6 +103,17 @@ def snap_message(
     return dumps({**fields, "data": base64.b64encode(data).decode("ascii")})
 
 
+def probe_message(
+    region: tuple[int, int, int, int], values: list[Any], frame_number: int, bit_depth: int, request_id: Any = None
+) -> str:
+    """The answer to a ``probe``: the counts of ``region`` (x, y, w, h) of the latest frame, row-major
+    (an ``[r, g, b]`` list per pixel for RGB)."""
+    x, y, w, h = region
+    msg = {"type": "probe", "x": x, "y": y, "w": w, "h": h, "values": values,
+           "frame_number": frame_number, "bit_depth": bit_depth}
+    return dumps(with_request_id(msg, request_id))
+
+
 # -- recordings (the stream's record message and broadcasts) -----------------------------------------
 def recording_message(
     status: Mapping[str, Any], *, event: str | None = None, reply: str | None = None, request_id: Any = None
@@ -144,6 +155,7 @@ __all__ = [
     "error_message",
     "json_frame_message",
     "pong_message",
+    "probe_message",
     "raw_error_message",
     "record_error_message",
     "recording_message",

@@ -17,12 +17,21 @@ from .snapshots import SNAP_FORMATS
 
 DisplayRange = tuple[int, int]
 """A display window in camera counts: (low, high), mapped to black and white."""
+ViewRect = tuple[int, int, int, int]
+"""A region of the sensor (the camera's current ROI) in sensor pixels: (x, y, width, height)."""
+SizeBox = tuple[int, int]
+"""A box of device pixels a view must fit in: (width, height)."""
 
 PROTOCOL_VERSION = 1
 FORMATS = ("json", "binary")
 FPS_RANGE = (0.1, 1000.0)
 QUALITY_RANGE = (1, 100)
 MAX_WIDTH_RANGE = (16, 16384)
+SIZE_RANGE = (16, 16384)  # each side of ``size``
+VIEW_MAX = 65536  # the largest x, y, width or height a ``view`` may say (sensor pixels)
+ENCODINGS = ("jpeg", "raw")
+COMPRESSIONS = ("deflate", "zstd", "lz4", "none")  # raw payloads (labcam.wire.rawcodec)
+PROBE_MAX_SIDE = 64  # a probe reads at most 64x64 pixels
 OPTION_RANGES: dict[str, tuple[float, float]] = {"fps": FPS_RANGE, "quality": QUALITY_RANGE, "max_width": MAX_WIDTH_RANGE}
 """The numeric stream options' (low, high) limits, both included: the server's parsers, the live
 view's checks and (through its ``option_ranges`` trait) its controls use these."""
@@ -39,8 +48,12 @@ CLOSE_BAD_OPTION = 4400
 # WebSocket close reasons are at most 123 bytes (RFC 6455: a control frame carries 125).
 MAX_CLOSE_REASON_BYTES = 123
 
-STREAM_OPTION_NAMES = ("format", "fps", "quality", "max_width", "display")
-CONTROL_TYPES = ("configure", "ping", "snap", "settings", "pause", "resume", "record")
+STREAM_OPTION_NAMES = ("format", "fps", "quality", "max_width", "display", "view", "size", "encoding", "compression")
+# What ``configure`` may change (``format`` only to the value it has).
+CONFIGURABLE = ("fps", "quality", "max_width", "display", "view", "size", "encoding", "compression")
+# The options of issue 11's view-aware stream: a client that sets none of them gets today's stream.
+VIEW_OPTIONS = ("view", "size", "encoding", "compression")
+CONTROL_TYPES = ("configure", "ping", "snap", "settings", "pause", "resume", "record", "probe")
 
 
 class ProtocolError(ValueError):
@@ -67,10 +80,22 @@ class StreamOptions:
     max_width: int | None = None
     display: DisplayRange | None = None
     paused: bool = False
+    view: ViewRect | None = None  # None: the full sensor
+    size: SizeBox | None = None  # None: no box (``max_width`` alone bounds the width, as before)
+    encoding: str | None = None  # None: "jpeg"
+    compression: str | None = None  # None: "deflate" (raw payloads only)
+
+    @property
+    def view_aware(self) -> bool:
+        """True when the client set any of the view-aware options (else: today's stream, exactly)."""
+        return any(getattr(self, name) is not None for name in VIEW_OPTIONS)
 
     def to_dict(self, default_quality: int) -> dict[str, Any]:
-        """As sent in ``connected``/``configured``: defaults resolved where the server decides them."""
-        return {
+        """As sent in ``connected``/``configured``: defaults resolved where the server decides them.
+
+        The view-aware options appear once the client has set one of them, so a client of the
+        original protocol sees the stream document it always saw."""
+        out: dict[str, Any] = {
             "format": self.format,
             "fps": self.fps,
             "quality": self.quality if self.quality is not None else default_quality,
@@ -78,6 +103,12 @@ class StreamOptions:
             "display": "auto" if self.display is None else list(self.display),
             "paused": self.paused,
         }
+        if self.view_aware:
+            out["view"] = "full" if self.view is None else list(self.view)
+            out["size"] = None if self.size is None else list(self.size)
+            out["encoding"] = self.encoding or "jpeg"
+            out["compression"] = self.compression or "deflate"
+        return out
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -151,8 +182,106 @@ def parse_display(value: Any, bit_depth: int) -> DisplayRange | None:
     return lo, hi
 
 
+def _parts(value: Any, n: int) -> list[Any] | None:
+    """``value`` as ``n`` parts: a comma-separated string (query) or a JSON list; None otherwise."""
+    if isinstance(value, str):
+        parts: list[Any] = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        return None
+    return parts if len(parts) == n else None
+
+
+def _strict_whole(value: Any) -> int | None:
+    """A whole number: an int (not a bool), or a string of digits (query values), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value == int(value) else None
+    if isinstance(value, str):
+        text = value.strip()
+        return int(text) if text.lstrip("-").isdigit() else None
+    return None
+
+
+def parse_view(value: Any, sensor: tuple[int, int] | None = None) -> ViewRect | None:
+    """``"full"`` → None; ``"x,y,w,h"`` or ``[x, y, w, h]`` (whole sensor pixels) → (x, y, w, h).
+
+    A view that reaches past the sensor's edge is allowed (the server clamps it and says so in the
+    frame header); one that starts outside the current sensor (``sensor``: its width, height) is not.
+    """
+    allowed = (
+        f"'full' or x,y,w,h in sensor pixels: whole numbers, x and y from 0 to {VIEW_MAX}, "
+        f"w and h from 1 to {VIEW_MAX}"
+    )
+    if value == "full":
+        return None
+    parts = _parts(value, 4)
+    if parts is None:
+        raise _not_allowed("view", value, allowed)
+    x, y, w, h = (_strict_whole(p) for p in parts)
+    if x is None or y is None or w is None or h is None:
+        raise _not_allowed("view", value, allowed)
+    if not (0 <= x <= VIEW_MAX and 0 <= y <= VIEW_MAX and 1 <= w <= VIEW_MAX and 1 <= h <= VIEW_MAX):
+        raise _not_allowed("view", value, allowed)
+    if sensor is not None and (x >= sensor[0] or y >= sensor[1]):
+        raise _not_allowed(
+            "view", value, f"a region that starts on the sensor, which is {sensor[0]}x{sensor[1]}: "
+            f"x from 0 to {sensor[0] - 1}, y from 0 to {sensor[1] - 1} (it may reach past the edge: it is clamped)",
+        )
+    return x, y, w, h
+
+
+def parse_size(value: Any) -> SizeBox:
+    """``"w,h"`` or ``[w, h]``: the device-pixel box a view must fit, each side 16 to 16384."""
+    lo, hi = SIZE_RANGE
+    allowed = f"w,h: whole numbers of device pixels from {lo} to {hi} each"
+    parts = _parts(value, 2)
+    if parts is None:
+        raise _not_allowed("size", value, allowed)
+    w, h = (_strict_whole(p) for p in parts)
+    if w is None or h is None or not (lo <= w <= hi and lo <= h <= hi):
+        raise _not_allowed("size", value, allowed)
+    return w, h
+
+
+def parse_encoding(value: Any) -> str:
+    if value not in ENCODINGS:
+        raise _not_allowed("encoding", value, "'jpeg' or 'raw'")
+    return str(value)
+
+
+def parse_compression(value: Any) -> str:
+    if value not in COMPRESSIONS:
+        raise _not_allowed("compression", value, "one of " + ", ".join(map(repr, COMPRESSIONS)) + " (raw frames)")
+    return str(value)
+
+
+def parse_probe(msg: Mapping[str, Any]) -> ViewRect:
+    """A ``probe`` request's (x, y, w, h) in sensor pixels (w, h default 1, at most 64). Whether the
+    region lies inside the frame is the server's check (it knows the frame)."""
+    only_fields(msg, ("x", "y", "w", "h"))
+    out = []
+    for name, default, lo, hi in (("x", None, 0, VIEW_MAX), ("y", None, 0, VIEW_MAX),
+                                  ("w", 1, 1, PROBE_MAX_SIDE), ("h", 1, 1, PROBE_MAX_SIDE)):
+        value = msg.get(name, default)
+        parsed = _strict_whole(value) if value is not None else None
+        if parsed is None or not lo <= parsed <= hi:
+            what = "sensor pixels" if name in ("x", "y") else "pixels"
+            raise ProtocolError(
+                f"{name}={value!r} is not allowed: a whole number of {what} from {lo} to {hi}"
+                + (" (required)" if default is None else ""),
+                request="probe",
+            )
+        out.append(parsed)
+    return out[0], out[1], out[2], out[3]
+
+
 # -- query parameters and control messages --------------------------------------------------------
-def parse_query(args: Mapping[str, Any], bit_depth: int) -> StreamOptions:
+def parse_query(args: Mapping[str, Any], bit_depth: int, sensor: tuple[int, int] | None = None) -> StreamOptions:
     """Stream options from query parameters (values: str, bytes, or lists of them, last one wins).
 
     Unknown parameters (``token``, cache busters) are ignored; a bad known one raises
@@ -175,17 +304,20 @@ def parse_query(args: Mapping[str, Any], bit_depth: int) -> StreamOptions:
     if fmt is not None:
         opts = replace(opts, format=parse_format(fmt))
     changes: dict[str, Any] = {}
-    for name in ("fps", "quality", "max_width", "display"):
+    for name in CONFIGURABLE:
         v = get(name)
         if v is not None and v != "":
             changes[name] = v
-    return apply_configure(opts, changes, bit_depth)
+    return apply_configure(opts, changes, bit_depth, sensor)
 
 
-def apply_configure(opts: StreamOptions, changes: Mapping[str, Any], bit_depth: int) -> StreamOptions:
-    """``opts`` with ``changes`` (any subset of fps/quality/max_width/display; None resets one).
+def apply_configure(
+    opts: StreamOptions, changes: Mapping[str, Any], bit_depth: int, sensor: tuple[int, int] | None = None
+) -> StreamOptions:
+    """``opts`` with ``changes`` (any subset of the configurable options; None resets one).
 
     Validated as a whole: raises ``ProtocolError`` and changes nothing when any value is bad.
+    ``sensor`` (width, height of the current frame) refuses views that start outside it.
     """
     new: dict[str, Any] = {}
     for name, value in changes.items():
@@ -195,10 +327,8 @@ def apply_configure(opts: StreamOptions, changes: Mapping[str, Any], bit_depth: 
             raise ProtocolError(
                 f"format cannot change on an open stream (it is {opts.format!r}); reconnect with ?format={value}"
             )
-        if name not in ("fps", "quality", "max_width", "display"):
-            raise ProtocolError(
-                f"{name!r} is not a stream option: configure takes fps, quality, max_width, display"
-            )
+        if name not in CONFIGURABLE:
+            raise ProtocolError(f"{name!r} is not a stream option: configure takes {', '.join(CONFIGURABLE)}")
         if value is None:
             new[name] = None
         elif name == "fps":
@@ -207,6 +337,18 @@ def apply_configure(opts: StreamOptions, changes: Mapping[str, Any], bit_depth: 
             new[name] = parse_quality(value)
         elif name == "max_width":
             new[name] = parse_max_width(value)
+        elif name == "view":
+            new[name] = parse_view(value, sensor)
+            if new[name] is None and "encoding" not in changes:
+                # "full" is a choice of the view-aware stream (its options show in "configured"),
+                # where null means "back to the default"
+                new["encoding"] = opts.encoding or "jpeg"
+        elif name == "size":
+            new[name] = parse_size(value)
+        elif name == "encoding":
+            new[name] = parse_encoding(value)
+        elif name == "compression":
+            new[name] = parse_compression(value)
         else:
             new[name] = parse_display(value, bit_depth)
     return replace(opts, **new)
@@ -352,7 +494,10 @@ def parse_next_request(message: str | bytes) -> tuple[int, bool]:
 
 __all__ = [
     "CLOSE_BAD_OPTION",
+    "COMPRESSIONS",
+    "CONFIGURABLE",
     "CONTROL_TYPES",
+    "ENCODINGS",
     "FORMATS",
     "FPS_RANGE",
     "MAX_BUFFER_FRAMES",
@@ -361,24 +506,34 @@ __all__ = [
     "MAX_REQUEST_FRAMES",
     "MAX_WIDTH_RANGE",
     "OPTION_RANGES",
+    "PROBE_MAX_SIDE",
     "PROTOCOL_VERSION",
     "QUALITY_RANGE",
+    "SIZE_RANGE",
+    "VIEW_MAX",
     "DisplayRange",
     "ProtocolError",
     "RawOptions",
+    "SizeBox",
     "StreamOptions",
+    "ViewRect",
     "apply_configure",
     "close_reason",
     "only_fields",
+    "parse_compression",
     "parse_control",
     "parse_display",
+    "parse_encoding",
     "parse_fps",
     "parse_max_width",
     "parse_next_request",
     "parse_ping_id",
+    "parse_probe",
     "parse_quality",
     "parse_query",
     "parse_raw_options",
     "parse_request_id",
+    "parse_size",
     "parse_snap_format",
+    "parse_view",
 ]
