@@ -305,26 +305,36 @@ def _timing(driver: CameraDriver, report: SelftestReport) -> list[Check]:
         driver.update_settings({"trigger_mode": "free_running"})
     fps = driver.settings.fps
     driver.start()
-    arrivals, stamps = [], []
+    arrivals, stamps, numbers = [], [], []
     end = time.monotonic() + TIMING_WINDOW_S
     while time.monotonic() < end or len(arrivals) < 5:
         frame = driver.read_frame(5.0)
         arrivals.append(time.time())
         stamps.append(frame.meta.timestamp)
+        numbers.append(frame.meta.frame_number)
     driver.stop()
-    measured = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    # The camera's rate by its own clock and frame counter: frames this process was too busy to
+    # read in time still count, so a loaded computer does not make a good camera fail.
+    span = stamps[-1] - stamps[0]
+    measured = (numbers[-1] - numbers[0]) / span if span > 0 else float("nan")
     rate_ok = abs(measured - fps) <= 0.1 * fps or "fps" not in driver.specs.specs
     checks.append(Check("frame rate", PASS if rate_ok else FAIL,
                         f"{measured:.1f} frames/s measured, {fps:g} set", {"measured": measured, "set": fps,
                                                                              "frames": len(arrivals)}))
+    # Arrival minus timestamp is the camera-to-host delay plus however late this process read the
+    # frame. The smallest value of each half of the window is the delay without the lateness; how
+    # it moves from the first half to the second is the drift between the two clocks.
     lags = [a - s for a, s in zip(arrivals, stamps, strict=True)]
-    span = stamps[-1] - stamps[0]
-    drift = ((arrivals[-1] - arrivals[0]) - span) / span if span > 0 else float("nan")
-    lag = statistics.median(lags)
+    half = len(lags) // 2
+    first, second = min(lags[:half]), min(lags[half:])
+    between = statistics.median(stamps[half:]) - statistics.median(stamps[:half])
+    drift = (second - first) / between if between > 0 else float("nan")
+    lag = min(first, second)
     clock_ok = abs(lag) < 0.5 and abs(drift) < 0.01
     checks.append(Check("timestamps", PASS if clock_ok else FAIL,
-                        f"frames arrive {1000 * lag:.1f} ms after their timestamp (median), clocks drift {100 * drift:.3f} %",
-                        {"median_lag_s": lag, "drift": drift, "lags_s": lags[:50]}))
+                        f"frames arrive {1000 * lag:.1f} ms after their timestamp (at best), clocks drift {100 * drift:.3f} %",
+                        {"min_lag_s": lag, "median_lag_s": statistics.median(lags), "drift": drift,
+                         "lags_s": lags[:50]}))
     if not clock_ok:
         report.differences.append(
             "frame timestamps do not follow the host clock (labcam aligns the camera's clock once per start): "

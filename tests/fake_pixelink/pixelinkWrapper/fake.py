@@ -17,7 +17,9 @@ What it models (see section 7 of /work/shared/reference/pixelink-api.md):
   ROI / pixel format / pixel addressing / trigger refused while streaming;
 * a stream state machine and a *blocking* ``getNextFrame`` paced by the frame rate (or the
   exposure, or a trigger), that releases the GIL while it waits, and that a STOP, an uninitialize,
-  an unplug or a replug from another thread wakes with the matching error;
+  an unplug or a replug from another thread wakes with the matching error; free running, the
+  sensor keeps its own clock and the driver queues ``FRAME_BUFFERS`` frames, so a slow host gets the
+  oldest queued frame and, once behind by more, loses frames (``ApiSuccessWithFrameLoss``);
 * deterministic pixels (``_pixels.sensor_values``), frame numbers that survive STOP/START,
   injected timeouts, errors and frame loss, FRAME callbacks from their own thread.
 
@@ -81,6 +83,9 @@ EXTERNAL_TRIGGERS = frozenset({TriggerTypes.LINE1, TriggerTypes.ACTION, TriggerT
 """Trigger types that wait for a signal from outside (fire_trigger stands in for all of them)."""
 
 FIXED_FRAME_RATE = 50.0
+# Frames the driver queues for a free-running stream (getStreamState's numberFrameBuffers): getNextFrame
+# returns the oldest; a host slower than the camera loses frames past these (pixelink-api.md, timing).
+FRAME_BUFFERS = 4
 """Frames per second of a model without the FRAME_RATE feature."""
 
 OPTIONAL_FEATURES = frozenset({FID.TRIGGER, FID.GAIN, FID.FRAME_RATE, FID.PIXEL_ADDRESSING, FID.ROI})
@@ -372,8 +377,22 @@ class _CameraState:
     def capture(self, destination: Any) -> tuple[int, _FrameDesc]:
         """Take the next frame into ``destination`` (ctypes object or address); returns (rc, desc)."""
         loss, self.pending_loss = self.pending_loss, 0
+        now = time.monotonic()
+        if self.trigger_type() is None:
+            # Free running, the sensor keeps its own clock: this frame was exposed one period after
+            # the last one, however late the host asks for it. The driver queues FRAME_BUFFERS
+            # frames and hands out the oldest; a host later than that loses the frames in between.
+            period = self.frame_period()
+            due = self.last_frame_at + period
+            behind = int((now - due) / period)
+            if behind >= FRAME_BUFFERS:
+                skipped = behind - FRAME_BUFFERS + 1
+                loss += skipped
+                due += skipped * period
+            self.last_frame_at = due
+        else:
+            self.last_frame_at = now
         self.frame_number += 1 + loss
-        self.last_frame_at = time.monotonic()
         fmt = self.pixel_format()
         values = _pixels.sensor_values(self.frame_number, self.roi(), self.decimation(), self.model.adc_bits)
         data = _pixels.encode(values, fmt, self.model.adc_bits, self.model.mono16_byte_order)
@@ -922,7 +941,7 @@ class FakeSdk:
 
     @_sdk_call("PxLGetStreamState")
     def get_stream_state(self, handle: Any) -> tuple:
-        return (RC.ApiSuccess, self._connection(handle).state.stream, 4)
+        return (RC.ApiSuccess, self._connection(handle).state.stream, FRAME_BUFFERS)
 
     @_sdk_call("PxLGetCurrentTimestamp")
     def get_current_timestamp(self, handle: Any) -> tuple:
