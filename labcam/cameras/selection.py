@@ -164,9 +164,9 @@ class CameraSpec:
         """Open the camera: the host-wide ``defaults`` (and ``serial``), overridden by this spec's."""
         options = {**defaults, **self.options}
         if self.driver == "simulated":
-            if self.serial is not None:
+            if self.serial is not None:  # the serial it reports (open_camera's serial is PixeLINK's)
                 options["serial"] = str(self.serial)
-            return open_camera("simulated", **options)
+            return _open_simulated(options, strict=True)
         own_serial = self.serial if isinstance(self.serial, int) else serial
         return open_camera(self.driver, serial=own_serial, **options)
 
