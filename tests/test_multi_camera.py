@@ -205,3 +205,32 @@ def test_camera_specs_and_ids_follow_the_documented_rule() -> None:
     assert camera_id("sim2", "simulated", "SIM-0001", alone=True) == "sim2"
     with pytest.raises(ValueError, match="given twice"):
         CameraSpec.parse("pixelink:7020,serial=7021")
+
+
+def test_the_test_page_picks_a_camera_and_shows_a_refusal_for_the_view_role(serve) -> None:  # noqa: F811
+    from browser_page import chromium_page
+
+    s = serve(*TWO, "--token", "FuLl", "--view-token", "ViEw")
+    with chromium_page() as page:
+        page.goto(s.url + "?token=ViEw")
+        page.wait_for_selector("#camera-picker", timeout=15_000)
+        assert page.eval_on_selector("#camera-picker", "p => [...p.options].map(o => o.value)") == ["cameras/bf/", "cameras/fl/"]
+        page.wait_for_function("() => window.labcamTestPage.framesDrawn > 2", timeout=15_000)
+        assert page.eval_on_selector("#view", "c => [c.width, c.height]") == [320, 240]
+        page.select_option("#camera-picker", "cameras/fl/")  # navigates to the second camera's page
+        page.wait_for_url(s.url + "cameras/fl/?token=ViEw", timeout=15_000)
+        page.wait_for_function("() => window.labcamTestPage && window.labcamTestPage.framesDrawn > 2", timeout=15_000)
+        assert page.eval_on_selector("#view", "c => [c.width, c.height]") == [160, 128]
+        assert page.eval_on_selector("#camera-picker", "p => p.value") == "cameras/fl/"
+        # the view token: a settings change is refused, and the page says which role it needs
+        page.wait_for_selector("#exposure:not([disabled])", timeout=15_000)
+        page.fill("#exposure", "3.5")
+        page.dispatch_event("#exposure", "change")
+        page.wait_for_selector("#settings-error:not([hidden])", timeout=15_000)
+        assert "needs the control role" in (page.text_content("#settings-error") or "")
+    cam = labcam.connect(s.url, token="ViEw", camera="fl")
+    try:
+        assert cam.settings.exposure_ms != 3.5
+    finally:
+        cam.close()
+    assert s.stop() == 0
