@@ -241,18 +241,10 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"labcam serve: {exc}", file=sys.stderr)
         return 2
-    if args.view_token is not None:
-        # Without --token everyone let in has full control, so a view token would restrict nobody.
-        problem = (
-            "--view-token must not be empty" if not args.view_token
-            else "--view-token needs --token (the full-control token): without it everyone the server lets in "
-            "may change settings and record, so a view token would restrict nobody" if not args.token
-            else "--view-token must differ from --token" if args.view_token == args.token
-            else ""
-        )
-        if problem:
-            print(f"labcam serve: {problem}", file=sys.stderr)
-            return 2
+    problem = _view_token_problem(args.token, args.view_token)
+    if problem:
+        print(f"labcam serve: {problem}", file=sys.stderr)
+        return 2
     loopback = is_loopback(args.host)
     if not loopback and not args.token:
         banner = "!" * 78
@@ -280,6 +272,21 @@ def serve(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args, opened, origins, allowed_hosts))
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 130
+
+
+def _view_token_problem(token: str | None, view_token: str | None) -> str:
+    """Why ``--view-token`` cannot be used with this ``--token`` ("" when it can)."""
+    if view_token is None:
+        return ""
+    if not view_token:
+        return "--view-token must not be empty"
+    if not token:
+        # Without --token everyone let in has full control, so a view token would restrict nobody.
+        return ("--view-token needs --token (the full-control token): without it everyone the server lets in "
+                "may change settings and record, so a view token would restrict nobody")
+    if view_token == token:
+        return "--view-token must differ from --token"
+    return ""
 
 
 async def _serve(
