@@ -16,6 +16,7 @@ import tifffile
 from http_helpers import TIMEOUT, fetch, json_body
 from jupyter_fixtures import *  # noqa: F401,F403
 from test_cli import SMALL, run_labcam, serve  # noqa: F401 (serve: the fixture)
+from test_recording_network import _read_only_authorizer
 from tornado.websocket import websocket_connect
 
 import labcam
@@ -168,18 +169,6 @@ def jp_server_config(request: pytest.FixtureRequest) -> dict[str, Any]:
         "ServerApp": {"jpserver_extensions": {"labcam_jupyter": True}, **getattr(request, "param", {})},
         "LabcamApp": {"camera": "simulated", "width": 320, "height": 240, "fps": 100.0, "idle_grace": 0.2},
     }
-
-
-def _read_only_authorizer() -> type:
-    from jupyter_server.auth.authorizer import Authorizer
-
-    class ReadOnlyLabcam(Authorizer):
-        """Lets users watch the camera (read) but not change anything (write) on ``labcam``."""
-
-        def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
-            return not (resource == "labcam" and action == "write")
-
-    return ReadOnlyLabcam
 
 
 @pytest.mark.parametrize("jp_server_config", [{"authorizer_class": _read_only_authorizer()}], indirect=True)
