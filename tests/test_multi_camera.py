@@ -147,6 +147,11 @@ def test_connect_chooses_a_camera_by_id(serve) -> None:  # noqa: F811
         assert second.url == s.url + "cameras/fl/"
         assert second.snap().shape == (128, 160) and second.description.serial == "SIM-FL"
         assert first.snap().shape == (240, 320)
+        view = second.live()  # the page streams from the camera's own prefix
+        try:
+            assert (view.mode, view.stream_url) == ("websocket", s.url + "cameras/fl/")
+        finally:
+            view.close()
         with pytest.raises(CameraUnavailable, match=r"no camera 'nope'.*'bf', 'fl'"):
             labcam.connect(s.url, camera="nope")
         with pytest.raises(ValueError, match="camera id"):
