@@ -234,14 +234,14 @@ def describe_camera(driver: Any) -> str:
 # -- serve ---------------------------------------------------------------------------------------------
 def serve(args: argparse.Namespace) -> int:
     from .errors import CameraUnavailable, SettingError
-    from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin
+    from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin, view_token_problem
 
     try:
         origins = [normalise_origin(o) if o != "*" else o for o in args.allow_origin]
     except ValueError as exc:
         print(f"labcam serve: {exc}", file=sys.stderr)
         return 2
-    problem = _view_token_problem(args.token, args.view_token)
+    problem = view_token_problem(args.token, args.view_token)
     if problem:
         print(f"labcam serve: {problem}", file=sys.stderr)
         return 2
@@ -272,21 +272,6 @@ def serve(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args, opened, origins, allowed_hosts))
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 130
-
-
-def _view_token_problem(token: str | None, view_token: str | None) -> str:
-    """Why ``--view-token`` cannot be used with this ``--token`` ("" when it can)."""
-    if view_token is None:
-        return ""
-    if not view_token:
-        return "--view-token must not be empty"
-    if not token:
-        # Without --token everyone let in has full control, so a view token would restrict nobody.
-        return ("--view-token needs --token (the full-control token): without it everyone the server lets in "
-                "may change settings and record, so a view token would restrict nobody")
-    if view_token == token:
-        return "--view-token must differ from --token"
-    return ""
 
 
 async def _serve(

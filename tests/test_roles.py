@@ -148,7 +148,7 @@ def test_remote_camera_with_the_view_token_reads_and_is_refused_changes(serve) -
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--view-token", VIEW], ["--view-token needs --token"]),
+        (["--view-token", VIEW], ["(--view-token) needs a full-control token (--token)"]),
         (["--token", FULL, "--view-token", FULL], ["must differ"]),
         (["--token", FULL, "--view-token", ""], ["must not be empty"]),
     ],

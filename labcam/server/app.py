@@ -234,6 +234,21 @@ STANDALONE_CLASSES = routes.HandlerClasses(
 )
 
 
+def view_token_problem(token: str | None, view_token: str | None) -> str:
+    """Why this view token cannot be used beside this token ("" when it can)."""
+    if view_token is None:
+        return ""
+    if not view_token:
+        return "the view token (--view-token) must not be empty"
+    if not token:
+        # Without a token everyone let in has full control, so a view token would restrict nobody.
+        return ("the view token (--view-token) needs a full-control token (--token) beside it: without one "
+                "everyone the server lets in may change settings and record, so a view token would restrict nobody")
+    if view_token == token:
+        return "the view token (--view-token) must differ from the token (--token)"
+    return ""
+
+
 def make_app(
     cameras: LabcamService | Mapping[str, LabcamService],
     *,
@@ -248,11 +263,9 @@ def make_app(
     the first also at the legacy paths) under ``prefix``. ``view_token`` needs a ``token`` beside it
     and must differ from it (``ValueError``): without a full token the server is open to everyone it
     lets in, so a view token would restrict nobody."""
-    if view_token and not token:
-        raise ValueError("a view token needs a full token beside it (--view-token needs --token): "
-                         "without --token everyone the server lets in has full control")
-    if view_token and view_token == token:
-        raise ValueError("the view token must differ from the token")
+    problem = view_token_problem(token, view_token)
+    if problem:
+        raise ValueError(problem)
     if isinstance(cameras, LabcamService):
         cameras = {DEFAULT_CAMERA_ID: cameras}
     origins = frozenset("*" if o.strip() == "*" else normalise_origin(o) for o in allowed_origins)
@@ -466,4 +479,5 @@ __all__ = [
     "make_app",
     "normalise_origin",
     "start_standalone",
+    "view_token_problem",
 ]
