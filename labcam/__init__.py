@@ -3,7 +3,7 @@
 The public surface:
 
 - ``labcam.open(camera="auto", ...)`` → ``Camera``: snap, acquire, frames, time-lapse, settings.
-- ``labcam.connect(url=None, token=None)`` → ``RemoteCamera``: the same API for a camera served by
+- ``labcam.connect(url=None, token=None, camera=None)`` → ``RemoteCamera``: the same API for a camera served by
   a Jupyter server (the kernel's own, found without arguments) or ``labcam serve``.
 - ``Frame``/``FrameMeta``/``Stack``: what acquisitions return.
 - ``Settings`` and the errors in ``labcam.errors``.
@@ -52,13 +52,15 @@ def open(camera: str = "auto", *, serial: int | None = None, idle_grace: float =
     return Camera(Engine(driver, idle_grace=idle_grace))
 
 
-def connect(url: str | None = None, *, token: str | None = None, timeout: float = 10.0) -> RemoteCamera:
+def connect(
+    url: str | None = None, *, token: str | None = None, camera: str | None = None, timeout: float = 10.0
+) -> RemoteCamera:
     """The camera of a labcam server (the Jupyter server running this kernel, another Jupyter
     server, or ``labcam serve``), with the same API as ``open()``. See ``labcam.remote.connect``."""
     # The client (tornado's WebSocket client, ~50 ms) loads on the first connect(), not with labcam.
     from .remote import connect as _connect
 
-    return _connect(url, token=token, timeout=timeout)
+    return _connect(url, token=token, camera=camera, timeout=timeout)
 
 
 def __getattr__(name: str) -> Any:

@@ -14,12 +14,12 @@ import signal
 import sys
 import threading
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cameras.selection import open_camera
+from .cameras.selection import BIT_DEPTHS, DEFAULT_CAMERA_ID, CameraSpec, camera_id, open_camera
 from .engine import Engine
 from .errors import CameraUnavailable, SettingError
 from .hosts import HostInfo, announced, running_hosts, runtime_dir
@@ -28,7 +28,6 @@ from .selftest import run_selftest, write_reports
 log = logging.getLogger("labcam.cli")
 
 DEFAULT_PORT = 8001
-BIT_DEPTHS = {8: "mono8", 12: "mono12", 16: "mono16"}
 # Seconds the shutdown waits for streams to finish their close handshakes before dropping them.
 SHUTDOWN_GRACE_S = 2.0
 
@@ -60,12 +59,29 @@ def _int_range(name: str, lo: int, hi: int) -> Any:
     return parse
 
 
-def _add_camera_arguments(p: argparse.ArgumentParser) -> None:
+def _camera_spec(text: str) -> Any:
+
+    try:
+        return CameraSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_camera_arguments(p: argparse.ArgumentParser, *, several: bool = False) -> None:
     g = p.add_argument_group("camera")
-    g.add_argument(
-        "--camera", choices=("auto", "simulated", "pixelink"), default="auto",
-        help="auto: a PixeLINK camera when one is present, else the simulated camera (default: auto)",
-    )
+    if several:
+        g.add_argument(
+            "--camera", action="append", type=_camera_spec, default=None, metavar="SPEC",
+            help="auto, simulated or pixelink (default: auto: a PixeLINK camera when one is present, else the "
+            "simulated camera), with options: DRIVER[:key=value,...], e.g. pixelink:7020 or "
+            "simulated:name=sim2,width=640,bit_depth=12. Repeat it to serve several cameras, each under "
+            "cameras/<id>/ (the first also at the usual paths); see docs/configuration.md",
+        )
+    else:
+        g.add_argument(
+            "--camera", choices=("auto", "simulated", "pixelink"), default="auto",
+            help="auto: a PixeLINK camera when one is present, else the simulated camera (default: auto)",
+        )
     g.add_argument("--serial", type=int, default=None, help="PixeLINK serial number (default: the first found)")
     g.add_argument("--width", type=_int_range("width", 16, 65536), help="simulated sensor width (pixels)")
     g.add_argument("--height", type=_int_range("height", 16, 65536), help="simulated sensor height (pixels)")
@@ -90,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=_int_range("port", 0, 65535), default=DEFAULT_PORT,
                        help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)")
-    _add_camera_arguments(serve)
+    _add_camera_arguments(serve, several=True)
     s = serve.add_argument_group("stream")
     s.add_argument("--quality", type=_int_range("quality", 1, 100), default=80, help="default JPEG quality (80)")
     s.add_argument("--max-clients", type=_int_range("max-clients", 1, 10000), default=16,
@@ -105,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "first recording (default: ./recordings)")
     sec = serve.add_argument_group("security")
     sec.add_argument("--token", default=None, help="require this token (?token=T or 'Authorization: token T')")
+    sec.add_argument("--view-token", default=None, metavar="TOKEN",
+                     help="also accept this token, for watching only: it may stream, read, snap and probe, but "
+                     "not change settings or start/stop recordings (needs --token)")
     sec.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                      help="allow pages from ORIGIN (e.g. http://localhost:5173) to stream and use the API; repeatable")
     serve.add_argument("--open-browser", action="store_true", help="open the test page in a browser")
@@ -141,6 +160,7 @@ def camera_options(args: argparse.Namespace) -> dict[str, Any]:
 class OpenedCamera:
     driver: Any
     why: str  # why this camera ("" when it is the one asked for)
+    id: str = DEFAULT_CAMERA_ID  # its routes: cameras/<id>/...
 
 
 class _Collect(logging.Handler):
@@ -154,22 +174,55 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def open_driver(args: argparse.Namespace) -> OpenedCamera:
-    """Open the camera the flags ask for; raises ``CameraUnavailable`` or ``ValueError``."""
+def _open_collecting(choice: str, open_it: Callable[[], Any]) -> OpenedCamera:
+    """``open_it()``'s driver, and why ``auto`` fell back to the simulated camera (its warnings)."""
     collect = _Collect()
     root = logging.getLogger("labcam")
     root.addHandler(collect)
     # The warnings are collected, not printed: the caller says them once, with what it serves.
     propagate, root.propagate = root.propagate, False
     try:
-        driver = open_camera(args.camera, serial=args.serial, **camera_options(args))
+        driver = open_it()
     finally:
         root.propagate = propagate
         root.removeHandler(collect)
     why = ""
-    if args.camera == "auto" and driver.description.driver == "simulated":
+    if choice == "auto" and driver.description.driver == "simulated":
         why = "; ".join(collect.messages) or "no PixeLINK camera was found"
     return OpenedCamera(driver, why)
+
+
+def open_driver(args: argparse.Namespace) -> OpenedCamera:
+    """Open the camera the flags ask for; raises ``CameraUnavailable`` or ``ValueError``."""
+    return _open_collecting(args.camera, lambda: open_camera(args.camera, serial=args.serial, **camera_options(args)))
+
+
+def open_cameras(args: argparse.Namespace) -> list[OpenedCamera]:
+    """Open every ``--camera SPEC`` of ``labcam serve`` (the flags are their defaults) and give each
+    its id; all or none: when one fails, those opened are closed again and the error raised
+    (``CameraUnavailable``, ``SettingError``, ``ValueError``: bad option or duplicate id)."""
+    specs: list[CameraSpec] = args.camera or [CameraSpec("auto")]
+    named = [spec.name for spec in specs if spec.name is not None]
+    if len(set(named)) != len(named):
+        raise ValueError(f"camera names must differ: {', '.join(named)}")
+    opened: list[OpenedCamera] = []
+    try:
+        for spec in specs:
+            one = _open_collecting(spec.driver, lambda: spec.open(serial=args.serial, **camera_options(args)))
+            opened.append(one)
+            d = one.driver.description
+            one.id = camera_id(spec.name, d.driver, d.serial, alone=len(specs) == 1)
+        ids = [one.id for one in opened]
+        if len(set(ids)) != len(ids):
+            raise ValueError(
+                f"two cameras would have the same id ({', '.join(ids)}): give them names, "
+                "e.g. --camera simulated:name=sim1 --camera simulated:name=sim2"
+            )
+    except BaseException:
+        for one in opened:
+            one.driver.close()
+        raise
+    return opened
 
 
 def describe_camera(driver: Any) -> str:
@@ -182,12 +235,16 @@ def describe_camera(driver: Any) -> str:
 def serve(args: argparse.Namespace) -> int:
     # Only serve loads the server (tornado, the preview encoders, simplejpeg: ~80 ms): info and
     # selftest start without it.
-    from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin
+    from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin, view_token_problem
 
     try:
         origins = [normalise_origin(o) if o != "*" else o for o in args.allow_origin]
     except ValueError as exc:
         print(f"labcam serve: {exc}", file=sys.stderr)
+        return 2
+    problem = view_token_problem(args.token, args.view_token)
+    if problem:
+        print(f"labcam serve: {problem}", file=sys.stderr)
         return 2
     loopback = is_loopback(args.host)
     if not loopback and not args.token:
@@ -198,14 +255,14 @@ def serve(args: argparse.Namespace) -> int:
             banner, args.host, banner,
         )
     try:
-        opened = open_driver(args)
+        opened = open_cameras(args)
     except SettingError as exc:
         print(f"labcam serve: {exc}", file=sys.stderr)
         return 2
     except CameraUnavailable as exc:
         print(f"labcam serve: no camera: {exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:  # bad simulated sensor size and the like
+    except ValueError as exc:  # bad simulated sensor size, duplicate camera ids and the like
         print(f"labcam serve: {exc}", file=sys.stderr)
         return 2
     allowed_hosts = None
@@ -219,7 +276,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    args: argparse.Namespace, opened: OpenedCamera, origins: list[str], allowed_hosts: set[str] | None
+    args: argparse.Namespace, opened: list[OpenedCamera], origins: list[str], allowed_hosts: set[str] | None
 ) -> int:
     from .server.app import start_standalone  # see serve()
 
@@ -234,22 +291,23 @@ async def _serve(
 
     try:
         running = start_standalone(
-            Engine(opened.driver, idle_grace=args.idle_grace), host=args.host, port=args.port,
+            {one.id: Engine(one.driver, idle_grace=args.idle_grace) for one in opened},
+            host=args.host, port=args.port,
             service_kwargs={
                 "quality": args.quality, "max_clients": args.max_clients,
                 "encode_workers": args.encode_workers, "recordings_dir": args.recordings_dir,
             },
-            token=args.token, allowed_origins=origins, allowed_hosts=allowed_hosts,
+            token=args.token, view_token=args.view_token, allowed_origins=origins, allowed_hosts=allowed_hosts,
         )
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         return 1
     service, port = running.service, running.port
 
-    camera = describe_camera(opened.driver)
-    if opened.why:
-        log.warning("serving the SIMULATED camera: %s", opened.why)
-    log.info("camera: %s", camera)
+    for one in opened:
+        if one.why:
+            log.warning("serving the SIMULATED camera%s: %s", "" if len(opened) == 1 else f" as {one.id!r}", one.why)
+        log.info("camera: %s%s", describe_camera(one.driver), "" if len(opened) == 1 else f" as {one.id!r}")
     host = f"[{args.host}]" if ":" in args.host else args.host
     if args.host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
@@ -258,17 +316,27 @@ async def _serve(
     log.info("test page:  %s", page)
     log.info("stream:     ws://%s:%d/ws/camera/stream%s", host, port, query)
     log.info("REST:       http://%s:%d/api/camera", host, port)
-    log.info("recordings: %s", service.recordings.root)
+    if len(opened) > 1:
+        for one in opened:
+            log.info("camera %r: http://%s:%d/cameras/%s/ (stream, REST, recordings under it)", one.id, host, port, one.id)
+        log.info("cameras:    http://%s:%d/api/cameras", host, port)
+    for camera_id, each in running.services.items():
+        log.info("recordings: %s%s", each.recordings.root, "" if len(opened) == 1 else f" ({camera_id})")
+    if args.view_token:
+        log.info("view token: accepted for watching (no settings changes, no recordings)")
     if origins:
         log.info("allowed origins: %s", ", ".join(origins))
     log.info("listening on http://%s:%d/ (Ctrl-C to stop)", host, port)
     if args.open_browser:
         threading.Thread(target=webbrowser.open, args=(page,), daemon=True).start()
     d = service.engine.description  # other labcam processes find this host by its runtime file
-    with announced(HostInfo(f"http://{host}:{port}/", d.driver, d.model, d.serial, token=args.token)):
+    info = HostInfo(f"http://{host}:{port}/", d.driver, d.model, d.serial, token=args.token,
+                    cameras=tuple(running.services))
+    with announced(info):
         await stop.wait()
 
-    log.info("shutting down: closing %d stream(s), stopping the camera", len(service.clients))
+    log.info("shutting down: closing %d stream(s), stopping the camera%s",
+             sum(len(each.clients) for each in running.services.values()), "s" if len(opened) > 1 else "")
     await running.aclose(SHUTDOWN_GRACE_S)
     log.info("stopped")
     return 0
@@ -287,6 +355,8 @@ def _info_hosts() -> None:
     print(f"hosts:    {len(hosts) or 'none'} running on this machine (in {runtime_dir()})")
     for host in hosts:
         print(f"  {host.describe()}")
+        if host.cameras != (DEFAULT_CAMERA_ID,):
+            print(f"    cameras: {', '.join(host.cameras)} (under {host.url}cameras/<id>/; the first also at {host.url})")
 
 
 def _info_camera(args: argparse.Namespace) -> int:

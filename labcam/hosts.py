@@ -36,6 +36,7 @@ from typing import Any
 import platformdirs
 
 from ._version import __version__
+from .cameras.selection import DEFAULT_CAMERA_ID  # a host's only camera (also at api/camera, ...)
 
 __all__ = [
     "RUNTIME_DIR_ENV",
@@ -56,8 +57,6 @@ SCHEMA = "labcam-host/1"
 FILE_PREFIX = "labcam-host-"
 # A host file is a few hundred bytes; a reader does not slurp whatever big file sits in the folder.
 MAX_FILE_BYTES = 64 * 1024
-# The id of the one camera a single-camera host serves (under the legacy paths api/camera, ...).
-DEFAULT_CAMERA_ID = "default"
 
 
 def runtime_dir() -> Path:

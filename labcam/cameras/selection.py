@@ -1,9 +1,25 @@
-"""Choosing the camera: a PixeLINK camera when asked for (or present), else the simulated one."""
+"""Choosing the camera: a PixeLINK camera when asked for (or present), else the simulated one.
+
+Also the camera specs of ``labcam serve --camera SPEC`` (repeatable: one host, several cameras) and
+the rule that names each camera's ``cameras/<id>/`` routes (docs/configuration.md):
+
+- ``SPEC`` is ``DRIVER[:OPTION,OPTION...]``: ``DRIVER`` one of ``auto``, ``pixelink``, ``simulated``;
+  each ``OPTION`` is ``key=value``, and for ``pixelink`` a bare number is its serial
+  (``pixelink:7020`` = ``pixelink:serial=7020``). Keys: ``name`` (the camera id), ``fps``,
+  ``exposure_ms``, ``gain_db``, ``bit_depth`` (8, 12, 16), ``serial``; for the simulated camera
+  (and ``auto``'s fallback) also ``width``, ``height``, ``seed``. ``-`` in a key counts as ``_``.
+- The camera id: its ``name``; else ``default`` for a host's only camera; else
+  ``<driver>-<serial>``, with every run of characters other than ``A-Z a-z 0-9 _ -`` made one
+  ``-``, cut to 64. Ids match ``[A-Za-z0-9_-]{1,64}`` and differ within a host.
+"""
 
 from __future__ import annotations
 
 import inspect
 import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CameraUnavailable
@@ -12,6 +28,16 @@ from .base import CameraDriver
 log = logging.getLogger("labcam")
 
 CAMERA_CHOICES = ("auto", "pixelink", "simulated")
+CAMERA_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+DEFAULT_CAMERA_ID = "default"  # a host's only camera, unless it is named (labcam.hosts uses it too)
+BIT_DEPTHS = {8: "mono8", 12: "mono12", 16: "mono16"}
+_COMMON_KEYS = ("name", "serial", "fps", "exposure_ms", "gain_db", "bit_depth")
+_SIMULATED_KEYS = ("width", "height", "seed")
+SPEC_KEYS = {
+    "pixelink": _COMMON_KEYS,
+    "simulated": _COMMON_KEYS + _SIMULATED_KEYS,
+    "auto": _COMMON_KEYS + _SIMULATED_KEYS,
+}
 
 
 def open_camera(camera: str = "auto", *, serial: int | None = None, **options: Any) -> CameraDriver:
@@ -77,3 +103,99 @@ def _accepted_by(cls: type, options: dict[str, Any], exclude: set[str]) -> dict[
     if ignored:
         log.debug("%s ignores options it does not take: %s", cls.__name__, ", ".join(ignored))
     return {k: v for k, v in options.items() if k in parameters and k not in exclude}
+
+
+# -- camera specs (labcam serve --camera SPEC) ------------------------------------------------------
+@dataclass(frozen=True)
+class CameraSpec:
+    """One ``--camera`` of ``labcam serve``: which driver, its id if named, and its own options.
+
+    ``serial`` is the PixeLINK serial number (``pixelink``, ``auto``) or the simulated camera's
+    reported serial (``simulated``). ``options`` are ``open_camera`` options (``width``,
+    ``pixel_format``, ``fps``, ...); they override the host-wide defaults given to ``open``.
+    """
+
+    driver: str = "auto"
+    name: str | None = None
+    serial: int | str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> CameraSpec:
+        """``"pixelink:7020,name=bf"`` and the like; ``ValueError`` saying what is wrong, and how."""
+        driver, _, rest = text.strip().partition(":")
+        if driver not in CAMERA_CHOICES:
+            raise ValueError(
+                f"camera {text!r}: {driver!r} is not a camera; a spec is DRIVER[:key=value,...] with "
+                f"DRIVER one of {', '.join(CAMERA_CHOICES)} (e.g. pixelink:7020 or simulated:name=sim2,width=640)"
+            )
+        allowed = SPEC_KEYS[driver]
+        name: str | None = None
+        serial: int | str | None = None
+        options: dict[str, Any] = {}
+        for item in (part.strip() for part in rest.split(",")) if rest else ():
+            key, eq, value = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not eq and driver == "pixelink" and key.isdigit():
+                key, value = "serial", key  # pixelink:7020
+            elif not eq or not value.strip():
+                raise ValueError(f"camera {text!r}: {item!r} is not key=value (keys: {', '.join(allowed)})")
+            if key not in allowed:
+                raise ValueError(f"camera {text!r}: {key!r} is not an option of {driver} cameras (keys: {', '.join(allowed)})")
+            if key in options or (key == "name" and name is not None) or (key == "serial" and serial is not None):
+                raise ValueError(f"camera {text!r}: {key!r} is given twice")
+            value = value.strip()
+            if key == "name":
+                name = check_camera_id(value)
+            elif key == "serial":
+                serial = value if driver == "simulated" else _number(text, key, value, int, lambda v: v > 0, "> 0")
+            elif key == "bit_depth":
+                depth = _number(text, key, value, int, lambda v: v in BIT_DEPTHS, "8, 12 or 16")
+                options["pixel_format"] = BIT_DEPTHS[depth]
+            elif key in ("width", "height"):
+                options[key] = _number(text, key, value, int, lambda v: 16 <= v <= 65536, "from 16 to 65536")
+            elif key == "seed":
+                options[key] = _number(text, key, value, int, lambda v: True, "a whole number")
+            elif key == "gain_db":
+                options[key] = _number(text, key, value, float, lambda v: v == v, "a number")
+            else:  # fps, exposure_ms
+                options[key] = _number(text, key, value, float, lambda v: v > 0, "a number > 0")
+        return cls(driver, name, serial, options)
+
+    def open(self, *, serial: int | None = None, **defaults: Any) -> CameraDriver:
+        """Open the camera: the host-wide ``defaults`` (and ``serial``), overridden by this spec's."""
+        options = {**defaults, **self.options}
+        if self.driver == "simulated":
+            if self.serial is not None:  # the serial it reports (open_camera's serial is PixeLINK's)
+                options["serial"] = str(self.serial)
+            return _open_simulated(options, strict=True)
+        own_serial = self.serial if isinstance(self.serial, int) else serial
+        return open_camera(self.driver, serial=own_serial, **options)
+
+
+def _number(text: str, key: str, value: str, kind: type, ok: Any, allowed: str) -> Any:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ValueError(f"camera {text!r}: {key}={value!r} is not allowed: {allowed}") from None
+    if not ok(number):
+        raise ValueError(f"camera {text!r}: {key}={value!r} is not allowed: {allowed}")
+    return number
+
+
+def check_camera_id(camera_id: str) -> str:
+    """``camera_id`` if it is a valid camera id, else ``ValueError`` stating the rule."""
+    if not re.fullmatch(CAMERA_ID_PATTERN, camera_id):
+        raise ValueError(
+            f"camera id {camera_id!r} is not allowed: 1 to 64 letters, digits, '_' or '-' (it becomes a URL path)"
+        )
+    return camera_id
+
+
+def camera_id(name: str | None, driver: str, serial: str, *, alone: bool) -> str:
+    """A camera's id by the rule in the module docstring: its name, ``default``, or ``<driver>-<serial>``."""
+    if name is not None:
+        return check_camera_id(name)
+    if alone:
+        return DEFAULT_CAMERA_ID
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", f"{driver}-{serial}")[:64]

@@ -28,6 +28,7 @@ import os
 import re
 import urllib.parse
 
+from ..cameras.selection import check_camera_id
 from ..errors import CameraUnavailable
 from .camera import RemoteCamera, RemoteFrameStream
 from .discovery import discover_jupyter_server, running_jupyter_servers
@@ -36,7 +37,9 @@ from .recording import RemoteRecording
 from .transport import AuthenticationError, HttpClient
 
 
-def connect(url: str | None = None, *, token: str | None = None, timeout: float = 10.0) -> RemoteCamera:
+def connect(
+    url: str | None = None, *, token: str | None = None, camera: str | None = None, timeout: float = 10.0
+) -> RemoteCamera:
     """A ``RemoteCamera`` for the camera of a labcam server: the same API as ``labcam.open()``.
 
     With a ``url``: any Jupyter server with the labcam extension (``http://host:8888/base/``; the
@@ -58,6 +61,11 @@ def connect(url: str | None = None, *, token: str | None = None, timeout: float 
 
     The token comes from that server's json file. No server, or several that fit equally: a
     ``CameraUnavailable`` that lists what was found and says to pass ``url``/``token``.
+
+    ``camera``: the id of one of the host's cameras (``GET api/cameras`` lists them; ``labcam serve
+    --camera ... --camera ...``): everything then goes to its routes under ``cameras/<id>/``,
+    ``.live()`` included. None: the host's first camera. An unknown id: ``CameraUnavailable`` naming
+    the ids the host has.
 
     Errors: ``CameraUnavailable`` when nothing answers ("cannot reach labcam at http://…: connection
     refused") or no labcam is there; ``AuthenticationError`` (a ``PermissionError``) for a missing or
@@ -81,6 +89,8 @@ def connect(url: str | None = None, *, token: str | None = None, timeout: float 
     # A Jupyter server serves the camera under labcam/; labcam serve at its root. A URL that already
     # ends in labcam/ answers on the second probe.
     tried = []
+    if camera is not None:
+        check_camera_id(camera)
     for root in (urllib.parse.urljoin(base, "labcam/"), base):
         http = HttpClient(root, token, timeout)
         try:
@@ -90,11 +100,30 @@ def connect(url: str | None = None, *, token: str | None = None, timeout: float 
                 raise  # unreachable: the same for both probes
             tried.append(urllib.parse.urljoin(root, "api/camera"))
             continue
+        if camera is not None:
+            root = _camera_root(http, root, camera)
         return RemoteCamera(root, token=token, timeout=timeout)
     raise CameraUnavailable(
         f"no labcam at {base}: {' and '.join(tried)} answered 404 "
         "(for Jupyter: is the labcam_jupyter server extension enabled? `jupyter server extension list`)"
     )
+
+
+def _camera_root(http: HttpClient, root: str, camera: str) -> str:
+    """The root of camera ``camera`` of the host at ``root``: ``cameras/<id>/``, checked."""
+    camera_root = urllib.parse.urljoin(root, f"cameras/{camera}/")
+    try:
+        HttpClient(camera_root, http.token, http.timeout).request("GET", "api/camera")
+    except CameraUnavailable as exc:
+        if "404" not in str(exc):
+            raise
+        try:
+            known = [c["id"] for c in http.request("GET", "api/cameras")["cameras"]]
+        except (CameraUnavailable, KeyError, TypeError):
+            known = []
+        has = f"its cameras are {', '.join(map(repr, known))}" if known else "it serves one camera only"
+        raise CameraUnavailable(f"no camera {camera!r} at {root}: {has}") from None
+    return camera_root
 
 
 __all__ = [

@@ -192,6 +192,8 @@ class HttpClient:
         message = error_message(body)
         if code == 403:
             how = "the token was refused" if self.token else "it needs a token: labcam.connect(url, token=...)"
+            if b'"role_needed"' in body:  # a valid token of a role that may not do this
+                how = "the token's role may not do this"
             return AuthenticationError(f"{url}: 403 Forbidden ({how}): {message}")
         if code == 400:
             try:

@@ -3,7 +3,9 @@
 Security model (docs/protocol.md, Authentication):
 
 - ``token``: every API request and stream needs it, as ``?token=T`` or ``Authorization: token T``
-  (or ``Bearer T``); a missing or wrong one is a 403. The test page and static files are public
+  (or ``Bearer T``); a missing or wrong one is a 403. ``view_token`` (only beside a ``token``) is
+  accepted the same way but grants the view role only: changes answer 403 (REST) or an ``error``
+  (stream) naming the control role (``labcam.server.base``). The test page and static files are public
   (they hold no data), so ``http://host:8001/?token=T`` works: the page passes the token on.
 - Origins: a WebSocket handshake whose ``Origin`` is neither the server itself (Origin host ==
   Host) nor in ``allowed_origins`` gets a 403; so does an API request from such an origin. Allowed
@@ -22,15 +24,18 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from tornado import httpserver, netutil, web
 
+from ..cameras.selection import DEFAULT_CAMERA_ID
 from ..engine import Engine
 from . import rawframes, recording_handlers, rest, routes, stream
+from .base import CONTROL, VIEW
 from .service import LabcamService
 
 log = logging.getLogger("labcam.server")
@@ -96,11 +101,17 @@ class StandaloneSecurity:
         if self.request.method == "OPTIONS":
             return super().prepare()  # type: ignore[misc]  # preflights carry no credentials
         token = self.settings.get("labcam_token")
-        if token and self.require_token and not self._token_ok(token):
-            raise web.HTTPError(
-                403, "a valid token is required: add ?token=... or the header 'Authorization: token ...'"
-            )
+        if token and self.require_token:
+            self._labcam_role = self._role_of(self._given_token(), token, self.settings.get("labcam_view_token"))
+            if self._labcam_role is None:
+                raise web.HTTPError(
+                    403, "a valid token is required: add ?token=... or the header 'Authorization: token ...'"
+                )
         return super().prepare()  # type: ignore[misc]
+
+    def may(self, role: str) -> bool:
+        """The full token (or no token configured) grants ``CONTROL``; the view token ``VIEW`` only."""
+        return role == VIEW or getattr(self, "_labcam_role", CONTROL) == CONTROL
 
     def check_origin(self, origin: str) -> bool:
         """WebSocket handshakes: same origin, or an allowed one (Tornado answers 403 otherwise)."""
@@ -124,14 +135,24 @@ class StandaloneSecurity:
         except ValueError:
             return False
 
-    def _token_ok(self, token: str) -> bool:
+    def _given_token(self) -> str | None:
         given = self.get_query_argument("token", None)  # type: ignore[attr-defined]
         if given is None:
             auth = self.request.headers.get("Authorization", "")
             scheme, _, value = auth.partition(" ")
             if scheme.lower() in ("token", "bearer"):
                 given = value.strip()
-        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+        return given
+
+    @staticmethod
+    def _role_of(given: str | None, token: str, view_token: str | None) -> str | None:
+        """The role ``given`` grants, None for no or a wrong token. Both tokens are always compared,
+        in constant time, so the answer's timing tells nothing about either."""
+        if given is None:
+            return None
+        full = hmac.compare_digest(given.encode(), token.encode())
+        view = hmac.compare_digest(given.encode(), (view_token or "").encode()) and bool(view_token)
+        return CONTROL if full else VIEW if view else None
 
 
 class StandaloneWebSocket(StandaloneSecurity):
@@ -181,6 +202,14 @@ class RecordingHandler(StandaloneSecurity, recording_handlers.RecordingHandler):
     pass
 
 
+class CamerasHandler(StandaloneSecurity, rest.CamerasHandler):
+    pass
+
+
+class UnknownCameraHandler(StandaloneSecurity, rest.UnknownCameraHandler):
+    pass
+
+
 class StaticHandler(StandaloneSecurity, rest.StaticHandler):
     require_token = False
 
@@ -200,24 +229,51 @@ STANDALONE_CLASSES = routes.HandlerClasses(
     raw=RawFramesHandler,
     recordings=RecordingsHandler,
     recording=RecordingHandler,
+    cameras=CamerasHandler,
+    unknown_camera=UnknownCameraHandler,
 )
 
 
+def view_token_problem(token: str | None, view_token: str | None) -> str:
+    """Why this view token cannot be used beside this token ("" when it can)."""
+    if view_token is None:
+        return ""
+    if not view_token:
+        return "the view token (--view-token) must not be empty"
+    if not token:
+        # Without a token everyone let in has full control, so a view token would restrict nobody.
+        return ("the view token (--view-token) needs a full-control token (--token) beside it: without one "
+                "everyone the server lets in may change settings and record, so a view token would restrict nobody")
+    if view_token == token:
+        return "the view token (--view-token) must differ from the token (--token)"
+    return ""
+
+
 def make_app(
-    service: LabcamService,
+    cameras: LabcamService | Mapping[str, LabcamService],
     *,
     token: str | None = None,
+    view_token: str | None = None,
     allowed_origins: Iterable[str] = (),
     allowed_hosts: Iterable[str] | None = None,
     prefix: str = "/",
     **settings: Any,
 ) -> web.Application:
-    """The standalone Tornado application serving ``service`` under ``prefix``."""
+    """The standalone Tornado application serving ``cameras`` (one service, or ``id -> service``,
+    the first also at the legacy paths) under ``prefix``. ``view_token`` needs a ``token`` beside it
+    and must differ from it (``ValueError``): without a full token the server is open to everyone it
+    lets in, so a view token would restrict nobody."""
+    problem = view_token_problem(token, view_token)
+    if problem:
+        raise ValueError(problem)
+    if isinstance(cameras, LabcamService):
+        cameras = {DEFAULT_CAMERA_ID: cameras}
     origins = frozenset("*" if o.strip() == "*" else normalise_origin(o) for o in allowed_origins)
     hosts = frozenset(h.lower() for h in allowed_hosts) if allowed_hosts else None
     return web.Application(
-        routes.route_table(service, STANDALONE_CLASSES, prefix=prefix),
+        routes.host_route_table(cameras, STANDALONE_CLASSES, prefix=prefix),
         labcam_token=token or None,
+        labcam_view_token=view_token or None,
         labcam_allowed_origins=origins,
         labcam_allowed_hosts=hosts,
         **settings,
@@ -237,17 +293,23 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(eq=False)
 class RunningServer:
-    """A standalone server listening: its service, its HTTP server and the port it got."""
+    """A standalone server listening: its cameras' services (``id -> service``, the first at the
+    legacy paths too), its HTTP server and the port it got."""
 
-    service: LabcamService
+    services: dict[str, LabcamService]
     http: httpserver.HTTPServer
     port: int
 
+    @property
+    def service(self) -> LabcamService:
+        """The first camera's service (the one at ``ws/camera/stream``, ``api/camera``, ...)."""
+        return next(iter(self.services.values()))
+
     async def aclose(self, grace: float = 2.0) -> None:
-        """Stop listening, close the streams (1001) and the camera, then drop the connections that
+        """Stop listening, close the streams (1001) and the cameras, then drop the connections that
         are still open after ``grace`` seconds."""
         self.http.stop()
-        await self.service.aclose(grace)
+        await asyncio.gather(*(service.aclose(grace) for service in self.services.values()))
         try:
             await asyncio.wait_for(self.http.close_all_connections(), grace)
         except asyncio.TimeoutError:
@@ -255,24 +317,40 @@ class RunningServer:
 
 
 def start_standalone(
-    engine: Engine, *, host: str, port: int, service_kwargs: dict[str, Any] | None = None, **app_kwargs: Any
+    engines: Engine | Mapping[str, Engine], *, host: str, port: int, service_kwargs: dict[str, Any] | None = None,
+    **app_kwargs: Any,
 ) -> RunningServer:
-    """Serve ``engine`` on ``host``:``port`` (0: a free port), on the running loop.
+    """Serve one engine, or several (``id -> engine``: ``cameras/<id>/...``), on ``host``:``port``
+    (0: a free port), on the running loop.
 
-    The start-up of ``labcam serve`` and ``BackgroundServer``: the service owns the engine (closed
-    with it); ``service_kwargs`` go to ``LabcamService``, ``app_kwargs`` to ``make_app``. Raises
-    ``OSError`` when the address cannot be bound (the service and engine are closed then).
+    The start-up of ``labcam serve`` and ``BackgroundServer``: each camera gets its own service (its
+    own preview hub, clients and recordings), which owns its engine (closed with it);
+    ``service_kwargs`` go to every ``LabcamService``, except that with several cameras each records
+    into its own sub-folder ``<recordings_dir>/<id>/``. ``app_kwargs`` go to ``make_app``. Raises
+    ``OSError`` when the address cannot be bound, ``ValueError`` for bad options (the services and
+    engines are closed then).
     """
-    service = LabcamService(engine, owns_engine=True, **(service_kwargs or {}))
+    if isinstance(engines, Engine):
+        engines = {DEFAULT_CAMERA_ID: engines}
+    kwargs = dict(service_kwargs or {})
+    folder = Path(kwargs.pop("recordings_dir", "recordings"))
+    services: dict[str, LabcamService] = {}
     try:
-        app = make_app(service, **app_kwargs)
+        for camera_id, engine in engines.items():
+            own = folder / camera_id if len(engines) > 1 else folder
+            services[camera_id] = LabcamService(engine, owns_engine=True, recordings_dir=own, **kwargs)
+        app = make_app(services, **app_kwargs)
         sockets = netutil.bind_sockets(port, host)
     except BaseException:
-        service.close()
+        for service in services.values():
+            service.close()
+        for camera_id, engine in engines.items():
+            if camera_id not in services:
+                engine.close()
         raise
     http = httpserver.HTTPServer(app)
     http.add_sockets(sockets)
-    return RunningServer(service, http, sockets[0].getsockname()[1])
+    return RunningServer(services, http, sockets[0].getsockname()[1])
 
 
 class BackgroundServer:
@@ -284,13 +362,14 @@ class BackgroundServer:
     'http://127.0.0.1:40123/'
     >>> srv.stop()                                                  # doctest: +SKIP
 
-    ``engine_factory`` is called on the server thread; the engine is closed on ``stop``.
+    ``engine_factory`` is called on the server thread and returns an engine, or ``id -> engine``
+    for several cameras (``start_standalone``); the engines are closed on ``stop``.
     ``service_kwargs`` go to ``LabcamService``, ``app_kwargs`` to ``make_app``.
     """
 
     def __init__(
         self,
-        engine_factory: Callable[[], Engine],
+        engine_factory: Callable[[], Engine | Mapping[str, Engine]],
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -306,7 +385,8 @@ class BackgroundServer:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.service: LabcamService | None = None
+        self.service: LabcamService | None = None  # the first camera's
+        self.services: dict[str, LabcamService] = {}
         self._running: RunningServer | None = None
         self._stopped: asyncio.Event | None = None
 
@@ -355,6 +435,7 @@ class BackgroundServer:
             self._ready.set()
             return
         self._running, self.service, self.port = running, running.service, running.port
+        self.services = running.services
         self._ready.set()
         await self._stopped.wait()
         await running.aclose()
@@ -398,4 +479,5 @@ __all__ = [
     "make_app",
     "normalise_origin",
     "start_standalone",
+    "view_token_problem",
 ]

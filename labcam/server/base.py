@@ -2,6 +2,12 @@
 
 Handlers receive the ``LabcamService`` through ``initialize`` (cooperatively, so a host can mix in
 its own auth classes) and answer errors as ``{"error": message}`` JSON.
+
+Roles: ``VIEW`` (watch, read settings and status, snap, probe) and ``CONTROL`` (also change
+settings, start and stop recordings). Before every change the logic asks the one hook
+``may(CONTROL)``; the host answers it from the request's credentials (``labcam serve``: ``--token``
+grants control, ``--view-token`` view only). The default grants everything, for hosts that
+authorize in front of the logic in their own way (Jupyter's authorizer: ``read``/``write``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,14 @@ from tornado import web
 from .. import wire
 from .service import LabcamService
 
+VIEW = "view"
+CONTROL = "control"
+
+
+def role_refusal(role: str, doing: str) -> str:
+    """The message of a request refused for its role: what it tried and the role it needs."""
+    return f"{doing} needs the {role} role: these credentials only allow viewing (use the full token, not the view token)"
+
 
 class ServiceHandlerMixin:
     """Receives the ``LabcamService`` through ``initialize`` and writes JSON errors."""
@@ -23,6 +37,10 @@ class ServiceHandlerMixin:
     def initialize(self, service: LabcamService, **kwargs: Any) -> None:
         self.service = service
         super().initialize(**kwargs)  # type: ignore[misc]
+
+    def may(self, role: str) -> bool:
+        """Whether this request's credentials grant ``role`` (``VIEW`` or ``CONTROL``); hosts override."""
+        return True
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Errors (including the host's 403s) as ``{"error": message}``."""
@@ -59,6 +77,13 @@ class ApiHandler(ServiceHandlerMixin, web.RequestHandler):
             self.write_api_error(400, f"the body must be a JSON object of settings, not {type(body).__name__}")
             return None
         return body
+
+    def forbidden(self, role: str, doing: str) -> bool:
+        """Answer 403 ``{"error", "role_needed"}`` and return True when the credentials lack ``role``."""
+        if self.may(role):
+            return False
+        self.write_api_error(403, role_refusal(role, doing), role_needed=role)
+        return True
 
     def camera_unavailable(self) -> bool:
         """Answer 503 and return True when the camera is lost."""

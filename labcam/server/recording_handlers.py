@@ -15,7 +15,7 @@ from tornado import web
 
 from ..errors import CameraError
 from ..recording import RecordingError
-from .base import ApiHandler
+from .base import CONTROL, ApiHandler
 from .recordings import RecordingConflict, RecordingManager, StartRequest
 
 
@@ -40,6 +40,8 @@ class RecordingsHandler(RecordingApiBase):
         self.write_json({"recordings": m.list(), "active": m.active_count, "max_active": m.max_active, "folder": str(m.root)})
 
     async def post(self) -> None:
+        if self.forbidden(CONTROL, "starting a recording"):
+            return
         try:
             body = json.loads(self.request.body or b"")
         except (ValueError, UnicodeDecodeError) as exc:
@@ -88,6 +90,8 @@ class RecordingHandler(RecordingApiBase):
         await self._stop(rec_id)
 
     async def _stop(self, rec_id: str) -> None:
+        if self.forbidden(CONTROL, "stopping a recording"):
+            return
         try:
             status = await self.run_blocking(self.recordings.stop, rec_id)
         except KeyError:

@@ -6,6 +6,7 @@ policy or CORS here; hosts put their own in front.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tornado import web
@@ -13,7 +14,7 @@ from tornado import web
 from .. import wire
 from ..errors import CameraError, FrameTimeout, SettingError
 from ..wire import ProtocolError
-from .base import ApiHandler, ServiceHandlerMixin
+from .base import CONTROL, ApiHandler, ServiceHandlerMixin
 from .service import LabcamService
 
 
@@ -31,6 +32,8 @@ class SettingsHandler(ApiHandler):
         self.write_json(self.service.engine.settings.to_dict())
 
     async def patch(self) -> None:
+        if self.forbidden(CONTROL, "changing settings"):
+            return
         body = self.json_body()
         if body is None:
             return
@@ -94,6 +97,47 @@ class StatsHandler(ApiHandler):
         self.write_json(self.service.stats())
 
 
+# -- a host's cameras (several per host: cameras/<id>/...) -------------------------------------------
+class CamerasHandler(ApiHandler):
+    """``GET api/cameras``: every camera of the host, the first (also at the legacy paths) first."""
+
+    def initialize(self, service: LabcamService, cameras: Mapping[str, LabcamService], **kwargs: Any) -> None:  # type: ignore[override]
+        self.cameras = cameras
+        super().initialize(service, **kwargs)
+
+    def get(self) -> None:
+        listed = []
+        for index, (camera_id, service) in enumerate(self.cameras.items()):
+            d, root = service.engine.description, f"cameras/{camera_id}/"
+            listed.append({
+                "id": camera_id, "driver": d.driver, "model": d.model, "serial": d.serial,
+                "state": service.engine.status.state, "legacy": index == 0, "path": root,
+                "stream": root + "ws/camera/stream", "frames": root + "ws/camera/frames",
+                "api": root + "api/camera", "recordings": root + "api/recordings",
+            })
+        self.write_json({"cameras": listed, "default": next(iter(self.cameras))})
+
+
+class UnknownCameraHandler(ApiHandler):
+    """``cameras/<id>/...`` for an id the host does not serve: 404 naming the ones it does."""
+
+    def initialize(self, service: LabcamService, cameras: Mapping[str, LabcamService], **kwargs: Any) -> None:  # type: ignore[override]
+        self.cameras = cameras
+        super().initialize(service, **kwargs)
+
+    def get(self, camera_id: str, *args: Any) -> None:
+        known = list(self.cameras)
+        if camera_id in self.cameras:  # a known camera, a path it does not have
+            self.write_api_error(404, f"{self.request.path} is not a labcam route (docs/protocol.md)", cameras=known)
+            return
+        self.write_api_error(
+            404, f"no camera {camera_id!r} here: this host serves {', '.join(map(repr, known))} (GET api/cameras)",
+            cameras=known,
+        )
+
+    post = patch = put = delete = get
+
+
 # -- static files and the test page ------------------------------------------------------------------
 class StaticHandler(ServiceHandlerMixin, web.StaticFileHandler):
     """``static/(.*)``: the JavaScript client and the test page's assets, from ``service.static_path``."""
@@ -136,9 +180,11 @@ class TestPageHandler(ServiceHandlerMixin, web.RequestHandler):
 
 __all__ = [
     "CameraHandler",
+    "CamerasHandler",
     "SettingsHandler",
     "SnapHandler",
     "StaticHandler",
     "StatsHandler",
     "TestPageHandler",
+    "UnknownCameraHandler",
 ]

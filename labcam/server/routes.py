@@ -31,11 +31,13 @@ The contract with hosts:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tornado import web
 
+from ..cameras.selection import check_camera_id
 from .rawframes import RawFramesHandler
 from .recording_handlers import RecordingHandler, RecordingsHandler
 from .recordings import ID_PATTERN
@@ -58,6 +60,9 @@ class HandlerClasses:
     raw: type[web.RequestHandler] | None = RawFramesHandler  # lossless frames for labcam.connect()
     recordings: type[web.RequestHandler] | None = RecordingsHandler  # list, start
     recording: type[web.RequestHandler] | None = RecordingHandler  # status, stop
+    # Hosts of several cameras (host_route_table): api/cameras, and the 404 for an unknown id.
+    cameras: type[web.RequestHandler] | None = None
+    unknown_camera: type[web.RequestHandler] | None = None
 
 
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -103,4 +108,35 @@ def route_table(
     return rules
 
 
-__all__ = ["ROUTES", "HandlerClasses", "route_table"]
+def host_route_table(
+    cameras: Mapping[str, LabcamService],
+    classes: HandlerClasses = HandlerClasses(),
+    *,
+    prefix: str = "/",
+    **extra_kwargs: Any,
+) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
+    """Tornado rules for a host of one or more cameras (``id -> service``, the first first).
+
+    Every camera gets every route of ``ROUTES`` under ``cameras/<id>/``; the first also keeps them
+    at ``prefix`` itself (``ws/camera/stream``, ``api/camera``, ..., so single-camera clients are
+    unchanged). ``api/cameras`` lists them, and ``cameras/<other>/...`` answers 404 naming the ids
+    (``classes.cameras`` / ``classes.unknown_camera``; left out when None).
+    """
+    if not cameras:
+        raise ValueError("a host serves at least one camera")
+    for camera_id in cameras:
+        check_camera_id(camera_id)
+    stripped = prefix.strip("/")
+    base = "/" + stripped + "/" if stripped else "/"
+    first = next(iter(cameras.values()))
+    rules = route_table(first, classes, prefix=base, **extra_kwargs)
+    for camera_id, service in cameras.items():
+        rules += route_table(service, classes, prefix=f"{base}cameras/{camera_id}/", **extra_kwargs)
+    listing = {"service": first, "cameras": cameras, **extra_kwargs}
+    if classes.cameras is not None:
+        rules.append((re.escape(base) + "api/cameras", classes.cameras, dict(listing)))
+    if classes.unknown_camera is not None:  # last: it catches only what no camera's route matched
+        rules.append((re.escape(base) + r"cameras/([^/]*)(/.*)?", classes.unknown_camera, dict(listing)))
+    return rules
+
+__all__ = ["ROUTES", "HandlerClasses", "host_route_table", "route_table"]

@@ -38,7 +38,7 @@ from .. import wire
 from ..flow import FrameWindow
 from ..preview.variants import EncodedFrame, Variant
 from ..wire import ProtocolError, StreamOptions
-from .base import ServiceHandlerMixin
+from .base import CONTROL, ServiceHandlerMixin, role_refusal
 from .queues import RequestQueue
 from .recordings import MAX_RECORD_WAITING, answer_record
 from .throughput import Throughput
@@ -65,6 +65,8 @@ FRAME_PING = b"f"
 # A client that has never answered a frame ping this long after one was written is served with the
 # "written to the socket" window instead (a host whose on_pong does not reach record_pong).
 PONG_FALLBACK_S = 2.0
+# The record actions that need the control role (they write files), and what each does.
+RECORD_CHANGES = {"start": "starting a recording", "stop": "stopping a recording"}
 
 
 def variant_of(options: StreamOptions, default_quality: int) -> Variant:
@@ -448,6 +450,10 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
                 request="settings",
             )
         rid = self._request_id
+        if not self.may(CONTROL):  # refused in its turn, so replies keep the order of the requests
+            refusal = wire.error_message(role_refusal(CONTROL, "changing settings"), "settings", rid)
+            self._answer_in_order(self._settings_queue, lambda: _ready(refusal))
+            return
         self._answer_in_order(self._settings_queue, lambda: self.service.settings_request(self, changes, rid))
 
     def _control_probe(self, msg: dict[str, Any]) -> None:
@@ -462,6 +468,11 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         order with a ``recording``/``recordings`` message or an ``error`` (``"request": "record"``).
         Starts and ends are also broadcast to every client by the service's recording manager."""
         rid = self._request_id
+        action = msg.get("action")
+        if action in RECORD_CHANGES and not self.may(CONTROL):
+            refusal = wire.record_error_message(role_refusal(CONTROL, RECORD_CHANGES[action]), action, rid)
+            self._answer_in_order(self._records, lambda: _ready(refusal))
+            return
         self._answer_in_order(self._records, lambda: answer_record(self.service.recordings, msg, rid))
 
     def _answer_in_order(self, queue: RequestQueue, answer: Callable[[], Awaitable[str | bytes | None]]) -> None:
@@ -482,6 +493,10 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         if not task.cancelled() and task.exception() is not None:
             log.error("stream %s: request failed", self.client_id, exc_info=task.exception())
             self.send_control(wire.error_message("internal error handling the request"))
+
+
+async def _ready(reply: str) -> str:
+    return reply
 
 
 def _round(ms: float | None) -> float | None:

@@ -689,6 +689,22 @@ $("record-stop").addEventListener("click", async () => {
   }
 });
 
+// ---- camera picker (a host of several cameras: api/cameras, each camera's page under cameras/<id>/) ----
+
+(async () => {
+  const own = location.pathname.match(/\/cameras\/([A-Za-z0-9_-]{1,64})\/$/);
+  const root = new URL(own ? "../../" : "./", location.href);
+  const token = params.get("token");
+  const res = await fetch(new URL("api/cameras", root), { headers: token ? { Authorization: `token ${token}` } : {} });
+  const list = res.ok ? (await res.json()).cameras : [];
+  if (list.length < 2) return; // one camera (or a host without api/cameras): nothing to pick
+  const pick = Object.assign(document.createElement("select"), { id: "camera-picker", title: "camera" });
+  pick.dataset.testid = "camera-picker";
+  for (const c of list) pick.add(new Option(`${c.id} (${c.driver} ${c.serial})`, c.path, false, own ? c.id === own[1] : c.legacy));
+  pick.addEventListener("change", () => (location.href = new URL(pick.value, root).href + location.search));
+  $("url").before(pick);
+})().catch((e) => log("debug", `no camera list: ${e.message}`));
+
 // ---- start ----------------------------------------------------------------------------------
 
 updateStatus();
