@@ -31,7 +31,6 @@ log = logging.getLogger("labcam.relay")
 
 # Snaps and a recording's stop may take seconds on the host (it waits for a frame, or a file).
 REQUEST_TIMEOUT_S = 30.0
-MAX_BODY_BYTES = 64 * 1024 * 1024
 FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept", "If-None-Match", "If-Modified-Since")
 FORWARDED_RESPONSE_HEADERS = (
     "Content-Type", "Content-Disposition", "Cache-Control", "ETag", "Last-Modified", "Location",
@@ -64,7 +63,7 @@ class RestProxyHandler(web.RequestHandler):
             address.join(path, _query_without_token(self.request.query)), method=method,
             headers={**headers, **address.headers()}, body=body, allow_nonstandard_methods=True,
             follow_redirects=False, connect_timeout=CONNECT_TIMEOUT_S, request_timeout=REQUEST_TIMEOUT_S,
-            max_body_size=MAX_BODY_BYTES, decompress_response=False,
+            decompress_response=False,
         )
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tornado.httpclient import HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from .. import wire
 from ..wire import CLOSE_BAD_OPTION, ProtocolError
@@ -204,7 +204,10 @@ class Upstream:
         conn = self._conn
         if conn is None:
             return
-        fut = conn.write_message(wire.dumps(msg))
+        try:
+            fut = conn.write_message(wire.dumps(msg))
+        except WebSocketClosedError:
+            return  # it is closing: the run loop notices and reconnects
         fut.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
 
     # -- the connection -----------------------------------------------------------------------------
@@ -238,7 +241,8 @@ class Upstream:
                     if conn.close_code == CLOSE_BAD_OPTION:
                         self._refused(self._refusal or conn.close_reason or "the host refused these stream options")
                         return
-                    reason = f"the camera host {address.url} closed the stream ({conn.close_code} {conn.close_reason or ''})".strip()
+                    why = " ".join(str(x) for x in (conn.close_code, conn.close_reason) if x)
+                    reason = f"the camera host {address.url} closed the stream" + (f" ({why})" if why else "")
             if self._closed:
                 return
             self._lost(reason)
