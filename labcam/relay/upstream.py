@@ -28,16 +28,14 @@ import math
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from .. import wire
 from ..wire import CLOSE_BAD_OPTION, ProtocolError
-
-if TYPE_CHECKING:
-    from .fanout import RelayStreamHandler, StreamRelay
+from .target import RelayTarget
 
 log = logging.getLogger("labcam.relay")
 
@@ -54,6 +52,30 @@ _JSON_FRAME = '{"type": "frame"'
 _BINARY_FRAME = b'{"type":"frame"'
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+class Viewer(Protocol):
+    """What an upstream needs of a local viewer (``labcam.relay.fanout.RelayStreamHandler``)."""
+
+    client_id: str
+    paused: bool
+    greeted: bool
+
+    def offer(self, message: str | bytes) -> None: ...
+
+    def send_control(self, text: str | bytes) -> None: ...
+
+    def send_stats(self, host_stats: Mapping[str, Any]) -> None: ...
+
+    def refuse(self, message: str) -> None: ...
+
+
+class Relay(Protocol):
+    """What an upstream needs of its relay (``labcam.relay.fanout.StreamRelay``)."""
+
+    target: RelayTarget
+
+    def drop(self, upstream: Upstream) -> None: ...
 
 
 # -- options as a key -----------------------------------------------------------------------------
@@ -112,12 +134,12 @@ def _with_request_id(msg: dict[str, Any], request_id: Any) -> dict[str, Any]:
 class Upstream:
     """One WebSocket to the host's stream with one set of options, and the viewers that follow it."""
 
-    def __init__(self, relay: StreamRelay, key: Key, path: str, query: Mapping[str, str]) -> None:
+    def __init__(self, relay: Relay, key: Key, path: str, query: Mapping[str, str]) -> None:
         self.relay = relay
         self.key = key
         self.path = path
         self.query = dict(query)
-        self.viewers: set[RelayStreamHandler] = set()
+        self.viewers: set[Viewer] = set()
         self.connected: dict[str, Any] | None = None  # the host's last `connected`
         self._connected_at = 0.0
         self.settings: dict[str, Any] | None = None
@@ -128,7 +150,7 @@ class Upstream:
         self.first: asyncio.Future[dict[str, Any]] = loop.create_future()  # the first `connected`, or refused
         self.first.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
         self._refusal: str | None = None
-        self._pending: dict[str, tuple[RelayStreamHandler, Any, str]] = {}
+        self._pending: dict[str, tuple[Viewer, Any, str]] = {}
         self._ids = itertools.count(1)
         self._conn: WebSocketClientConnection | None = None
         self._gone: asyncio.Future[None] | None = None
@@ -139,17 +161,17 @@ class Upstream:
         self._task = asyncio.ensure_future(self._run())
 
     # -- viewers ------------------------------------------------------------------------------------
-    def add(self, viewer: RelayStreamHandler) -> None:
+    def add(self, viewer: Viewer) -> None:
         self.viewers.add(viewer)
         self.update_pause()
 
-    def remove(self, viewer: RelayStreamHandler) -> None:
+    def remove(self, viewer: Viewer) -> None:
         self.viewers.discard(viewer)
         for uid in [u for u, (v, _, _) in self._pending.items() if v is viewer]:
             del self._pending[uid]
         self.update_pause()
 
-    def greet(self, viewer: RelayStreamHandler) -> None:
+    def greet(self, viewer: Viewer) -> None:
         """What a viewer that just joined gets: ``connected`` when the host is known, else ``lost``."""
         if self.connected is not None:
             viewer.send_control(self.connected_for(viewer))
@@ -158,7 +180,7 @@ class Upstream:
         elif self.state == "lost":
             viewer.send_control(self._status_text())
 
-    def connected_for(self, viewer: RelayStreamHandler) -> str:
+    def connected_for(self, viewer: Viewer) -> str:
         """The host's ``connected``, as this viewer's: its id, the current settings, state and clock."""
         assert self.connected is not None
         msg = dict(self.connected)
@@ -171,7 +193,7 @@ class Upstream:
         msg["relayed_from"] = self.relay.target.url
         return wire.dumps(msg)
 
-    def stream_for(self, viewer: RelayStreamHandler) -> dict[str, Any]:
+    def stream_for(self, viewer: Viewer) -> dict[str, Any]:
         stream = dict((self.connected or {}).get("stream") or {})
         stream["paused"] = viewer.paused
         return stream
@@ -184,7 +206,7 @@ class Upstream:
             self._write({"type": "pause" if idle else "resume"})
 
     # -- requests -------------------------------------------------------------------------------------
-    def forward(self, viewer: RelayStreamHandler, msg: dict[str, Any]) -> None:
+    def forward(self, viewer: Viewer, msg: dict[str, Any]) -> None:
         """Send a viewer's request to the host; its reply will come back to the viewer alone."""
         kind = msg.get("type")
         their_id = msg.get("request_id")
