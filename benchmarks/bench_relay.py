@@ -38,10 +38,11 @@ CAMERA = ["--width", "1280", "--height", "1024", "--fps", "30", "--exposure-ms",
 TOKEN = "bench-relay"
 
 
-class Jupyter:
-    """A Jupyter server whose labcam extension relays ``host_url``."""
+class Jupyter(Server):
+    """A Jupyter server whose labcam extension relays ``host_url`` (CPU and stop as ``Server``'s)."""
 
     def __init__(self, host_url: str) -> None:
+        self.lines: list[str] = []  # Server keeps the log; this one is not read
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
@@ -65,17 +66,6 @@ class Jupyter:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("the Jupyter server did not start relaying")
             time.sleep(0.2)
-
-    def cpu_seconds(self) -> float:
-        t = self.ps.cpu_times()
-        return t.user + t.system
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @dataclass

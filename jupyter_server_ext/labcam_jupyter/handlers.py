@@ -73,18 +73,22 @@ class _JupyterWebSocket(ExtensionHandlerMixin, WebSocketMixin):
         super().on_pong(data)  # type: ignore[misc]
 
 
-class StreamHandler(_JupyterWebSocket, stream.StreamHandler, JupyterHandler):  # type: ignore[misc]
-    """``labcam/ws/camera/stream``. Connecting needs "read"; settings messages also need "write"."""
+class _JupyterStream(_JupyterWebSocket):
+    """A stream socket (the camera's own or a relayed one): connecting needs "read"; whether the
+    user may also "write" is decided at the handshake (authorizers may be async), since settings
+    and recordings travel on the socket too."""
 
     _may_write = False
 
     @ws_authenticated
     @authorized("read", resource=AUTH_RESOURCE)
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        # Settings travel on the stream socket too: decide now (authorizers may be async) whether
-        # this user may change them, as a PATCH would require.
         self._may_write = await may_write(self)
-        await super().get(*args, **kwargs)
+        await super().get(*args, **kwargs)  # type: ignore[misc]
+
+
+class StreamHandler(_JupyterStream, stream.StreamHandler, JupyterHandler):  # type: ignore[misc]
+    """``labcam/ws/camera/stream``. Connecting needs "read"; settings messages also need "write"."""
 
     def _control_settings(self, msg: dict[str, Any]) -> None:
         check_write(msg, self._may_write)

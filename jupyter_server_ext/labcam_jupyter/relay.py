@@ -16,22 +16,14 @@ from tornado import web
 
 from labcam.relay import RawFramesPipe, RelayStreamHandler, RestProxyHandler, StreamRelay
 
-from .handlers import AUTH_RESOURCE, ROUTE_PREFIX, _JupyterApi, _JupyterWebSocket, check_write, may_write
+from .handlers import AUTH_RESOURCE, ROUTE_PREFIX, _JupyterApi, _JupyterStream, _JupyterWebSocket, check_write
 
 # Paths on the host, also a camera's own (cameras/<id>/...) where the host serves several.
 _CAMERA = r"(?:cameras/[^/]+/)?"
 
 
-class RelayedStreamHandler(_JupyterWebSocket, RelayStreamHandler, JupyterHandler):  # type: ignore[misc]
+class RelayedStreamHandler(_JupyterStream, RelayStreamHandler, JupyterHandler):  # type: ignore[misc]
     """``labcam/ws/camera/stream`` relayed: "read" to watch; settings and recordings need "write"."""
-
-    _may_write = False
-
-    @ws_authenticated
-    @authorized("read", resource=AUTH_RESOURCE)
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        self._may_write = await may_write(self)
-        await super().get(*args, **kwargs)
 
     def check_request(self, msg: dict[str, Any]) -> None:
         check_write(msg, self._may_write)
