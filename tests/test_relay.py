@@ -17,13 +17,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 import labcam
@@ -67,6 +68,11 @@ class Host(Serve):
         threading.Thread(target=self._read, daemon=True).start()
         line = self.wait_for(r"listening on (http://\S+)")
         self.url = re.search(r"listening on (http://\S+/)", line).group(1)  # type: ignore[union-attr]
+        # labcam serve writes its runtime file just after saying "listening on": wait for it.
+        deadline = time.monotonic() + 30
+        while not any(h.url == self.url for h in hosts.running_hosts()):
+            assert time.monotonic() < deadline and self.proc.poll() is None, "the host never announced itself"
+            time.sleep(0.02)
 
 
 def free_port() -> int:
@@ -401,3 +407,24 @@ async def test_a_camera_url_that_refuses_or_is_not_labcam_is_a_clear_error(
                 "wrong token": "refused the relay (403): the camera_token is wrong",
                 "not labcam": "is not a labcam host"}[case]
     assert expected in body["error"] and expected in app.unavailable, body
+
+
+@pytest.mark.parametrize("path", ["api/camera", "api/camera/stats", "", "static/labcam-client.js"])
+@on_jupyter_loop
+async def test_relayed_routes_need_jupyter_authentication(
+    jp_serverapp: Any, http_server_client: Any, jp_base_url: str, jp_http_port: int, host: Host, path: str
+) -> None:
+    url = http_url(jp_http_port, jp_base_url, "labcam", path)
+    code, response = await fetch_status(url, headers={"Authorization": "token wrong"})
+    assert code in (302, 403), code  # pages send a browser to the login page, the API says 403
+    code, _ = await fetch_status(url, method="PATCH", body="{}", headers={"Authorization": "token wrong"})
+    assert code in (403, 405)
+    if path.startswith("static") or path == "":
+        code, _ = await fetch_status(url, method="POST", body="{}", headers=auth(jp_serverapp))
+        assert code == 405  # pages are only read
+    stats = await host_stats(host)
+    assert stats["server"]["connections_total"] == 0  # nothing reached the host's stream
+    for ws_path in ("ws/camera/stream", "ws/camera/frames"):
+        with pytest.raises(HTTPClientError) as err:
+            await websocket_connect(HTTPRequest(ws_url(jp_http_port, jp_base_url, "labcam", ws_path)))
+        assert err.value.code == 403

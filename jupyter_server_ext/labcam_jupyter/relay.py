@@ -63,9 +63,10 @@ class RelayedApiHandler(_JupyterApi, RestProxyHandler, APIHandler):  # type: ign
 
 
 class RelayedPageHandler(ExtensionHandlerMixin, RestProxyHandler, JupyterHandler):  # type: ignore[misc]
-    """The host's test page and static files: Jupyter's login page first, then "read"."""
+    """The host's test page and static files: Jupyter's login page first, then "read"; GET only."""
 
     auth_resource = AUTH_RESOURCE
+    SUPPORTED_METHODS = ("GET",)  # type: ignore[assignment]
 
     @web.authenticated
     @authorized

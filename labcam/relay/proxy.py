@@ -45,7 +45,13 @@ def _query_without_token(query: str) -> str:
 
 
 class RestProxyHandler(web.RequestHandler):
-    """Logic of every relayed HTTP route; the first path argument is the path on the host."""
+    """Logic of every relayed HTTP route; the first path argument is the path on the host.
+
+    Hosts put their auth in front of every method they mount, and narrow ``SUPPORTED_METHODS``
+    where only reading makes sense (pages); HEAD is not relayed.
+    """
+
+    SUPPORTED_METHODS = ("GET", "PATCH", "PUT", "POST", "DELETE")  # type: ignore[assignment]
 
     def initialize(self, relay: StreamRelay, **kwargs: Any) -> None:
         self.relay = relay
@@ -115,9 +121,6 @@ class RestProxyHandler(web.RequestHandler):
         self.finish(json.dumps({"error": message}))
 
     async def get(self, path: str = "") -> None:
-        await self.relay_request(path)
-
-    async def head(self, path: str = "") -> None:
         await self.relay_request(path)
 
     async def patch(self, path: str = "") -> None:

@@ -307,6 +307,12 @@ class Upstream:
 
     # -- what the host sends -------------------------------------------------------------------------
     def _on_message(self, message: str | bytes | None) -> None:
+        try:
+            self._read(message)
+        except Exception:  # a bug must cost one message, never the upstream
+            log.exception("relay: handling a message from %s failed", self.relay.target.url)
+
+    def _read(self, message: str | bytes | None) -> None:
         if message is None:
             if self._gone is not None and not self._gone.done():
                 self._gone.set_result(None)
