@@ -428,3 +428,20 @@ async def test_relayed_routes_need_jupyter_authentication(
         with pytest.raises(HTTPClientError) as err:
             await websocket_connect(HTTPRequest(ws_url(jp_http_port, jp_base_url, "labcam", ws_path)))
         assert err.value.code == 403
+
+
+@on_jupyter_loop
+async def test_an_unknown_camera_id_is_a_clear_error_through_the_relay(
+    jp_serverapp: Any, http_server_client: Any, jp_base_url: str, jp_http_port: int, host: Host
+) -> None:
+    code, response = await fetch_status(
+        http_url(jp_http_port, jp_base_url, "labcam", "cameras", "nope", "api", "camera"), headers=auth(jp_serverapp))
+    assert code == 404  # the host's answer, passed through
+    url = ws_url(jp_http_port, jp_base_url, "labcam", "cameras", "nope", "ws", "camera", "stream")
+    conn = await websocket_connect(HTTPRequest(url, headers=auth(jp_serverapp)))
+    error = await read_json(conn, "error")
+    assert error["request"] == "connect" and "has no cameras/nope/ws/camera/stream (404)" in error["message"]
+    assert await asyncio.wait_for(conn.read_message(), 10) is None and conn.close_code == 4400
+    stats = json.loads((await AsyncHTTPClient().fetch(
+        http_url(jp_http_port, jp_base_url, "labcam", "api", "camera", "stats"), headers=auth(jp_serverapp))).body)
+    assert stats["relay"]["upstreams"] == []  # nothing left retrying

@@ -30,7 +30,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from tornado.httpclient import HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from .. import wire
@@ -249,6 +249,12 @@ class Upstream:
                     )
                 except asyncio.CancelledError:
                     raise
+                except HTTPClientError as exc:
+                    if exc.code in (400, 404) and not self.first.done():
+                        # Not a host that is away: it has no such stream (an unknown camera id).
+                        self._refused(f"the camera host {address.url} has no {self.path} ({exc.code})")
+                        return
+                    reason = f"cannot reach {address.url} ({exc})"
                 except Exception as exc:
                     reason = f"cannot reach {address.url} ({exc})"
                 else:
