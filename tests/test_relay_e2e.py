@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 pytest.importorskip("jupyterlab")
 
-from chromium_args import CHROMIUM_ARGS  # noqa: E402
-from test_jupyterlab_e2e import CHROMIUM, STREAM_PATH, TOKEN, Lab, _drawn, _free_port, _prompt, _run_cell, _view, _wait_idle, poll  # noqa: E402
+from test_jupyterlab_e2e import (  # noqa: E402  (browser: its headless Chromium fixture)
+    CHROMIUM, STREAM_PATH, TOKEN, Lab, _drawn, _free_port, _prompt, _run_cell, _view, _wait_idle, browser, poll,
+)
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -99,16 +100,6 @@ def _answers(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_live_view_draws_the_relayed_hosts_frames_while_a_cell_sleeps(relaying_lab: tuple[Lab, int], browser: Any) -> None:
