@@ -132,22 +132,30 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--viewers", type=int, default=8)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the cases this many times, interleaved, and print each figure's median "
+                        "(a shared, loaded machine makes single runs noisy)")
     a = p.parse_args()
     host = Server(CAMERA)
     host_url = f"http://127.0.0.1:{host.port}/"
     jupyter = Jupyter(host_url)
     relayed_path = f"/labcam/ws/camera/stream?format=binary&token={TOKEN}"
+    cases = [("direct", host.port, "/ws/camera/stream?format=binary", a.viewers),
+             ("relayed", jupyter.port, relayed_path, a.viewers),
+             ("relayed", jupyter.port, relayed_path, 1),
+             ("direct", host.port, "/ws/camera/stream?format=binary", 1)]
+    runs: list[list[dict[str, Any]]] = [[] for _ in cases]
     try:
-        rows = [
-            run_case("direct", host.port, "/ws/camera/stream?format=binary", a.viewers, host, jupyter, a.warmup, a.seconds),
-            run_case("relayed", jupyter.port, relayed_path, a.viewers, host, jupyter, a.warmup, a.seconds),
-            run_case("relayed", jupyter.port, relayed_path, 1, host, jupyter, a.warmup, a.seconds),
-            run_case("direct", host.port, "/ws/camera/stream?format=binary", 1, host, jupyter, a.warmup, a.seconds),
-        ]
+        for _ in range(a.repeat):
+            for i, (name, port, path, n) in enumerate(cases):
+                runs[i].append(run_case(name, port, path, n, host, jupyter, a.warmup, a.seconds))
     finally:
         jupyter.stop()
         host.stop()
-    print(f"1280x1024 mono8 at 30 fps, binary JPEG stream, {a.seconds:g} s per case (python {sys.version.split()[0]})")
+    rows = [{k: (statistics.median(r[k] for r in rs) if isinstance(rs[0][k], float) else rs[0][k]) for k in rs[0]}
+            for rs in runs]
+    print(f"1280x1024 mono8 at 30 fps, binary JPEG stream, {a.seconds:g} s per case, "
+          f"median of {a.repeat} interleaved run(s) (python {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f})")
     print(f"{'case':8} {'viewers':>7} {'fps/viewer':>10} {'min':>5} {'p50 ms':>7} {'p95 ms':>7} "
           f"{'host ms/frame':>13} {'jupyter ms/frame':>16} {'host CPU %':>10} {'jupyter CPU %':>13}")
     for r in rows:
