@@ -280,6 +280,17 @@ async def test_requests_are_answered_to_the_viewer_that_asked(
     stats = await host_stats(host)
     qualities = sorted(c["stream"]["quality"] for c in stats["clients"] if c["format"] == "binary")
     assert qualities == [40, 80]
+    # A request in flight while the viewer moves to another upstream still gets its reply.
+    b.write_message(json.dumps({"type": "snap", "format": "npy", "request_id": "b-snap"}))
+    b.write_message(json.dumps({"type": "configure", "quality": 30, "request_id": "b-conf"}))
+    got: dict[str, Any] = {}
+    while len(got) < 2:
+        msg = await asyncio.wait_for(b.read_message(), 10)
+        assert msg is not None
+        header = split_binary(msg)[0] if isinstance(msg, bytes) else json.loads(msg)
+        if header.get("request_id") in ("b-snap", "b-conf"):
+            got[header["request_id"]] = header
+    assert got["b-snap"]["type"] == "snap" and got["b-conf"]["type"] == "configured"
     a.write_message(json.dumps({"type": "configure", "bogus": 1}))
     assert "'bogus' is not a stream option" in (await read_json(a, "error"))["message"]
     for conn in (a, b):

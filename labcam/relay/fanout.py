@@ -95,7 +95,7 @@ class StreamRelay:
         if upstream is not None:
             upstream.remove(viewer)
             viewer.upstream = None
-            self._release(upstream)
+            self.release(upstream)
 
     def upstream_for(self, path: str, query: Mapping[str, str]) -> Upstream:
         """The upstream of these options, opened if there is none yet."""
@@ -121,29 +121,35 @@ class StreamRelay:
         try:
             connected = await asyncio.wait_for(asyncio.shield(target.first), MOVE_TIMEOUT_S)
         except asyncio.TimeoutError:
-            self._release(target)
+            self.release(target)
             raise ProtocolError(f"the camera host {self.target.url} did not take the new options in time") from None
         except ProtocolError:
-            self._release(target)
+            self.release(target)
             raise
+        except asyncio.CancelledError:
+            if not target.first.cancelled():
+                raise  # this task's own cancellation (the viewer left)
+            # The new upstream gave up before the host answered (it went away meanwhile).
+            raise ProtocolError(f"the camera host {self.target.url} is not connected: the options stay as they were") from None
         options = [name for name in (connected.get("stream") or {}) if name not in ("format", "paused")]
         unknown = [name for name in changes if name not in options]
         if unknown:
-            self._release(target)
+            self.release(target)
             raise ProtocolError(f"{unknown[0]!r} is not a stream option: configure takes {', '.join(options)}")
         if viewer.upstream is not current or viewer.closed:  # it left (or moved) meanwhile
-            self._release(target)
+            self.release(target)
             return current
         if target is not current:
-            current.remove(viewer)
+            current.remove(viewer, gone=False)
             viewer.upstream = target
             target.add(viewer)
-            self._release(current)
+            self.release(current)
         return target
 
-    def _release(self, upstream: Upstream) -> None:
-        """Close an upstream nobody follows any more."""
-        if not upstream.viewers and self.upstreams.get(upstream.key) is upstream:
+    def release(self, upstream: Upstream) -> None:
+        """Close an upstream nobody follows any more, once no request sent on it waits for its reply
+        (it answers them first: ``Upstream`` calls this again when the last one came)."""
+        if not upstream.viewers and not upstream.waiting and self.upstreams.get(upstream.key) is upstream:
             del self.upstreams[upstream.key]
             upstream.close()
 
@@ -218,6 +224,7 @@ class RelayStreamHandler(WebSocketHandler):
         self._fps = 0.0
         self._tick_at, self._tick_frames = time.monotonic(), 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._moving = asyncio.Lock()
         self.connected_at = time.time()
         if self.relay.register(self) is None:
             self.closed = True
@@ -410,7 +417,8 @@ class RelayStreamHandler(WebSocketHandler):
 
     async def _move(self, changes: dict[str, Any], request_id: Any) -> None:
         try:
-            await self.relay.move(self, changes)
+            async with self._moving:  # one configure at a time: each applies to the options before it
+                await self.relay.move(self, changes)
         except ProtocolError as exc:
             self.send_control(wire.error_message(str(exc), "configure", request_id))
             return

@@ -77,6 +77,8 @@ class Relay(Protocol):
 
     def drop(self, upstream: Upstream) -> None: ...
 
+    def release(self, upstream: Upstream) -> None: ...
+
 
 # -- options as a key -----------------------------------------------------------------------------
 def _canonical(value: str) -> str:
@@ -165,10 +167,13 @@ class Upstream:
         self.viewers.add(viewer)
         self.update_pause()
 
-    def remove(self, viewer: Viewer) -> None:
+    def remove(self, viewer: Viewer, *, gone: bool = True) -> None:
+        """``viewer`` leaves: ``gone`` (it closed) forgets its requests; a viewer that only moves to
+        another upstream still gets the replies to what it asked here."""
         self.viewers.discard(viewer)
-        for uid in [u for u, (v, _, _) in self._pending.items() if v is viewer]:
-            del self._pending[uid]
+        if gone:
+            for uid in [u for u, (v, _, _) in self._pending.items() if v is viewer]:
+                del self._pending[uid]
         self.update_pause()
 
     def greet(self, viewer: Viewer) -> None:
@@ -204,6 +209,11 @@ class Upstream:
         if self._conn is not None and idle != self._paused_upstream:
             self._paused_upstream = idle
             self._write({"type": "pause" if idle else "resume"})
+
+    @property
+    def waiting(self) -> int:
+        """Requests sent on this upstream whose reply has not come yet."""
+        return len(self._pending)
 
     # -- requests -------------------------------------------------------------------------------------
     def forward(self, viewer: Viewer, msg: dict[str, Any]) -> None:
@@ -285,7 +295,7 @@ class Upstream:
         self._task.cancel()
         if not self.first.done():
             self.first.cancel()
-        self._pending.clear()
+        self._fail_pending("the stream closed before the camera host answered")
 
     def _refused(self, message: str) -> None:
         if not self.first.done():
@@ -296,15 +306,22 @@ class Upstream:
 
     def _lost(self, reason: str) -> None:
         self.up = False
-        for uid, (viewer, their_id, kind) in list(self._pending.items()):
-            viewer.send_control(wire.error_message(f"{kind} not answered: the camera host went away", kind, their_id))
-        self._pending.clear()
+        self._fail_pending("the camera host went away")
+        if not self.viewers:
+            self.relay.release(self)
+            return
         if self.state != "lost":
             log.warning("relay: lost %s (%s); retrying", self.relay.target.url, reason)
             self.state, self.state_message = "lost", reason
             text = self._status_text()
             for viewer in list(self.viewers):
                 viewer.send_control(text)
+
+    def _fail_pending(self, why: str) -> None:
+        """Answer every request still waiting with an ``error`` saying ``why``."""
+        pending, self._pending = self._pending, {}
+        for viewer, their_id, kind in pending.values():
+            viewer.send_control(wire.error_message(f"{kind} not answered: {why}", kind, their_id))
 
     def _status_text(self) -> str:
         url = self.relay.target.url
@@ -363,6 +380,8 @@ class Upstream:
             return False
         viewer, their_id, _ = entry
         viewer.send_control(as_reply(their_id))
+        if not self.viewers and not self._pending:
+            self.relay.release(self)  # kept open only for this reply: every viewer had moved on
         if msg.get("type") == "settings":
             # The host answered our connection with the id instead of its broadcast: the other
             # viewers of this upstream still get the broadcast.
