@@ -44,6 +44,7 @@ __all__ = [
     "announce",
     "announced",
     "find_host",
+    "host_holding",
     "pid_alive",
     "running_hosts",
     "runtime_dir",
@@ -315,3 +316,12 @@ def find_host(
         if (driver is None or host.driver == driver) and (serial is None or host.serial == str(serial)):
             return host
     return None
+
+
+def host_holding(driver: str, serial: str | int | None = None, directory: Path | None = None) -> HostInfo | None:
+    """The running labcam host that holds a ``driver`` camera (with ``serial``, or any when None).
+
+    What ``auto`` asks before falling back to the simulator, and what a "camera busy" error names:
+    a camera another labcam process streams is relayed from it, never replaced by a simulation.
+    """
+    return find_host(driver=driver, serial=serial, directory=directory)

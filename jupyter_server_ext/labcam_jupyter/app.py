@@ -1,4 +1,8 @@
-"""The ``LabcamApp`` server extension: one camera engine in the Jupyter server process.
+"""The ``LabcamApp`` server extension: one camera engine in the Jupyter server process, or a relay.
+
+When a ``labcam serve`` on this machine already streams the camera (its runtime file, see
+``labcam.hosts``), or ``camera_url`` names a host elsewhere, the extension does not open the camera:
+it relays that host under the same routes (``labcam.relay``), behind Jupyter's auth.
 
 The engine (camera driver + capture thread) is created when the extension loads and lives as long
 as the server: kernels come and go (restart, crash, shutdown) without the camera noticing, because
@@ -17,6 +21,8 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 import labcam
+from labcam.cameras.selection import CameraHeldByHost
+from labcam.hosts import HostInfo, find_host, running_hosts
 from labcam.server.service import LabcamService
 
 from .handlers import UNAVAILABLE_PREFIX, UnavailableHandler, build_handlers
@@ -64,6 +70,16 @@ class LabcamApp(ExtensionApp):
     ).tag(config=True)
     enabled = Bool(True, help="Set False to load the extension without opening any camera.").tag(config=True)
 
+    # -- relaying a camera host ------------------------------------------------------------------------
+    camera_url = Unicode(
+        "",
+        help="The URL of a labcam serve to relay instead of opening a camera (e.g. http://scope-pc:8001/). "
+        "Empty: relay a labcam serve running on this machine if there is one, else open the camera.",
+    ).tag(config=True)
+    camera_token = Unicode(
+        "", help="The token of the camera_url host (its --token), sent with every relayed request."
+    ).tag(config=True)
+
     @default("recordings_dir")
     def _default_recordings_dir(self) -> str:
         root = getattr(self.serverapp, "root_dir", None) or os.getcwd()
@@ -89,12 +105,23 @@ class LabcamApp(ExtensionApp):
         self.service: Any = None
         self.camera_handle: labcam.Camera | None = None
         self.unavailable = ""
+        self.relay: Any = None
         if not self.enabled:
+            return
+        if self.camera_url:
+            self._relay_camera_url()
+            return
+        host = relayable_host(self.camera, self.serial)
+        if host is not None:
+            self._relay_running_host(host)
             return
         try:
             self.camera_handle = labcam.open(
                 self.camera, serial=self.serial, idle_grace=self.idle_grace, **self.camera_options()
             )
+        except CameraHeldByHost as exc:  # a labcam serve took the camera since we looked
+            self._relay_running_host(exc.host)
+            return
         except (labcam.CameraError, ValueError) as exc:
             # Jupyter itself must still start (the user's notebooks matter more than the camera);
             # every labcam route then answers 503 with the reason, which labcam.connect() shows.
@@ -111,13 +138,52 @@ class LabcamApp(ExtensionApp):
             d.driver, d.model, d.serial, self.serverapp.base_url if self.serverapp else "/",
         )
 
+    def _relay_camera_url(self) -> None:
+        from labcam.relay import HostAddress, RelayError, RelayTarget, StreamRelay, check_host
+        from labcam.relay.target import parse_camera_url
+
+        try:
+            address = HostAddress(parse_camera_url(self.camera_url), self.camera_token or None)
+            if check_host(address) is None:
+                self.log.warning("labcam: %s does not answer now; relaying it once it does", address.url)
+        except (RelayError, ValueError) as exc:
+            # A configuration error: Jupyter still starts, the labcam routes answer 503 with it.
+            self.unavailable = f"labcam: cannot relay LabcamApp.camera_url: {exc}"
+            self.log.error("%s", self.unavailable)
+            return
+        self.relay = StreamRelay(RelayTarget(address), max_clients=self.max_clients)
+        self.log.info("labcam: relaying the camera of %s at %slabcam/", address.url, self._base_url())
+
+    def _relay_running_host(self, host: HostInfo) -> None:
+        from labcam.relay import RelayTarget, StreamRelay
+
+        def find() -> HostInfo | None:
+            # Afresh at every (re)connection: the host may come back with another pid or port.
+            return find_host(driver=host.driver, serial=host.serial)
+
+        self.relay = StreamRelay(RelayTarget(find=find), max_clients=self.max_clients)
+        self.log.info(
+            "labcam: the %s camera %r (serial %s) is streamed by labcam serve at %s: relaying it at %slabcam/",
+            host.driver, host.model, host.serial, host.url, self._base_url(),
+        )
+
+    def _base_url(self) -> str:
+        return self.serverapp.base_url if self.serverapp else "/"
+
     def initialize_handlers(self) -> None:
-        if self.service is not None:
+        if self.relay is not None:
+            from .relay import build_relay_handlers
+
+            self.handlers.extend(build_relay_handlers(self.relay))
+        elif self.service is not None:
             self.handlers.extend(build_handlers(self.service))
         elif self.unavailable:
             self.handlers.append((r"/labcam(/.*)?", UnavailableHandler, {"message": self.unavailable}))
 
     async def stop_extension(self) -> None:
+        relay, self.relay = getattr(self, "relay", None), None
+        if relay is not None:
+            await relay.aclose()
         service, camera = self.service, self.camera_handle
         self.service, self.camera_handle = None, None
         if service is not None:
@@ -126,3 +192,18 @@ class LabcamApp(ExtensionApp):
             # Closing joins the capture thread: keep it off the server's event loop.
             await asyncio.to_thread(camera.close)
 
+
+
+def relayable_host(camera: str, serial: int | None) -> HostInfo | None:
+    """The running labcam host the extension relays instead of opening ``camera``, if any.
+
+    "auto": a host of a PixeLINK camera (the given serial, or any), else any host; "pixelink": a
+    PixeLINK host (with that serial); "simulated" asks for a simulator of our own: none.
+    """
+    if camera == "simulated":
+        return None
+    hosts = running_hosts()
+    wanted = [h for h in hosts if h.driver == "pixelink" and (serial is None or h.serial == str(serial))]
+    if wanted:
+        return wanted[0]
+    return hosts[0] if camera == "auto" and serial is None and hosts else None

@@ -41,6 +41,22 @@ ROUTE_PREFIX = "/labcam/"
 """Where the routes hang, relative to the server's base URL (the ExtensionApp prefixes base_url)."""
 
 
+def check_write(msg: dict[str, Any], may_write: bool) -> None:
+    """Refuse a stream request that needs "write" on labcam (settings; starting or stopping a
+    recording writes files) from a user who may only read."""
+    if may_write:
+        return
+    if msg.get("type") == "settings":
+        raise ProtocolError("not authorized to change camera settings (write on labcam)", request="settings")
+    if msg.get("type") == "record" and msg.get("action") != "status":
+        raise ProtocolError("not authorized to start or stop recordings (write on labcam)", request="record")
+
+
+async def may_write(handler: Any) -> bool:
+    """Whether the user of ``handler`` may change settings, as a PATCH would require (authorizers may be async)."""
+    return bool(await ensure_async(handler.authorizer.is_authorized(handler, handler.current_user, "write", AUTH_RESOURCE)))
+
+
 class _JupyterWebSocket(ExtensionHandlerMixin, WebSocketMixin):
     """What every labcam WebSocket needs from Jupyter, in front of the logic."""
 
@@ -57,29 +73,29 @@ class _JupyterWebSocket(ExtensionHandlerMixin, WebSocketMixin):
         super().on_pong(data)  # type: ignore[misc]
 
 
-class StreamHandler(_JupyterWebSocket, stream.StreamHandler, JupyterHandler):  # type: ignore[misc]
-    """``labcam/ws/camera/stream``. Connecting needs "read"; settings messages also need "write"."""
+class _JupyterStream(_JupyterWebSocket):
+    """A stream socket (the camera's own or a relayed one): connecting needs "read"; whether the
+    user may also "write" is decided at the handshake (authorizers may be async), since settings
+    and recordings travel on the socket too."""
 
     _may_write = False
 
     @ws_authenticated
     @authorized("read", resource=AUTH_RESOURCE)
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        # Settings travel on the stream socket too: decide now (authorizers may be async) whether
-        # this user may change them, as a PATCH would require.
-        self._may_write = bool(
-            await ensure_async(self.authorizer.is_authorized(self, self.current_user, "write", AUTH_RESOURCE))
-        )
-        await super().get(*args, **kwargs)
+        self._may_write = await may_write(self)
+        await super().get(*args, **kwargs)  # type: ignore[misc]
+
+
+class StreamHandler(_JupyterStream, stream.StreamHandler, JupyterHandler):  # type: ignore[misc]
+    """``labcam/ws/camera/stream``. Connecting needs "read"; settings messages also need "write"."""
 
     def _control_settings(self, msg: dict[str, Any]) -> None:
-        if not self._may_write:
-            raise ProtocolError("not authorized to change camera settings (write on labcam)", request="settings")
+        check_write(msg, self._may_write)
         super()._control_settings(msg)
 
     def _control_record(self, msg: dict[str, Any]) -> None:
-        if msg.get("action") != "status" and not self._may_write:  # starting and stopping write files
-            raise ProtocolError("not authorized to start or stop recordings (write on labcam)", request="record")
+        check_write(msg, self._may_write)
         super()._control_record(msg)
 
 

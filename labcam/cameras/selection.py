@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CameraUnavailable
+from ..hosts import HostInfo, host_holding
 from .base import CameraDriver
 
 log = logging.getLogger("labcam")
@@ -40,6 +41,17 @@ SPEC_KEYS = {
 }
 
 
+class CameraHeldByHost(CameraUnavailable):
+    """The camera is streamed by another labcam process (``host``): relay it or connect to it."""
+
+    def __init__(self, host: HostInfo) -> None:
+        super().__init__(
+            f"the PixeLINK camera {host.serial} is in use by labcam serve at {host.url} (pid {host.pid}): "
+            f"use labcam.connect({host.url!r}), or stop that server"
+        )
+        self.host = host
+
+
 def open_camera(camera: str = "auto", *, serial: int | None = None, **options: Any) -> CameraDriver:
     """Open and return the camera driver ``camera`` names.
 
@@ -50,6 +62,8 @@ def open_camera(camera: str = "auto", *, serial: int | None = None, **options: A
         "simulated": the simulated camera.
         "auto": the PixeLINK camera if it can be opened; otherwise the simulated camera, after
         ONE warning on the "labcam" logger giving the reason.
+        Either way, a camera that is busy because another labcam process streams it raises
+        ``CameraHeldByHost`` naming that host (``labcam.hosts.host_holding``): never a simulation.
 
     ``options`` are initial settings (``exposure_ms``, ``gain_db``, ``fps``, ``roi``,
     ``pixel_format``, ``trigger_mode``) and options of one camera only (the simulator's
@@ -66,13 +80,26 @@ def open_camera(camera: str = "auto", *, serial: int | None = None, **options: A
         raise ValueError(f"camera={camera!r} is not a camera; choose one of {', '.join(CAMERA_CHOICES)}")
     if camera == "simulated":
         return _open_simulated(options, strict=True)
-    if camera == "pixelink":
-        return _open_pixelink(serial, options)
     try:
         return _open_pixelink(serial, options)
     except CameraUnavailable as exc:
+        held = _held_by_labcam(exc, serial)
+        if held is not None:
+            raise held from exc  # never a simulation while labcam streams the real camera
+        if camera == "pixelink":
+            raise
         log.warning("PixeLINK camera not used (%s): streaming from the simulated camera", exc)
         return _open_simulated(options, strict=False)
+
+
+def _held_by_labcam(exc: CameraUnavailable, serial: int | None) -> CameraHeldByHost | None:
+    """``CameraHeldByHost`` when the camera is busy because a labcam host holds it. Which other
+    program holds a busy camera neither the PixeLINK SDK nor the OS can tell reliably (the SDK says
+    only "in use"), so for anything but labcam the error keeps saying "another program"."""
+    if "busy" not in str(exc):
+        return None
+    host = host_holding("pixelink", serial)
+    return CameraHeldByHost(host) if host is not None else None
 
 
 def _open_pixelink(serial: int | None, options: dict[str, Any]) -> CameraDriver:

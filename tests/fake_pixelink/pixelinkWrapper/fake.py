@@ -10,7 +10,8 @@ into it, and tests drive it (through the ``fake_sdk`` fixture):
 
 What it models (see section 7 of /work/shared/reference/pixelink-api.md):
 
-* cameras found by serial number, one controlling handle each (a second one is "in use"),
+* cameras found by serial number, one controlling handle each (a second one is "in use"; across
+  processes too when ``LABCAM_FAKE_PIXELINK_LOCKS`` names a folder: an flock'd file per serial),
   handles that go stale on replug, ``ApiNoCameraError`` while unplugged;
 * features with the real parameter counts, mode taken from ``flags & MOD_BITS``, range checks,
   rounding reported as ``ApiSuccessParametersChanged``, exposure and frame rate limiting each other,
@@ -575,12 +576,42 @@ class _Connection:
     callback: tuple[Any, Any] | None = None  # (fn, context)
     callback_thread: threading.Thread | None = None
     last_error: tuple[str, int, str] = ("", RC.ApiSuccess, "")
+    process_lock: int | None = None  # fd of the flock'd file that holds the camera for this process
 
     def stale(self) -> bool:
         return self.closed or self.state is not self.camera.state
 
+    def release_process_lock(self) -> None:
+        if self.process_lock is not None:
+            os.close(self.process_lock)  # closing the file releases the flock
+            self.process_lock = None
+
     def live(self) -> bool:
         return not self.stale() and self.camera.present
+
+
+LOCK_DIR_ENV = "LABCAM_FAKE_PIXELINK_LOCKS"
+"""A folder shared by processes: with it set, a camera is held across processes, as a real USB camera
+is, by an flock'd file per serial in it. A second process's initialize answers ApiCameraInUseError
+(the real SDK's code for a camera another program controls), and the lock goes when the holder
+uninitializes or dies (the OS releases the flock, as it releases the USB device)."""
+
+
+def _take_process_lock(serial: int) -> int | None:
+    """The fd holding camera ``serial`` for this process (None without the env var), or
+    ``_SdkCallError(ApiCameraInUseError)`` when another process holds it."""
+    folder = os.environ.get(LOCK_DIR_ENV)
+    if not folder:
+        return None
+    import fcntl
+
+    fd = os.open(os.path.join(folder, f"pixelink-{serial}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise _SdkCallError(RC.ApiCameraInUseError) from None
+    return fd
 
 
 @dataclass
@@ -711,6 +742,7 @@ class FakeSdk:
             for conn in self._connections.values():
                 conn.closed = True
                 conn.callback = None
+                conn.release_process_lock()
             self._connections.clear()
             self._cameras.clear()
             self.import_failure = None
@@ -832,11 +864,12 @@ class FakeSdk:
         )
         if held and not monitor:
             raise _SdkCallError(RC.ApiCameraInUseError)
+        process_lock = None if monitor else _take_process_lock(cam.serial)
         if flags & InitializeExFlags.ISSUE_STREAM_STOP and not monitor:
             self._set_stream(cam.state, StreamState.STOP)
         handle = self._next_handle
         self._next_handle += 0x10
-        self._connections[handle] = _Connection(handle, cam, cam.state, monitor)
+        self._connections[handle] = _Connection(handle, cam, cam.state, monitor, process_lock=process_lock)
         return (RC.ApiSuccess, handle)
 
     @_sdk_call("PxLUninitialize")
@@ -851,6 +884,7 @@ class FakeSdk:
             )
         conn.closed = True
         conn.callback = None
+        conn.release_process_lock()
         self._cond.notify_all()
         # The stream is left as it is: a camera keeps streaming until stopped (or until the next
         # initialize with ISSUE_STREAM_STOP), which is why drivers stop before they let go.
