@@ -2,7 +2,8 @@
 # Set up everything labcam needs on a fresh machine, idempotently:
 #   - a virtual environment in .venv with labcam installed (editable) and its extras;
 #   - with --test: Debian's chromium for the browser tests (no browser is downloaded by tools),
-#     and iproute2 (ip, tc) for the link emulator.
+#     Debian's janus (the WebRTC server, labcam serve --webrtc janus) and iproute2 (ip, tc) for the
+#     link emulator.
 # Usage: scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,13 @@ if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+fi
+if [ "$want_test" = 1 ] && ! command -v janus >/dev/null 2>&1; then
+    echo "setup: installing Debian's janus for the WebRTC tests"
+    sudo_cmd=""
+    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq janus >/dev/null
 fi
 if [ "$want_test" = 1 ] && ! { command -v ip && command -v tc; } >/dev/null 2>&1; then
     echo "setup: installing iproute2 (ip, tc) for the link emulator, benchmarks/link.py"
