@@ -256,6 +256,7 @@ class JanusProcess:
     lib_folder: Path = Path("/usr/lib/x86_64-linux-gnu/janus")
     rtp_port_range: tuple[int, int] = (20000, 40000)
     debug_level: int = 3  # warnings and errors
+    ice_enforce_list: str = "lo"  # interfaces/addresses for ICE candidates; "" for all
     access: JanusAccess | None = field(default=None, init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     folder: Path | None = field(default=None, init=False)
@@ -327,7 +328,8 @@ class JanusProcess:
                 "hide_dependencies": True,
             },
             "media": {"rtp_port_range": f"{lo}-{hi}"},
-            "nat": {"ice_enforce_list": "lo", "ignore_mdns": True, "nice_debug": False},
+            # No STUN server (none is configured), no mDNS, and candidates only where labcam serves.
+            "nat": {"ignore_mdns": True, "nice_debug": False, **({"ice_enforce_list": self.ice_enforce_list} if self.ice_enforce_list else {})},
             "plugins": {"disable": _libraries(self.lib_folder / "plugins", "libjanus_streaming.so")},
             "transports": {"disable": _libraries(self.lib_folder / "transports", "libjanus_http.so")},
             "loggers": {"disable": _libraries(self.lib_folder / "loggers", "")},
