@@ -44,4 +44,13 @@ if [ "$want_test" = 1 ] && ! { command -v ip && command -v tc; } >/dev/null 2>&1
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq iproute2 >/dev/null
 fi
+if [ "$want_test" = 1 ] || [ -d webrtc/node_modules ]; then
+    # The WebRTC viewer (janus-gateway from npm) → labcam/web/dist/labcam-webrtc.js, never committed.
+    if command -v npm >/dev/null 2>&1; then
+        echo "setup: building the WebRTC viewer (webrtc/ → labcam/web/dist/)"
+        (cd webrtc && npm ci --no-audit --no-fund --silent && npm run --silent build)
+    else
+        echo "setup: npm not found: the WebRTC viewer (labcam/web/dist/labcam-webrtc.js) is not built"
+    fi
+fi
 echo "setup: done"

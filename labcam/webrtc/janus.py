@@ -28,6 +28,7 @@ a bad URL, a mountpoint id already taken, a refused secret.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import secrets
@@ -88,6 +89,26 @@ def parse_janus_url(url: str) -> str:
     if parsed.query or parsed.fragment:
         raise JanusError(f"bad Janus URL {url!r}: no query or fragment, just http://host:port/path")
     return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class WebRTCChoice:
+    """What ``--webrtc`` asked for: our own Janus (``url`` None) or a running one."""
+
+    url: str | None = None
+
+
+def parse_webrtc(text: str) -> WebRTCChoice:
+    """``janus`` or ``janus=http://host:port/janus`` (an argparse ``type``)."""
+    kind, _, url = text.partition("=")
+    if kind != "janus":
+        raise argparse.ArgumentTypeError(f"--webrtc {text!r}: use 'janus' or 'janus=http://host:port/janus'")
+    if not _:
+        return WebRTCChoice()
+    try:
+        return WebRTCChoice(parse_janus_url(url))
+    except JanusError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ==================================================================================================
@@ -371,4 +392,4 @@ class JanusProcess:
         self.stop()
 
 
-__all__ = ["JanusAccess", "JanusClient", "JanusError", "JanusProcess", "parse_janus_url"]
+__all__ = ["JanusAccess", "JanusClient", "JanusError", "JanusProcess", "WebRTCChoice", "parse_janus_url", "parse_webrtc"]

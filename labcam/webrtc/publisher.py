@@ -127,7 +127,6 @@ class WebRTCPublisher:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        log.info("WebRTC: publishing to Janus %s, mountpoint %d", self.access.viewer_url, self.mountpoint_id)
         return self
 
     def _create_mountpoint(self) -> None:

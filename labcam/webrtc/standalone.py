@@ -11,13 +11,11 @@ Janus missing or unreachable is not fatal: labcam serve logs why and serves its 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ipaddress
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from tornado import web
@@ -25,7 +23,7 @@ from tornado import web
 from ..engine import Engine
 from ..server.app import StandaloneSecurity
 from .handler import WebRTCInfoHandler, mount
-from .janus import JanusAccess, JanusError, JanusProcess, parse_janus_url
+from .janus import JanusAccess, JanusError, JanusProcess, WebRTCChoice, parse_janus_url, parse_webrtc
 from .publisher import DEFAULT_MOUNTPOINT, PublishOptions, WebRTCPublisher
 
 log = logging.getLogger("labcam.webrtc")
@@ -35,26 +33,6 @@ DEFAULT_ADMIN_PORT = 7088
 
 class StandaloneWebRTCInfoHandler(StandaloneSecurity, WebRTCInfoHandler):
     """``api/webrtc`` with labcam serve's token, origin and host checks."""
-
-
-@dataclass(frozen=True)
-class WebRTCChoice:
-    """What ``--webrtc`` asked for: our own Janus (``url`` None) or a running one."""
-
-    url: str | None = None
-
-
-def parse_webrtc(text: str) -> WebRTCChoice:
-    """``janus`` or ``janus=http://host:port/janus`` (an argparse ``type``)."""
-    kind, _, url = text.partition("=")
-    if kind != "janus":
-        raise argparse.ArgumentTypeError(f"--webrtc {text!r}: use 'janus' or 'janus=http://host:port/janus'")
-    if not _:
-        return WebRTCChoice()
-    try:
-        return WebRTCChoice(parse_janus_url(url))
-    except JanusError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def external_access(url: str, environ: Mapping[str, str] = os.environ) -> JanusAccess:
