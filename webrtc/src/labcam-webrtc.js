@@ -85,6 +85,7 @@ export class WebRTCViewer extends EventTarget {
     this._timer = null;
     this._infos = new Map();
     this._worker = null;
+    this._generation = 0;
   }
 
   _setStatus(status, error = "") {
@@ -115,19 +116,22 @@ export class WebRTCViewer extends EventTarget {
       throw err;
     }
     await initJanus();
+    const generation = ++this._generation;
+    // Callbacks of an earlier session (its long poll failing after a reconnect) must not end this one.
+    const lost = (why) => { if (generation === this._generation) this._lost(why); };
     return new Promise((resolve, reject) => {
       this._janus = new Janus({
         server: info.janus_url,
         token: info.token,
         iceServers: info.ice_servers || [], // none: never a public STUN server by default
-        success: () => this._attach(info, resolve, reject),
-        error: (err) => { this._lost(`Janus: ${err}`); reject(new Error(String(err))); },
+        success: () => this._attach(info, lost, resolve, reject),
+        error: (err) => { lost(`Janus: ${err}`); reject(new Error(String(err))); },
         destroyed: () => {},
       });
     });
   }
 
-  _attach(info, resolve, reject) {
+  _attach(info, lost, resolve, reject) {
     this._janus.attach({
       plugin: "janus.plugin.streaming",
       success: (handle) => {
@@ -135,20 +139,20 @@ export class WebRTCViewer extends EventTarget {
         handle.send({ message: { request: "watch", id: info.mountpoint } });
         resolve();
       },
-      error: (err) => { this._lost(`attach: ${err}`); reject(new Error(String(err))); },
+      error: (err) => { lost(`attach: ${err}`); reject(new Error(String(err))); },
       onmessage: (msg, jsep) => {
-        if (msg.error) { this._lost(`streaming: ${msg.error}`); return; }
+        if (msg.error) { lost(`streaming: ${msg.error}`); return; }
         if (jsep) {
           this._handle.createAnswer({
             jsep,
             tracks: [], // receive only: no local tracks
             success: (answer) => this._handle.send({ message: { request: "start" }, jsep: answer }),
-            error: (err) => this._lost(`answer: ${err}`),
+            error: (err) => lost(`answer: ${err}`),
           });
         }
       },
       iceState: (state) => {
-        if (state === "failed" || state === "disconnected" || state === "closed") this._lost(`ICE ${state}`);
+        if (state === "failed" || state === "disconnected" || state === "closed") lost(`ICE ${state}`);
       },
       onremotetrack: (track, _mid, on) => {
         // janus.js calls this on "track" and again on each unmute: set the stream up once per track.
@@ -158,7 +162,7 @@ export class WebRTCViewer extends EventTarget {
         this.video.srcObject = new MediaStream([track]);
         this.video.play().catch(() => {});
       },
-      webrtcState: (up) => { if (!up) this._lost("PeerConnection closed"); },
+      webrtcState: (up) => { if (!up) lost("PeerConnection closed"); },
       oncleanup: () => {},
     });
   }
@@ -196,6 +200,7 @@ export class WebRTCViewer extends EventTarget {
 
   _lost(why) {
     if (this._closed) return;
+    this._generation += 1; // whatever the lost session still reports is about the past
     this._setStatus("lost", why);
     this._teardown();
     if (!this.reconnect) return;
