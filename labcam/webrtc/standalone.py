@@ -75,10 +75,11 @@ def make_publisher(
 async def start_webrtc(
     app: web.Application, engine: Engine, choice: WebRTCChoice, *, host: str, mountpoint_id: int = DEFAULT_MOUNTPOINT,
     prefix: str = "/", handler: type[web.RequestHandler] = StandaloneWebRTCInfoHandler,
+    options: PublishOptions = PublishOptions(),
 ) -> WebRTCPublisher | None:
     """Start publishing and mount ``api/webrtc`` on ``app``; None (logged) when Janus cannot be used."""
     try:
-        publisher = make_publisher(engine, choice, host=host, mountpoint_id=mountpoint_id)
+        publisher = make_publisher(engine, choice, host=host, mountpoint_id=mountpoint_id, options=options)
         await asyncio.get_running_loop().run_in_executor(None, publisher.start)
     except JanusError as exc:
         log.error("WebRTC is off: %s. Serving the WebSocket stream only.", exc)
