@@ -151,7 +151,8 @@ def test_our_janus_runs_the_streaming_plugin_and_http_only_on_loopback(janus: Ja
     assert janus.access is not None
     info = JanusClient(janus.access).info()
     assert set(info["plugins"]) == {"janus.plugin.streaming"}
-    assert set(info["transports"]) == {"janus.transport.http"}
+    assert set(info["transports"]) == {"janus.transport.http", "janus.transport.websockets"}
+    assert janus.access.viewer_url == f"ws://127.0.0.1:{janus.ws_port}/"
     assert janus.access.url.startswith("http://127.0.0.1:") and janus.access.admin_url.startswith("http://127.0.0.1:")
     assert janus.folder is not None
     config = (janus.folder / "janus.jcfg").read_text()
@@ -302,7 +303,8 @@ def test_a_viewer_without_labcams_token_gets_no_stream(webrtc_server: Callable[.
     # Each viewer gets its own token; a made-up one gets nothing from Janus.
     with urllib.request.urlopen(api + "?token=s3cret", timeout=5) as r:
         assert json.loads(r.read())["token"] != info["token"]
-    forged = _janus_request(info["janus_url"], {"janus": "create", "token": info["token"][:-2] + "xx"})
+    assert info["janus_url"] == publisher.access.viewer_url and info["janus_url"].startswith("ws://127.0.0.1:")
+    forged = _janus_request(publisher.access.url, {"janus": "create", "token": info["token"][:-2] + "xx"})
     assert forged["janus"] == "error" and forged["error"]["code"] == 403
     with chromium_page() as page:
         page.goto(srv.url + "static/webrtc-viewer.html?n=1")  # no token

@@ -7,8 +7,11 @@ module is the Janus side:
 - ``JanusProcess`` starts ``janus`` (Debian's package) with a config it generates in a temporary
   folder. Secure by default, and nothing enabled that labcam does not use:
 
-  - the HTTP transport only (no WebSockets, Unix sockets, MQTT...), bound where labcam serve
-    binds; every request needs a token (``token_auth``, stored tokens, no HMAC secret);
+  - the HTTP transport (labcam's requests) and the WebSocket transport (the viewers': a browser
+    opens at most 6 HTTP connections to one host, and each janus.js session over HTTP holds a long
+    poll, so a page with more than a few viewers stalls over HTTP), nothing else (no Unix sockets,
+    MQTT...), both bound where labcam serve binds; every request needs a token (``token_auth``,
+    stored tokens, no HMAC secret);
   - the admin API on 127.0.0.1 only, behind a random ``admin_secret`` (the Debian config's
     ``janusoverlord`` default is never used), and only labcam knows it;
   - the streaming plugin only, with a random ``admin_key``: only labcam creates mountpoints;
@@ -68,7 +71,7 @@ class JanusAccess:
     admin_url: str  # e.g. http://127.0.0.1:7088/admin
     admin_secret: str
     streaming_admin_key: str
-    public_url: str = ""
+    public_url: str = ""  # what viewers are given: the WebSocket API (ws://host:port) if there is one
 
     @property
     def viewer_url(self) -> str:
@@ -259,10 +262,10 @@ def _jcfg(sections: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _libraries(folder: Path, keep: str) -> str:
+def _libraries(folder: Path, *keep: str) -> str:
     """The comma-separated .so names in ``folder`` except ``keep``: what the config disables."""
     names = sorted(p.name for p in folder.glob("libjanus_*.so"))
-    return ",".join(n for n in names if n != keep)
+    return ",".join(n for n in names if n not in keep)
 
 
 @dataclass
@@ -273,6 +276,7 @@ class JanusProcess:
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port
     admin_port: int = 0
+    ws_port: int = 0  # the viewers' WebSocket API; 0: a free port
     executable: str = "janus"
     lib_folder: Path = Path("/usr/lib/x86_64-linux-gnu/janus")
     rtp_port_range: tuple[int, int] = (20000, 40000)
@@ -292,10 +296,11 @@ class JanusProcess:
         if not (self.lib_folder / "plugins" / "libjanus_streaming.so").exists():
             raise JanusError(f"Janus's streaming plugin is not in {self.lib_folder}/plugins")
         port = self.port or free_port(self.host)
+        ws_port = self.ws_port or free_port(self.host)
         admin_port = self.admin_port or free_port("127.0.0.1")
         admin_secret, admin_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         folder = Path(tempfile.mkdtemp(prefix="labcam-janus-"))
-        self._write_config(folder, port, admin_port, admin_secret, admin_key)
+        self._write_config(folder, port, ws_port, admin_port, admin_secret, admin_key)
         log_file = folder / "janus.log"
         self.folder = folder
         self.process = subprocess.Popen(
@@ -305,10 +310,10 @@ class JanusProcess:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.access = JanusAccess(
             url=f"http://{host}:{port}/janus", admin_url=f"http://127.0.0.1:{admin_port}/admin",
-            admin_secret=admin_secret, streaming_admin_key=admin_key,
+            admin_secret=admin_secret, streaming_admin_key=admin_key, public_url=f"ws://{host}:{ws_port}/",
         )
         self._wait_ready(timeout, log_file)
-        self.port, self.admin_port = port, admin_port
+        self.port, self.ws_port, self.admin_port = port, ws_port, admin_port
         return self.access
 
     def _wait_ready(self, timeout: float, log_file: Path) -> None:
@@ -332,7 +337,7 @@ class JanusProcess:
             time.sleep(backoff)  # polling a starting process, backing off; not a test's synchronisation
             backoff = min(backoff * 2, 0.5)
 
-    def _write_config(self, folder: Path, port: int, admin_port: int, admin_secret: str, admin_key: str) -> None:
+    def _write_config(self, folder: Path, port: int, ws_port: int, admin_port: int, admin_secret: str, admin_key: str) -> None:
         lo, hi = self.rtp_port_range
         (folder / "janus.jcfg").write_text(_jcfg({
             "general": {
@@ -352,7 +357,7 @@ class JanusProcess:
             # No STUN server (none is configured), no mDNS, and candidates only where labcam serves.
             "nat": {"ignore_mdns": True, "nice_debug": False, **({"ice_enforce_list": self.ice_enforce_list} if self.ice_enforce_list else {})},
             "plugins": {"disable": _libraries(self.lib_folder / "plugins", "libjanus_streaming.so")},
-            "transports": {"disable": _libraries(self.lib_folder / "transports", "libjanus_http.so")},
+            "transports": {"disable": _libraries(self.lib_folder / "transports", "libjanus_http.so", "libjanus_websockets.so")},
             "loggers": {"disable": _libraries(self.lib_folder / "loggers", "")},
             "events": {"broadcast": False, "disable": _libraries(self.lib_folder / "events", "")},
         }))
@@ -362,6 +367,10 @@ class JanusProcess:
                 "admin_base_path": "/admin", "admin_http": True, "admin_port": admin_port, "admin_ip": "127.0.0.1",
                 "admin_https": False, "admin_acl": "127.",
             },
+        }))
+        (folder / "janus.transport.websockets.jcfg").write_text(_jcfg({
+            "general": {"json": "plain", "ws": True, "ws_port": ws_port, "ws_ip": self.host, "wss": False},
+            "admin": {"admin_ws": False, "admin_wss": False},
         }))
         (folder / "janus.plugin.streaming.jcfg").write_text(_jcfg({
             "general": {"admin_key": admin_key, "rtp_port_range": f"{lo}-{hi}", "events": False},

@@ -4,7 +4,8 @@
 - ``--webrtc janus=http://host:port/janus``: a running Janus. Its admin API and secrets come from
   the environment, never the command line (where ``ps`` shows them): ``LABCAM_JANUS_ADMIN_URL``
   (default: the same host, port 7088, ``/admin``), ``LABCAM_JANUS_ADMIN_SECRET`` and
-  ``LABCAM_JANUS_ADMIN_KEY`` (the streaming plugin's ``admin_key``).
+  ``LABCAM_JANUS_ADMIN_KEY`` (the streaming plugin's ``admin_key``); ``LABCAM_JANUS_WS_URL``
+  (its WebSocket API, ``ws://host:8188/``) is what viewers are given, if set.
 
 Janus missing or unreachable is not fatal: labcam serve logs why and serves its WebSocket stream.
 """
@@ -47,7 +48,9 @@ def external_access(url: str, environ: Mapping[str, str] = os.environ) -> JanusA
     host = urlparse(url).hostname or "127.0.0.1"
     netloc = f"[{host}]" if ":" in host else host
     admin = environ.get("LABCAM_JANUS_ADMIN_URL") or f"http://{netloc}:{DEFAULT_ADMIN_PORT}/admin"
-    return JanusAccess(url=url, admin_url=parse_janus_url(admin), admin_secret=secret, streaming_admin_key=key)
+    viewers = environ.get("LABCAM_JANUS_WS_URL", "")  # e.g. ws://host:8188/ (else viewers use the HTTP API)
+    return JanusAccess(url=url, admin_url=parse_janus_url(admin), admin_secret=secret, streaming_admin_key=key,
+                       public_url=viewers)
 
 
 def ice_interfaces(host: str) -> str:
