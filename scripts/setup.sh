@@ -23,26 +23,21 @@ else
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[jupyter,recording]"
 fi
 
-if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-    echo "setup: installing Debian's chromium for the browser tests"
+apt_install() {  # apt_install PACKAGE WHY: Debian's package, with sudo unless root
+    echo "setup: installing Debian's $1 $2"
     sudo_cmd=""
     [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$1" >/dev/null
+}
+if [ "$want_test" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium "for the browser tests"
 fi
 if [ "$want_test" = 1 ] && ! command -v janus >/dev/null 2>&1; then
-    echo "setup: installing Debian's janus for the WebRTC tests"
-    sudo_cmd=""
-    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq janus >/dev/null
+    apt_install janus "(the WebRTC server) for the WebRTC tests"
 fi
 if [ "$want_test" = 1 ] && ! { command -v ip && command -v tc; } >/dev/null 2>&1; then
-    echo "setup: installing iproute2 (ip, tc) for the link emulator, benchmarks/link.py"
-    sudo_cmd=""
-    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq iproute2 >/dev/null
+    apt_install iproute2 "(ip, tc) for the link emulator, benchmarks/link.py"
 fi
 if [ "$want_test" = 1 ] || [ -d webrtc/node_modules ]; then
     # The WebRTC viewer (janus-gateway from npm) → labcam/web/dist/labcam-webrtc.js, never committed.

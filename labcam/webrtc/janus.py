@@ -127,21 +127,26 @@ class JanusClient:
         self._own_token: str | None = None  # labcam's own API token (streaming plugin only)
 
     # -- transport -----------------------------------------------------------------------------
-    def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        body = {"transaction": secrets.token_hex(6), **body}
-        request = urllib.request.Request(
-            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-        )
+    def _fetch(self, url: str, body: dict[str, Any] | None = None, *, api: str = "") -> dict[str, Any]:
+        """GET ``url`` (or POST ``body`` as JSON): Janus's JSON answer, or a ``JanusError`` that
+        names ``api`` (the URL the user gave) and what went wrong."""
+        api = api or url
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 reply: dict[str, Any] = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise JanusError(f"Janus at {url} answered HTTP {exc.code}: is this a Janus API URL?") from exc
+            raise JanusError(f"Janus at {url} answered HTTP {exc.code}: is {api} a Janus API URL?") from exc
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise JanusError(f"Janus is not reachable at {url}: {reason}") from exc
+            raise JanusError(f"Janus is not reachable at {api}: {getattr(exc, 'reason', exc)}") from exc
         except ValueError as exc:
-            raise JanusError(f"{url} did not answer with JSON: is this a Janus API URL?") from exc
+            raise JanusError(f"{url} did not answer with JSON: is {api} a Janus API URL?") from exc
+        return reply
+
+    def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        body = {"transaction": secrets.token_hex(6), **body}
+        reply = self._fetch(url, body)
         if reply.get("janus") == "error":
             error = reply.get("error", {})
             raise JanusError(f"Janus refused {body.get('janus')!r}: {error.get('reason')} (code {error.get('code')})")
@@ -169,15 +174,7 @@ class JanusClient:
     def info(self) -> dict[str, Any]:
         """GET /info of the API (no token needed for it): the server's name, version, plugins."""
         url = self.access.url + "/info"
-        try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as response:
-                reply: dict[str, Any] = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise JanusError(f"Janus at {url} answered HTTP {exc.code}: is {self.access.url} a Janus API URL?") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise JanusError(f"Janus is not reachable at {self.access.url}: {getattr(exc, 'reason', exc)}") from exc
-        except ValueError as exc:
-            raise JanusError(f"{url} did not answer with JSON: is {self.access.url} a Janus API URL?") from exc
+        reply = self._fetch(url, api=self.access.url)
         if reply.get("janus") != "server_info":
             raise JanusError(f"{url} is not a Janus server (no server_info)")
         if STREAMING_PLUGIN not in reply.get("plugins", {}):
