@@ -63,7 +63,7 @@ def serve(args: argparse.Namespace) -> None:
     from labcam.webrtc.standalone import start_webrtc, stop_webrtc
 
     shape = {"width": args.width, "height": args.height}
-    srv = BackgroundServer(lambda: Engine(make_camera(shape, fps=args.fps))).start()
+    srv = BackgroundServer(lambda: Engine(make_camera(shape, fps=args.fps)), service_kwargs={"max_clients": 64}).start()
     publisher = None
     if args.webrtc:
         app = srv._running.http.request_callback  # type: ignore[union-attr]

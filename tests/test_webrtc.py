@@ -24,7 +24,7 @@ from browser_page import chromium_page
 from labcam.cameras.simulated import SimulatedCamera
 from labcam.preview.h264 import H264Decoder, H264Encoder, luma
 from labcam.webrtc.janus import JanusAccess, JanusClient, JanusError, JanusProcess, WebRTCChoice, free_port, parse_webrtc
-from labcam.webrtc.publisher import WebRTCPublisher
+from labcam.webrtc.publisher import PublishOptions, WebRTCPublisher
 from labcam.webrtc.rtp import (
     H264Packetizer,
     PacedSender,
@@ -34,7 +34,7 @@ from labcam.webrtc.rtp import (
     read_frame_info,
     with_frame_info,
 )
-from labcam.webrtc.standalone import start_webrtc, stop_webrtc
+from labcam.webrtc.standalone import ice_servers_from, start_webrtc, stop_webrtc
 
 BUNDLE = Path(__file__).resolve().parents[1] / "labcam" / "web" / "dist" / "labcam-webrtc.js"
 
@@ -203,6 +203,10 @@ def test_janus_missing_unreachable_or_a_bad_url_say_so() -> None:
     ]:
         with pytest.raises(Exception, match=why):
             parse_webrtc(bad)
+    for bad in ("not json", '{"urls": "turn:x"}', '[{"username": "no urls"}]'):
+        with pytest.raises(JanusError, match="LABCAM_WEBRTC_ICE_SERVERS"):
+            ice_servers_from({"LABCAM_WEBRTC_ICE_SERVERS": bad})
+    assert ice_servers_from({}) == ()
     assert parse_webrtc("janus") == WebRTCChoice(None)
     assert parse_webrtc("janus=http://127.0.0.1:8088/janus/") == WebRTCChoice("http://127.0.0.1:8088/janus")
 
@@ -248,10 +252,12 @@ def webrtc_server(make_server: Callable[..., Any]) -> Iterator[Callable[..., Any
         raise RuntimeError(f"{BUNDLE} is missing: scripts/setup.sh --test builds it (cd webrtc && npm ci && npm run build)")
     started: list[tuple[Any, WebRTCPublisher]] = []
 
-    def start(**options: Any) -> tuple[Any, WebRTCPublisher]:
+    def start(publish: PublishOptions = PublishOptions(), **options: Any) -> tuple[Any, WebRTCPublisher]:
         srv = make_server(**options)
         app = srv._running.http.request_callback
-        publisher = srv.call(lambda: start_webrtc(app, srv.engine, WebRTCChoice(), host="127.0.0.1"), timeout=30)
+        publisher = srv.call(
+            lambda: start_webrtc(app, srv.engine, WebRTCChoice(), host="127.0.0.1", options=publish), timeout=30
+        )
         assert publisher is not None
         started.append((srv, publisher))
         return srv, publisher
@@ -290,7 +296,8 @@ def test_five_viewers_decode_frames_through_janus_with_frame_numbers(webrtc_serv
 
 
 def test_a_viewer_without_labcams_token_gets_no_stream(webrtc_server: Callable[..., Any]) -> None:
-    srv, publisher = webrtc_server(token="s3cret")
+    turn = {"urls": "turn:127.0.0.1:3478", "username": "lab", "credential": "pw"}
+    srv, publisher = webrtc_server(token="s3cret", publish=PublishOptions(ice_servers=(turn,)))
     api = srv.url + "api/webrtc"
     for url in (api, api + "?token=wrong"):
         with pytest.raises(urllib.error.HTTPError) as err:
@@ -299,7 +306,7 @@ def test_a_viewer_without_labcams_token_gets_no_stream(webrtc_server: Callable[.
     with urllib.request.urlopen(api + "?token=s3cret", timeout=5) as r:
         info = json.loads(r.read())
         assert r.headers["Cache-Control"] == "no-store"
-    assert info["mountpoint"] == publisher.mountpoint_id and info["token"]
+    assert info["mountpoint"] == publisher.mountpoint_id and info["token"] and info["ice_servers"] == [turn]
     # Each viewer gets its own token; a made-up one gets nothing from Janus.
     with urllib.request.urlopen(api + "?token=s3cret", timeout=5) as r:
         assert json.loads(r.read())["token"] != info["token"]

@@ -8,8 +8,8 @@
   cost does not depend on the number of viewers: Janus fans the packets out.
 - **keyframes**: an IDR every ``gop`` frames (the floor), and on each PLI/FIR that Janus forwards
   to the mountpoint's RTCP port (``RtcpListener``; ``keyframe_spacing`` limits how often).
-- the **watchdog thread**: checks Janus once a second. When Janus is gone it says so (``state``
-  ``lost``) and keeps trying, backing off; a Janus of our own that died is started again on the same
+- the **watchdog thread**: checks Janus once a second. When Janus is gone (our own exited, or
+  three checks in a row unanswered) it says so (``state`` ``lost``) and keeps trying, backing off; a Janus of our own that died is started again on the same
   ports; when Janus answers again the mountpoint is created again (Janus forgets it on restart).
   labcam's own WebSocket stream never depends on any of this.
 - **viewer tokens**: ``viewer_info()`` adds a fresh Janus token (streaming plugin only) through
@@ -38,6 +38,7 @@ log = logging.getLogger("labcam.webrtc")
 
 DEFAULT_MOUNTPOINT = 1
 WATCH_INTERVAL_S = 1.0
+LOST_AFTER_FAILURES = 3  # checks unanswered in a row before an external Janus counts as lost
 MAX_RESTART_BACKOFF_S = 8.0
 SENDER_REPORT_INTERVAL_S = 1.0
 FRAME_WAIT_S = 1.0
@@ -54,6 +55,9 @@ class PublishOptions:
     pace_fraction: float = 0.5  # of the frame interval, over which a unit's packets are spread
     mtu: int = 1200
     max_tokens: int = 1000  # viewer tokens kept in Janus (the oldest are removed)
+    # What viewers are told to use for ICE (RTCIceServer dicts: a TURN server for viewers behind
+    # NAT, docs/scale-out.md). None by default: never a public STUN server.
+    ice_servers: tuple[dict[str, Any], ...] = ()
 
 
 class WebRTCPublisher:
@@ -175,7 +179,7 @@ class WebRTCPublisher:
             "janus_url": self.access.viewer_url,
             "mountpoint": self.mountpoint_id,
             "token": token,
-            "ice_servers": [],
+            "ice_servers": [dict(server) for server in self.options.ice_servers],
             "codec": self._encoder.codec if self._encoder is not None else None,
         }
 
@@ -205,6 +209,8 @@ class WebRTCPublisher:
                     continue
                 except CameraError:  # the engine closed
                     return
+                if self.state != "publishing":
+                    continue  # Janus gone: nothing to send to; recovery asks for a keyframe
                 fps = max(1.0, min(120.0, float(self.engine.settings.fps)))
                 sender.budget = self.options.pace_fraction / fps
                 image, _ = mapper.map(frame.array, frame.meta.bit_depth)
@@ -215,8 +221,7 @@ class WebRTCPublisher:
                 unit = encoder.encode(image)
                 nals = with_frame_info(unit.data, frame.meta.frame_number, frame.meta.timestamp)
                 packets = self._packetizer.packetize(nals, rtp_timestamp(frame.meta.timestamp))
-                if self.state == "publishing":
-                    sender.send(packets)
+                sender.send(packets)
                 self.frames_sent += 1
                 self.keyframes_sent += unit.keyframe
                 self.frames_skipped = sub.missed
@@ -244,17 +249,24 @@ class WebRTCPublisher:
     # -- the watchdog thread ------------------------------------------------------------------
     def _watch(self) -> None:
         backoff = WATCH_INTERVAL_S
+        failures = 0  # unanswered checks in a row: a Janus busy for a moment is not a lost one
         while not self._stop.wait(backoff if self.state == "lost" else WATCH_INTERVAL_S):
             assert self.client is not None
             try:
                 if self._own is not None and not self._own.running:
-                    raise JanusError(f"our Janus exited (code {self._own.process.returncode if self._own.process else '?'})")
+                    failures = LOST_AFTER_FAILURES  # our Janus exited: no doubt about it
+                    code = self._own.process.returncode if self._own.process else "?"
+                    raise JanusError(f"our Janus exited (code {code})")
                 self.client.info()
+                failures = 0
                 if self.state == "lost":
                     self._recover()
                     log.warning("WebRTC: Janus is back, publishing to mountpoint %d again", self.mountpoint_id)
                     self.state, self.message, backoff = "publishing", "", WATCH_INTERVAL_S
             except JanusError as exc:
+                failures += 1
+                if failures < LOST_AFTER_FAILURES:
+                    continue
                 if self.state != "lost":
                     log.warning("WebRTC: Janus lost (%s); the WebSocket stream goes on, retrying", exc)
                 self.state, self.message = "lost", str(exc)
@@ -271,12 +283,14 @@ class WebRTCPublisher:
         except JanusError as exc:
             self.message = f"restarting Janus: {exc}"
             return
-        self.client = JanusClient(own.access) if own.access else self.client
+        self.client = JanusClient(self.access)
 
     def _recover(self) -> None:
-        assert self.client is not None
-        with self._tokens_lock:
-            self._tokens.clear()  # a restarted Janus has no tokens; an external one keeps them
+        # A restarted Janus has forgotten every token, labcam's own too: a new client adds a new one.
+        self.client = JanusClient(self.access)
+        if self._own is not None:
+            with self._tokens_lock:
+                self._tokens.clear()
         if self.mountpoint_id not in self.client.mountpoint_ids():
             self._create_mountpoint()
         self._keyframe_wanted.set()

@@ -6,6 +6,8 @@
   (default: the same host, port 7088, ``/admin``), ``LABCAM_JANUS_ADMIN_SECRET`` and
   ``LABCAM_JANUS_ADMIN_KEY`` (the streaming plugin's ``admin_key``); ``LABCAM_JANUS_WS_URL``
   (its WebSocket API, ``ws://host:8188/``) is what viewers are given, if set.
+- Either way, ``LABCAM_WEBRTC_ICE_SERVERS`` (JSON) lists the ICE servers viewers are told to use:
+  a TURN server for viewers behind NAT. None by default.
 
 Janus missing or unreachable is not fatal: labcam serve logs why and serves its WebSocket stream.
 """
@@ -13,10 +15,13 @@ Janus missing or unreachable is not fatal: labcam serve logs why and serves its 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
+import json
 import logging
 import os
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 from tornado import web
@@ -53,6 +58,21 @@ def external_access(url: str, environ: Mapping[str, str] = os.environ) -> JanusA
                        public_url=viewers)
 
 
+def ice_servers_from(environ: Mapping[str, str] = os.environ) -> tuple[dict[str, Any], ...]:
+    """``LABCAM_WEBRTC_ICE_SERVERS``: the viewers' ICE servers, a JSON list of RTCIceServer objects,
+    e.g. ``[{"urls": "turn:turn.lab.example:3478", "username": "u", "credential": "p"}]``."""
+    text = environ.get("LABCAM_WEBRTC_ICE_SERVERS", "").strip()
+    if not text:
+        return ()
+    try:
+        servers = json.loads(text)
+    except ValueError as exc:
+        raise JanusError(f"LABCAM_WEBRTC_ICE_SERVERS is not JSON: {exc}") from None
+    if not isinstance(servers, list) or not all(isinstance(s, dict) and s.get("urls") for s in servers):
+        raise JanusError('LABCAM_WEBRTC_ICE_SERVERS must be a JSON list of {"urls": ..., "username": ..., "credential": ...}')
+    return tuple(servers)
+
+
 def ice_interfaces(host: str) -> str:
     """Where our Janus may offer ICE candidates: the interface labcam binds (loopback stays loopback)."""
     if host in ("0.0.0.0", "::", ""):
@@ -68,6 +88,7 @@ def make_publisher(
     options: PublishOptions = PublishOptions(), environ: Mapping[str, str] = os.environ,
 ) -> WebRTCPublisher:
     janus: JanusProcess | JanusAccess
+    options = dataclasses.replace(options, ice_servers=options.ice_servers or ice_servers_from(environ))
     if choice.url is None:
         janus = JanusProcess(host=host, ice_enforce_list=ice_interfaces(host))
     else:
