@@ -116,23 +116,33 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q / 100 * len(values)))]
 
 
+def _wait_started(page: Any, condition: str, timeout_s: float = 60) -> bool:
+    """Until every viewer shows frames; False (and the case is measured anyway, the viewers that
+    never started at 0 fps) when some did not within ``timeout_s``."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, timeout=timeout_s * 1000, polling=250)
+        return True
+    except PlaywrightTimeout:
+        return False
+
+
 # -- one case -------------------------------------------------------------------------------------
 def run_case(browser: Any, server: Server, transport: str, n: int, warmup: float, seconds: float) -> dict[str, Any]:
     page = browser.new_page()
     try:
         if transport.startswith("webrtc"):
             page.goto(server.url + f"static/webrtc-viewer.html?n={n}")
-            page.wait_for_function(
-                "(window.viewerStats || []).length > 0 && window.viewerStats.every(s => s.status === 'live' && s.framesDecoded > 0)",
-                timeout=60_000, polling=250,
-            )
+            started = _wait_started(page, "(window.viewerStats || []).length > 0 && "
+                                    "window.viewerStats.every(s => s.status === 'live' && s.framesDecoded > 0)")
             read = """() => window.viewers.map((v, i) => ({ decoded: (window.viewerStats[i] || {}).framesDecoded || 0,
                 lost: (window.viewerStats[i] || {}).packetsLost || 0, plis: (window.viewerStats[i] || {}).pliCount || 0,
                 ages: v.ages.slice() }))"""
         else:
             page.goto(server.url + "api/camera")  # any same-origin page: the client is imported into it
             page.evaluate(WS_PAGE_SCRIPT, n)
-            page.wait_for_function("window.wsViewers.every(v => v.decoded > 0)", timeout=60_000, polling=250)
+            started = _wait_started(page, "window.wsViewers.every(v => v.decoded > 0)")
             read = "() => window.wsViewers.map(v => ({ decoded: v.decoded, lost: 0, plis: 0, ages: v.ages.slice() }))"
         page.wait_for_timeout(warmup * 1000)  # settle: the benchmark's measuring window, not synchronisation
         before, cpu0, t0 = page.evaluate(read), server.cpu(), time.perf_counter()
@@ -150,7 +160,7 @@ def run_case(browser: Any, server: Server, transport: str, n: int, warmup: float
         "labcam_cpu": 100 * (cpu1[0] - cpu0[0]) / dt, "janus_cpu": 100 * (cpu1[1] - cpu0[1]) / dt,
         "fps_min": min(fps), "fps_median": statistics.median(fps),
         "p50": pct(ages, 50), "p95": pct(ages, 95),
-        "lost": sum(a["lost"] for a in after), "plis": sum(a["plis"] for a in after),
+        "lost": sum(a["lost"] for a in after), "plis": sum(a["plis"] for a in after), "all_started": started,
     }
 
 
@@ -159,6 +169,7 @@ def fmt(r: dict[str, Any]) -> str:
         f"{r['transport']:14} {r['viewers']:>3}  labcam {r['labcam_cpu']:5.1f} %  janus {r['janus_cpu']:5.1f} %  "
         f"fps min {r['fps_min']:5.1f} median {r['fps_median']:5.1f}  capture→decoded p50 {r['p50']:6.1f} ms "
         f"p95 {r['p95']:6.1f} ms  lost {r['lost']:>4}  viewer PLIs {r['plis']:>3}"
+        + ("" if r["all_started"] else "  (not every viewer started within 60 s)")
     )
 
 
