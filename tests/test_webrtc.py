@@ -187,6 +187,32 @@ def test_a_mountpoint_id_already_taken_is_refused_and_changes_nothing(janus: Jan
         engine.close()
 
 
+def test_a_running_janus_given_by_url_is_used_and_left_running(janus: JanusProcess) -> None:
+    """``--webrtc janus=URL``: labcam creates its mountpoint there and removes only that on close."""
+    from labcam.engine import Engine
+    from labcam.webrtc.standalone import external_access
+
+    assert janus.access is not None
+    env = {"LABCAM_JANUS_ADMIN_SECRET": janus.access.admin_secret, "LABCAM_JANUS_ADMIN_KEY": janus.access.streaming_admin_key,
+           "LABCAM_JANUS_ADMIN_URL": janus.access.admin_url, "LABCAM_JANUS_WS_URL": janus.access.public_url}
+    access = external_access(janus.access.url, env)
+    with pytest.raises(JanusError, match="LABCAM_JANUS_ADMIN_SECRET"):
+        external_access(janus.access.url, {})
+    cam = SimulatedCamera(width=64, height=48)
+    cam.open()
+    engine = Engine(cam)
+    try:
+        publisher = WebRTCPublisher(engine, access, mountpoint_id=5).start()
+        info = publisher.viewer_info()
+        assert info["janus_url"] == janus.access.public_url and info["mountpoint"] == 5
+        assert info["token"] in JanusClient(janus.access).list_tokens()
+        publisher.close()
+        assert janus.running and 5 not in JanusClient(janus.access).mountpoint_ids()
+        assert info["token"] not in JanusClient(janus.access).list_tokens()  # labcam cleans up after itself
+    finally:
+        engine.close()
+
+
 def test_janus_missing_unreachable_or_a_bad_url_say_so() -> None:
     with pytest.raises(JanusError, match="Janus is not installed .*apt-get install janus"):
         JanusProcess(executable="janus-is-not-installed-here").start()
