@@ -92,6 +92,16 @@ def _add_camera_arguments(p: argparse.ArgumentParser, *, several: bool = False) 
     g.add_argument("--seed", type=int, help="simulated camera: the specimen's random seed")
 
 
+def _add_webrtc_arguments(p: argparse.ArgumentParser) -> None:
+    from .webrtc.janus import parse_webrtc  # the standard library only: cheap
+
+    w = p.add_argument_group("webrtc (docs/scale-out.md)")
+    w.add_argument("--webrtc", type=parse_webrtc, default=None, metavar="janus[=URL]",
+                   help="also publish to Janus for WebRTC viewers: 'janus' starts one, 'janus=http://host:port/janus' uses a running one")
+    w.add_argument("--webrtc-mountpoint", type=_int_range("webrtc-mountpoint", 1, 2**31 - 1), default=1, metavar="ID",
+                   help="the Janus streaming mountpoint id to create (default 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --log-level works before or after the command ("labcam serve --log-level DEBUG").
     common = argparse.ArgumentParser(add_help=False)
@@ -126,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "not change settings or start/stop recordings (needs --token)")
     sec.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                      help="allow pages from ORIGIN (e.g. http://localhost:5173) to stream and use the API; repeatable")
+    _add_webrtc_arguments(serve)
     serve.add_argument("--open-browser", action="store_true", help="open the test page in a browser")
 
     info = sub.add_parser("info", parents=[common], help="say which camera would be used, and why")
@@ -303,6 +314,12 @@ async def _serve(
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         return 1
     service, port = running.service, running.port
+    webrtc = None
+    if args.webrtc is not None:  # Janus missing or unreachable: logged, and the WebSocket stream goes on
+        from .webrtc.standalone import start_webrtc  # PyAV and the publisher: only with --webrtc
+
+        webrtc = await start_webrtc(running.http.request_callback, service.engine, args.webrtc, host=args.host,
+                                    mountpoint_id=args.webrtc_mountpoint)
 
     for one in opened:
         if one.why:
@@ -337,6 +354,10 @@ async def _serve(
 
     log.info("shutting down: closing %d stream(s), stopping the camera%s",
              sum(len(each.clients) for each in running.services.values()), "s" if len(opened) > 1 else "")
+    if webrtc is not None:
+        from .webrtc.standalone import stop_webrtc
+
+        await stop_webrtc(webrtc)
     await running.aclose(SHUTDOWN_GRACE_S)
     log.info("stopped")
     return 0
