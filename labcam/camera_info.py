@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+DEFAULT_CAMERA_ID = "default"
+"""The id of a host's only camera, unless it is named: its routes are cameras/default/... and the
+legacy ones (api/camera, ws/camera/stream, ...)."""
+
+
 @dataclass(frozen=True)
 class CameraDescription:
     """What a camera is: shown to users and clients, never changes while the camera is open."""

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cameras.selection import BIT_DEPTHS, DEFAULT_CAMERA_ID, CameraSpec, camera_id, open_camera
+from .camera_info import DEFAULT_CAMERA_ID
+from .cameras.selection import BIT_DEPTHS, CameraSpec, camera_id, open_camera
 from .engine import Engine
 from .errors import CameraUnavailable, SettingError
 from .hosts import HostInfo, announced, running_hosts, runtime_dir

@@ -36,7 +36,7 @@ from typing import Any
 import platformdirs
 
 from ._version import __version__
-from .cameras.selection import DEFAULT_CAMERA_ID  # a host's only camera (also at api/camera, ...)
+from .camera_info import DEFAULT_CAMERA_ID
 
 __all__ = [
     "RUNTIME_DIR_ENV",

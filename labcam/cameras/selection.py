@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..camera_info import DEFAULT_CAMERA_ID
 from ..errors import CameraUnavailable
 from ..hosts import HostInfo, host_holding
 from .base import CameraDriver
@@ -30,7 +31,6 @@ log = logging.getLogger("labcam")
 
 CAMERA_CHOICES = ("auto", "pixelink", "simulated")
 CAMERA_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
-DEFAULT_CAMERA_ID = "default"  # a host's only camera, unless it is named (labcam.hosts uses it too)
 BIT_DEPTHS = {8: "mono8", 12: "mono12", 16: "mono16"}
 _COMMON_KEYS = ("name", "serial", "fps", "exposure_ms", "gain_db", "bit_depth")
 _SIMULATED_KEYS = ("width", "height", "seed")

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 from tornado import httpserver, netutil, web
 
-from ..cameras.selection import DEFAULT_CAMERA_ID
+from ..camera_info import DEFAULT_CAMERA_ID
 from ..engine import Engine
 from . import rawframes, recording_handlers, rest, routes, stream
 from .base import CONTROL, VIEW
