@@ -1,4 +1,5 @@
-"""What a camera is and what it is doing: the value types ``CameraDescription`` and ``EngineStatus``.
+"""What a camera is and what it is doing: the value types ``CameraDescription`` and ``EngineStatus``,
+and the rule for camera ids.
 
 Both are immutable snapshots with a ``to_dict()`` JSON form, shared by the drivers, the engine, the
 servers and ``labcam.connect()`` (which rebuilds them from that form), so none of those needs
@@ -7,14 +8,26 @@ another's module to name them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
 DEFAULT_CAMERA_ID = "default"
 """The id of a host's only camera, unless it is named: its routes are cameras/default/... and the
 legacy ones (api/camera, ws/camera/stream, ...)."""
+
+CAMERA_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+"""What a camera id may be: it becomes a URL path (``cameras/<id>/``) and a folder name."""
+
+
+def check_camera_id(camera_id: str) -> str:
+    """``camera_id`` if it is a valid camera id, else ``ValueError`` stating the rule."""
+    if not re.fullmatch(CAMERA_ID_PATTERN, camera_id):
+        raise ValueError(
+            f"camera id {camera_id!r} is not allowed: 1 to 64 letters, digits, '_' or '-' (it becomes a URL path)"
+        )
+    return camera_id
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..camera_info import DEFAULT_CAMERA_ID
+from ..camera_info import DEFAULT_CAMERA_ID, check_camera_id
 from ..errors import CameraUnavailable
 from ..hosts import HostInfo, host_holding
 from .base import CameraDriver
@@ -30,7 +30,6 @@ from .base import CameraDriver
 log = logging.getLogger("labcam")
 
 CAMERA_CHOICES = ("auto", "pixelink", "simulated")
-CAMERA_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 BIT_DEPTHS = {8: "mono8", 12: "mono12", 16: "mono16"}
 _COMMON_KEYS = ("name", "serial", "fps", "exposure_ms", "gain_db", "bit_depth")
 _SIMULATED_KEYS = ("width", "height", "seed")
@@ -208,15 +207,6 @@ def _number(text: str, key: str, value: str, kind: type, ok: Any, allowed: str) 
     if not ok(number):
         raise ValueError(f"camera {text!r}: {key}={value!r} is not allowed: {allowed}")
     return number
-
-
-def check_camera_id(camera_id: str) -> str:
-    """``camera_id`` if it is a valid camera id, else ``ValueError`` stating the rule."""
-    if not re.fullmatch(CAMERA_ID_PATTERN, camera_id):
-        raise ValueError(
-            f"camera id {camera_id!r} is not allowed: 1 to 64 letters, digits, '_' or '-' (it becomes a URL path)"
-        )
-    return camera_id
 
 
 def camera_id(name: str | None, driver: str, serial: str, *, alone: bool) -> str:

@@ -28,7 +28,7 @@ import os
 import re
 import urllib.parse
 
-from ..cameras.selection import check_camera_id
+from ..camera_info import check_camera_id
 from ..errors import CameraUnavailable
 from .camera import RemoteCamera, RemoteFrameStream
 from .discovery import discover_jupyter_server, running_jupyter_servers

@@ -37,7 +37,7 @@ from typing import Any
 
 from tornado import web
 
-from ..cameras.selection import check_camera_id
+from ..camera_info import check_camera_id
 from .rawframes import RawFramesHandler
 from .recording_handlers import RecordingHandler, RecordingsHandler
 from .recordings import ID_PATTERN
