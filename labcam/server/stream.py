@@ -5,10 +5,12 @@ builds what it gets; a ``FrameWindow`` (``labcam.flow``) decides which frames go
 ``RequestQueue`` per kind of request (snap, settings, record) answers them in order; the shared
 ``LabcamService`` holds the camera, the preview hub and the recordings.
 
-Per client, latest frame wins: at most ``MAX_IN_FLIGHT`` frames are in flight; a frame arriving
+Per client, latest frame wins: at most a window of frames are in flight; a frame arriving
 while the window is full waits in a one-frame slot, and a newer one replaces it (counted in
-``frames_skipped``). Nothing is queued, so a stalled client holds at most two frames plus a
-one-frame slot, and never slows the others.
+``frames_skipped``). The window starts at ``MAX_IN_FLIGHT`` and a ``WindowSizer`` sizes it from the
+acknowledgements (delivered rate × base round trip + 1, see ``labcam.flow``), so a long round trip
+does not cap the frame rate. Nothing is queued, so a stalled client (never acknowledging) holds at
+most two frames plus a one-frame slot, and never slows the others.
 
 "In flight" is measured end to end where it can be. Writing to the socket says little: the kernel
 buffers on both sides hold megabytes (Linux grows a slow reader's receive buffer to several MB:
@@ -35,7 +37,7 @@ from typing import Any
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .. import wire
-from ..flow import FrameWindow
+from ..flow import FrameWindow, WindowSizer
 from ..preview.variants import EncodedFrame, Variant
 from ..wire import ProtocolError, StreamOptions
 from .base import ServiceHandlerMixin
@@ -45,8 +47,9 @@ from .throughput import Throughput
 
 log = logging.getLogger("labcam.server")
 
-# Frames sent to a client and not yet known to have reached it. More than 1 so a round trip does
-# not halve the frame rate; few, so a slow client's frames are fresh (latest frame wins).
+# Frames sent to a client and not yet known to have reached it, until its acknowledgements say how
+# many its link needs (WindowSizer; never fewer). More than 1 so a round trip does not halve the
+# frame rate; few, so a slow client's frames are fresh (latest frame wins).
 MAX_IN_FLIGHT = 2
 # Control replies (pong, configured, error, stats, broadcasts) a client may leave undrained before
 # it counts as not reading and is closed (1008): keeps a flooding, never-reading client bounded.
@@ -182,7 +185,8 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         self._registered = False
         self._variant: Variant | None = None  # the variant followed, None while paused or closed
         self._window: FrameWindow[EncodedFrame] = FrameWindow(
-            MAX_IN_FLIGHT, fallback_after=PONG_FALLBACK_S, fps=self.options.fps
+            MAX_IN_FLIGHT, fallback_after=PONG_FALLBACK_S, fps=self.options.fps,
+            sizer=WindowSizer(minimum=MAX_IN_FLIGHT),
         )
         self._replies_in_flight = 0
         self.throughput = Throughput()
@@ -260,7 +264,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         except WebSocketClosedError:
             self._window.pending = None
             return
-        seq = self._window.sent(time.monotonic(), writing=True)
+        seq = self._window.sent(time.monotonic(), writing=True, nbytes=len(message))
         self.throughput.count(len(message))  # JSON frames are ASCII: characters == bytes
         self.last_frame_number = encoded.frame_number
         self.last_frame_timestamp = encoded.timestamp
@@ -322,7 +326,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             return
         self.throughput.tick(now)
         # A client that is behind gets no stats on top of its frames: its next one says it all.
-        if self.in_flight < MAX_IN_FLIGHT:
+        if self.in_flight < self._window.size:
             self.send_control(wire.stats_message(self._stats_fields(camera)))
         if self._rtt_ping_at is None or now - self._rtt_ping_at > 5 * self.service.stats_interval:
             try:
@@ -360,6 +364,19 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             "rtt_ms": _round(self.rtt_ms),
             "in_flight": self.in_flight,
             "delivery_ms": _round(self.delivery_ms),
+            **self._window_figures(),
+        }
+
+    def _window_figures(self) -> dict[str, Any]:
+        """The flow-control window and what sized it (``WindowSizer``)."""
+        sizer = self._window.sizer
+        assert sizer is not None
+        base = sizer.base_s
+        return {
+            "window": self._window.size,
+            "delivered_bytes_per_s": None if sizer.bytes_per_s is None else int(sizer.bytes_per_s),
+            "delivered_fps": None if sizer.fps is None else round(sizer.fps, 2),
+            "base_rtt_ms": None if base is None else round(base * 1000.0, 2),
         }
 
     def _stats_fields(self, camera: dict[str, Any]) -> dict[str, Any]:
