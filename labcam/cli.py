@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "first recording (default: ./recordings)")
     sec = serve.add_argument_group("security")
     sec.add_argument("--token", default=None, help="require this token (?token=T or 'Authorization: token T')")
+    sec.add_argument("--certfile", default=None, metavar="PEM",
+                     help="serve https/wss with this certificate (a secure context for LAN browsers: H.264 decoding)")
+    sec.add_argument("--keyfile", default=None, metavar="PEM", help="its private key (default: in --certfile)")
     sec.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                      help="allow pages from ORIGIN (e.g. http://localhost:5173) to stream and use the API; repeatable")
     serve.add_argument("--open-browser", action="store_true", help="open the test page in a browser")
@@ -177,10 +180,13 @@ def describe_camera(driver: Any) -> str:
 # -- serve ---------------------------------------------------------------------------------------------
 def serve(args: argparse.Namespace) -> int:
     from .errors import CameraUnavailable, SettingError
-    from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin
+    from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin, tls_context
 
     try:
         origins = [normalise_origin(o) if o != "*" else o for o in args.allow_origin]
+        if args.keyfile and not args.certfile:
+            raise ValueError("--keyfile needs --certfile")
+        args.ssl_context = tls_context(args.certfile, args.keyfile) if args.certfile else None
     except ValueError as exc:
         print(f"labcam serve: {exc}", file=sys.stderr)
         return 2
@@ -236,6 +242,7 @@ async def _serve(
                 "encode_workers": args.encode_workers, "recordings_dir": args.recordings_dir,
             },
             token=args.token, allowed_origins=origins, allowed_hosts=allowed_hosts,
+            ssl_context=args.ssl_context,
         )
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
@@ -250,20 +257,21 @@ async def _serve(
     if args.host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     query = f"?token={args.token}" if args.token else ""
-    page = f"http://{host}:{port}/{query}"
+    http, ws = ("https", "wss") if args.ssl_context else ("http", "ws")
+    page = f"{http}://{host}:{port}/{query}"
     log.info("test page:  %s", page)
-    log.info("stream:     ws://%s:%d/ws/camera/stream%s", host, port, query)
-    log.info("REST:       http://%s:%d/api/camera", host, port)
+    log.info("stream:     %s://%s:%d/ws/camera/stream%s", ws, host, port, query)
+    log.info("REST:       %s://%s:%d/api/camera", http, host, port)
     log.info("recordings: %s", service.recordings.root)
     if origins:
         log.info("allowed origins: %s", ", ".join(origins))
-    log.info("listening on http://%s:%d/ (Ctrl-C to stop)", host, port)
+    log.info("listening on %s://%s:%d/ (Ctrl-C to stop)", http, host, port)
     if args.open_browser:
         import webbrowser
 
         threading.Thread(target=webbrowser.open, args=(page,), daemon=True).start()
     d = service.engine.description  # other labcam processes find this host by its runtime file
-    with announced(HostInfo(f"http://{host}:{port}/", d.driver, d.model, d.serial, token=args.token)):
+    with announced(HostInfo(f"{http}://{host}:{port}/", d.driver, d.model, d.serial, token=args.token)):
         await stop.wait()
 
     log.info("shutting down: closing %d stream(s), stopping the camera", len(service.clients))

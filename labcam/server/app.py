@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -254,13 +255,32 @@ class RunningServer:
             log.warning("some connections did not close in time; dropping them")
 
 
+def tls_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    """The server's TLS context for ``--certfile``/``--keyfile`` (PEM; the key may be in the
+    certificate file). ``ValueError`` saying what is wrong: a file missing or unreadable, not a
+    certificate or key, or a key that does not belong to the certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except OSError as exc:  # FileNotFoundError, PermissionError (ssl.SSLError is an OSError too)
+        if isinstance(exc, ssl.SSLError):
+            why = "the key does not match the certificate" if "KEY_VALUES_MISMATCH" in str(exc) else (
+                f"not a PEM certificate and key ({exc.reason or exc})")
+        else:
+            why = f"{exc.strerror or exc}: {exc.filename or certfile}"
+        raise ValueError(f"--certfile {certfile}{f' --keyfile {keyfile}' if keyfile else ''}: {why}") from None
+    return context
+
+
 def start_standalone(
-    engine: Engine, *, host: str, port: int, service_kwargs: dict[str, Any] | None = None, **app_kwargs: Any
+    engine: Engine, *, host: str, port: int, service_kwargs: dict[str, Any] | None = None,
+    ssl_context: ssl.SSLContext | None = None, **app_kwargs: Any,
 ) -> RunningServer:
     """Serve ``engine`` on ``host``:``port`` (0: a free port), on the running loop.
 
     The start-up of ``labcam serve`` and ``BackgroundServer``: the service owns the engine (closed
-    with it); ``service_kwargs`` go to ``LabcamService``, ``app_kwargs`` to ``make_app``. Raises
+    with it); ``service_kwargs`` go to ``LabcamService``, ``app_kwargs`` to ``make_app``;
+    ``ssl_context`` (``tls_context``) serves https/wss. Raises
     ``OSError`` when the address cannot be bound (the service and engine are closed then).
     """
     service = LabcamService(engine, owns_engine=True, **(service_kwargs or {}))
@@ -270,7 +290,7 @@ def start_standalone(
     except BaseException:
         service.close()
         raise
-    http = httpserver.HTTPServer(app)
+    http = httpserver.HTTPServer(app, ssl_options=ssl_context)
     http.add_sockets(sockets)
     return RunningServer(service, http, sockets[0].getsockname()[1])
 
@@ -398,4 +418,5 @@ __all__ = [
     "make_app",
     "normalise_origin",
     "start_standalone",
+    "tls_context",
 ]
