@@ -107,3 +107,23 @@ def test_a_slow_link_gets_its_rate_and_frames_do_not_queue(make_server) -> None:
 if __name__ == "__main__":
     url_arg, warmup_arg, seconds_arg = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
     print(json.dumps(asyncio.run(_read_stream(url_arg, warmup_arg, seconds_arg))))
+
+
+def test_auto_quality_on_a_5_mbit_link_converges_without_stalling(make_server) -> None:
+    # q80 of the 1280x1024 specimen is ~140 kB: 34 Mbit/s at 30 fps, seven times this link.
+    srv = make_server(width=1280, height=1024, fps=30.0)
+    with link.Link(rate="5mbit", rtt_ms=20) as lk:
+        got = read_across(lk, srv.port, "format=binary&quality=auto", warmup_s=6.0, seconds=6.0)
+    frames, stats = got["frames"], got["stats"]
+    gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:])]
+    assert max(gaps) < 1.0, f"the stream stalled for {max(gaps):.2f} s"
+    fps = fps_of(frames)
+    assert fps >= 15, f"{fps:.1f} fps after converging"
+    sizes = [f[3] for f in frames]
+    assert statistics.median(sizes) * fps * 8 <= 5e6, "what it sends fits the link"
+    assert stats, "a viewer that keeps up gets stats"
+    chosen = stats[-1]["auto"]
+    assert chosen["quality"] < 80 or chosen["max_width"] is not None, chosen
+    assert chosen["reason"], chosen
+    ages = [r - c for r, c, _, _ in frames]
+    assert statistics.median(ages) < 0.25, statistics.median(ages)

@@ -40,6 +40,8 @@ from .. import wire
 from ..flow import FrameWindow, WindowSizer
 from ..preview.variants import EncodedFrame, Variant
 from ..wire import ProtocolError, StreamOptions
+from ..wire.options import AUTO
+from .adapt import AutoQuality, Measurement
 from .base import ServiceHandlerMixin
 from .queues import RequestQueue
 from .recordings import MAX_RECORD_WAITING, answer_record
@@ -47,6 +49,8 @@ from .throughput import Throughput
 
 log = logging.getLogger("labcam.server")
 
+# Weight of the newest frame in an auto viewer's moving average of frame bytes.
+FRAME_BYTES_WEIGHT = 0.2
 # Frames sent to a client and not yet known to have reached it, until its acknowledgements say how
 # many its link needs (WindowSizer; never fewer). More than 1 so a round trip does not halve the
 # frame rate; few, so a slow client's frames are fresh (latest frame wins).
@@ -118,6 +122,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             log.warning("stream refused (%s) for %s", reason, self.request.remote_ip)
         else:
             self._tune_socket()
+            self._configure_auto()
             log.info("stream %s opened from %s (%s)", self.client_id, self.request.remote_ip, self.options.format)
             info = self.service.camera_info()
             self.send_control(
@@ -189,6 +194,10 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             sizer=WindowSizer(minimum=MAX_IN_FLIGHT),
         )
         self._replies_in_flight = 0
+        self._auto: AutoQuality | None = None  # quality=auto: what it chose (labcam.server.adapt)
+        self._auto_marks = (0, 0)  # frames sent and skipped at its last update
+        self._frame_bytes: float | None = None  # moving average of the frames sent (auto viewers)
+        self._source_width: int | None = None
         self.throughput = Throughput()
         self.last_frame_number: int | None = None
         self.last_frame_timestamp: float | None = None
@@ -234,13 +243,62 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
 
     def _follow(self) -> None:
         """Listen to the hub for the variant the options ask for (or nothing while paused)."""
-        want = None if (self._closed or self.options.paused) else variant_of(self.options, self.service.quality)
+        want = None if (self._closed or self.options.paused) else self._wanted_variant()
         if want == self._variant:
             return
         self._unfollow()
         if want is not None:
             self.service.hub.add_listener(want, self._on_frame)
             self._variant = want
+
+    def _wanted_variant(self) -> Variant:
+        """The options' variant, or for quality=auto the rung the controller chose (shared with every
+        auto viewer on that rung: the width comes from the camera frame, not from this viewer)."""
+        if self._auto is None:
+            return variant_of(self.options, self.service.quality)
+        choice = self._auto.choice
+        width = self.options.max_width
+        if width is None and choice.scale > 1 and self._source_width:
+            width = max(16, self._source_width // choice.scale)
+        return Variant(quality=choice.quality, max_width=width, display=self.options.display)
+
+    def _configure_auto(self) -> None:
+        """Start (or stop) the quality=auto controller for the options in force; a pinned
+        ``max_width`` leaves it quality (and fps) only."""
+        if self.options.quality != AUTO:
+            self._auto = None
+        else:
+            scales = (1,) if self.options.max_width else (1, 2, 4)
+            if self._auto is None or self._auto.scales != scales:
+                self._auto = AutoQuality(scales=scales)
+                self._frame_bytes = None
+        self._window.cap.fps = self._fps_cap()
+
+    def _fps_cap(self) -> float | None:
+        """The viewer's own fps option, or the auto controller's cap when lower."""
+        caps = [f for f in (self.options.fps, self._auto.choice.fps if self._auto else None) if f]
+        return min(caps) if caps else None
+
+    def _adapt(self, now: float, camera: dict[str, Any]) -> None:
+        """quality=auto: feed the controller this second's figures and follow its choice."""
+        if self._auto is None or self.options.paused or self._variant is None:
+            return
+        sent, skipped = self.frames_sent, self.frames_skipped
+        marks, self._auto_marks = self._auto_marks, (sent, skipped)
+        sizer = self._window.sizer
+        assert sizer is not None
+        rate = camera.get("fps") or sizer.fps or 30.0
+        before = self._auto.choice
+        choice = self._auto.update(now, Measurement(
+            frames_sent=sent - marks[0], frames_skipped=skipped - marks[1],
+            delivered_bytes_per_s=sizer.bytes_per_s, delivery_ms=self.delivery_ms,
+            base_rtt_ms=None if sizer.base_s is None else sizer.base_s * 1000.0,
+            frame_bytes=self._frame_bytes, camera_fps=min(rate, self.options.fps or rate),
+        ))
+        if (choice.quality, choice.scale, choice.fps) != (before.quality, before.scale, before.fps):
+            self._frame_bytes = None  # measure the new rung afresh
+            self._window.cap.fps = self._fps_cap()
+            self._follow()
 
     def _unfollow(self) -> None:
         if self._variant is not None:
@@ -266,6 +324,10 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             return
         seq = self._window.sent(time.monotonic(), writing=True, nbytes=len(message))
         self.throughput.count(len(message))  # JSON frames are ASCII: characters == bytes
+        if self._auto is not None:
+            n = len(message)
+            self._frame_bytes = n if self._frame_bytes is None else self._frame_bytes + FRAME_BYTES_WEIGHT * (n - self._frame_bytes)
+            self._source_width = int(encoded.header["source_width"])  # the ROI may change
         self.last_frame_number = encoded.frame_number
         self.last_frame_timestamp = encoded.timestamp
         fut.add_done_callback(self._frame_written)
@@ -325,6 +387,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         if self._closed:
             return
         self.throughput.tick(now)
+        self._adapt(now, camera)
         # A client that is behind gets no stats on top of its frames: its next one says it all.
         if self.in_flight < self._window.size:
             self.send_control(wire.stats_message(self._stats_fields(camera)))
@@ -365,6 +428,10 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             "in_flight": self.in_flight,
             "delivery_ms": _round(self.delivery_ms),
             **self._window_figures(),
+            "auto": None if self._auto is None else {
+                "quality": self._auto.choice.quality, "max_width": self._variant.max_width if self._variant else None,
+                "fps": self._auto.choice.fps, "reason": self._auto.choice.reason,
+            },
         }
 
     def _window_figures(self) -> dict[str, Any]:
@@ -425,8 +492,8 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         self._set_options(replace(self.options, paused=False))
 
     def _set_options(self, new: StreamOptions) -> None:
-        self._window.cap.fps = new.fps
         self.options = new
+        self._configure_auto()
         self._follow()
         self.send_control(wire.configured_message(self._stream_dict(), getattr(self, "_request_id", None)))
 

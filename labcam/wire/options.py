@@ -23,6 +23,7 @@ FORMATS = ("json", "binary")
 FPS_RANGE = (0.1, 1000.0)
 QUALITY_RANGE = (1, 100)
 MAX_WIDTH_RANGE = (16, 16384)
+AUTO = "auto"  # quality=auto
 OPTION_RANGES: dict[str, tuple[float, float]] = {"fps": FPS_RANGE, "quality": QUALITY_RANGE, "max_width": MAX_WIDTH_RANGE}
 """The numeric stream options' (low, high) limits, both included: the server's parsers, the live
 view's checks and (through its ``option_ranges`` trait) its controls use these."""
@@ -63,7 +64,7 @@ class StreamOptions:
 
     format: str = "json"
     fps: float | None = None
-    quality: int | None = None
+    quality: int | str | None = None  # a number, "auto" (labcam.server.adapt) or None (the server's)
     max_width: int | None = None
     display: DisplayRange | None = None
     paused: bool = False
@@ -203,8 +204,8 @@ def apply_configure(opts: StreamOptions, changes: Mapping[str, Any], bit_depth: 
             new[name] = None
         elif name == "fps":
             new[name] = parse_fps(value)
-        elif name == "quality":
-            new[name] = parse_quality(value)
+        elif name == "quality":  # "auto": the server chooses for the link (labcam.server.adapt)
+            new[name] = AUTO if value == AUTO else parse_quality(value)
         elif name == "max_width":
             new[name] = parse_max_width(value)
         else:
