@@ -37,7 +37,7 @@ WIDTH, HEIGHT, FPS = 1280, 1024, 30.0
 SAMPLES = 8  # frames per case kept for PSNR
 
 
-# -- the client (run inside the namespace) -----------------------------------------------------------
+# -- the client (run inside the namespace; tests/test_links.py uses it too) ----------------------------
 async def _client(url: str, warmup: float, seconds: float, connections: int) -> dict[str, Any]:
     from tornado.websocket import websocket_connect
 
@@ -47,7 +47,7 @@ async def _client(url: str, warmup: float, seconds: float, connections: int) -> 
         conn = await websocket_connect(url, max_message_size=64 * 2**20)
         frames: list[list[float]] = []
         samples: list[dict[str, Any]] = []
-        last_stats: dict[str, Any] | None = None
+        stats: list[dict[str, Any]] = []
         start = time.time()
         while time.time() - start < warmup + seconds:
             msg = await asyncio.wait_for(conn.read_message(), timeout=15)
@@ -65,9 +65,9 @@ async def _client(url: str, warmup: float, seconds: float, connections: int) -> 
             else:
                 m = json.loads(msg)
                 if m.get("type") == "stats":
-                    last_stats = m
+                    stats.append(m)
         conn.close()
-        return {"frames": frames, "samples": samples, "stats": last_stats}
+        return {"frames": frames, "samples": samples, "stats": stats}
 
     results = await asyncio.gather(*(one(i == 0) for i in range(connections)))
     return {"clients": results}
@@ -119,14 +119,15 @@ def link_case(lk: Any, srv: Any, query: str, warmup: float, seconds: float) -> d
     frames = got["frames"]
     span = frames[-1][0] - frames[0][0] if len(frames) > 1 else float("nan")
     ages = [(r - c) * 1000 for r, c, _, _ in frames]
-    auto = (got["stats"] or {}).get("auto")
+    last = got["stats"][-1] if got["stats"] else {}
+    auto = last.get("auto")
     return {
         "fps": (len(frames) - 1) / span if len(frames) > 1 else 0.0,
         "p50": _pct(ages, 0.5), "p95": _pct(ages, 0.95),
         "kB": statistics.median(f[3] for f in frames) / 1000 if frames else float("nan"),
         "psnr": _psnr(srv.camera, got["samples"]),
         "chosen": "" if not auto else f"q{auto['quality']} w{auto['max_width'] or WIDTH}" + (f" {auto['fps']:g}fps" if auto["fps"] else ""),
-        "window": (got["stats"] or {}).get("window"),
+        "window": last.get("window"),
     }
 
 
