@@ -31,7 +31,7 @@ def test_a_5_mbit_link_gets_the_rung_that_fits_in_one_step() -> None:
     choice = auto.update(0.0, behind(625_000, 140_000))  # 5 Mbit/s against 34 Mbit/s of q80
     # 80 % of 625 kB/s at 30 fps is 16.7 kB a frame: quality 60 at a quarter of the width (0.105 of q80)
     assert (choice.quality, choice.scale, choice.fps) == (60, 4, None)
-    assert "behind: frames skipped" in choice.reason and "5.0 Mbit/s" in choice.reason
+    assert "behind: frames late" in choice.reason and "5.0 Mbit/s" in choice.reason
     # Keeping up there, it stays: one rung up (0.16 of q80 = 22 kB × 30) does not fit in 65 %
     for t in range(1, 12):
         again = auto.update(float(t), keeping_up(14_700))
@@ -72,3 +72,16 @@ def test_a_pinned_width_leaves_quality_and_fps() -> None:
     choice = auto.update(0.0, behind(625_000, 140_000))
     # full width only: quality 25 (0.43 of q80 = 60 kB) at 8 fps fits in 500 kB/s
     assert (choice.quality, choice.scale, choice.fps) == (25, 1, 8)
+
+
+def test_frames_held_back_without_a_longer_delay_are_a_growing_window_not_a_slow_link() -> None:
+    # A 100 ms link while the window grows: half the frames wait, but none queue in the network.
+    auto = AutoQuality()
+    growing = Measurement(frames_sent=15, frames_skipped=15, delivered_bytes_per_s=15 * 140_000,
+                          delivery_ms=105.0, base_rtt_ms=103.0, frame_bytes=140_000, camera_fps=30.0)
+    for t in range(5):
+        choice = auto.update(float(t), growing)
+    assert (choice.quality, choice.scale) == (80, 1)
+    queued = Measurement(frames_sent=15, frames_skipped=15, delivered_bytes_per_s=15 * 140_000,
+                         delivery_ms=140.0, base_rtt_ms=103.0, frame_bytes=140_000, camera_fps=30.0)
+    assert auto.update(5.0, queued).reason.startswith("behind: frames skipped")

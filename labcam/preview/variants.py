@@ -31,6 +31,7 @@ from ..errors import CameraError, FrameTimeout
 from ..frame import Frame
 from ..wire import json_frame_message, pack_binary, preview_header
 from .display import AutoRange, DisplayMapper, DisplayRange
+from .h264_variant import H264VariantEncoder
 from .jpeg import encode_jpeg
 
 log = logging.getLogger("labcam.preview")
@@ -54,13 +55,20 @@ class Variant:
     quality: int = 80
     max_width: int | None = None
     display: DisplayRange | None = None
+    # encoding=h264 (labcam.preview.h264_variant): quality is unused; bitrate None is constant quality
+    encoding: str = "jpeg"
+    bitrate: int | None = None
+    gop: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "quality": self.quality,
             "max_width": self.max_width,
             "display": "auto" if self.display is None else list(self.display),
         }
+        if self.encoding == "h264":
+            out.update(encoding="h264", bitrate=self.bitrate, gop=self.gop)
+        return out
 
 
 class EncodedFrame:
@@ -89,6 +97,11 @@ class EncodedFrame:
     @property
     def frame_number(self) -> int:
         return int(self._header["frame_number"])
+
+    @property
+    def keyframe(self) -> bool:
+        """An H.264 IDR access unit (a viewer may start here); every JPEG frame is one."""
+        return bool(self._header.get("keyframe", True))
 
     @property
     def timestamp(self) -> float:
@@ -121,6 +134,12 @@ def encode_frame(frame: Frame, variant: Variant, mapper: DisplayMapper) -> Encod
     return EncodedFrame(variant, jpeg, header, encode_ms)
 
 
+def encode_h264_frame(frame: Frame, variant: Variant, mapper: DisplayMapper, encoder: H264VariantEncoder) -> EncodedFrame:
+    """Map and encode one frame of an H.264 variant, in order (runs on a worker thread)."""
+    unit, header, encode_ms = encoder.encode(frame, mapper)
+    return EncodedFrame(variant, unit, header, encode_ms)
+
+
 FrameListener = Callable[[EncodedFrame], None]
 
 
@@ -129,10 +148,15 @@ class _VariantState:
 
     __slots__ = (
         "variant", "listeners", "free", "pending", "latest", "delivered_seq", "encoded", "skipped", "encode_ms",
+        "h264",
     )
 
     def __init__(self, variant: Variant, parallel: int) -> None:
         self.variant = variant
+        self.h264: H264VariantEncoder | None = None
+        if variant.encoding == "h264":  # a stateful encoder: one frame in flight, in order
+            self.h264 = H264VariantEncoder(bitrate=variant.bitrate, gop=variant.gop)
+            parallel = 1
         self.listeners: list[FrameListener] = []
         auto = AutoRange()  # one contrast state for the variant, whichever mapper encodes
         self.free = [DisplayMapper(variant.max_width, variant.display, auto) for _ in range(parallel)]
@@ -197,6 +221,12 @@ class PreviewHub:
             # may stop the camera after its grace period.
             self._sub.close()
 
+    def request_keyframe(self, variant: Variant) -> None:
+        """An H.264 variant's viewer joined or fell behind: an IDR soon (rate-limited by the encoder)."""
+        state = self._variants.get(variant)
+        if state is not None and state.h264 is not None:
+            state.h264.request_keyframe()
+
     @property
     def active(self) -> bool:
         """True while any variant has a listener."""
@@ -256,7 +286,10 @@ class PreviewHub:
             return
         mapper = state.free.pop()
         assert self._loop is not None
-        fut = self._loop.run_in_executor(self._executor, encode_frame, frame, state.variant, mapper)
+        if state.h264 is not None:
+            fut = self._loop.run_in_executor(self._executor, encode_h264_frame, frame, state.variant, mapper, state.h264)
+        else:
+            fut = self._loop.run_in_executor(self._executor, encode_frame, frame, state.variant, mapper)
         fut.add_done_callback(lambda f: self._encoded(state, mapper, seq, f))
 
     def _encoded(

@@ -9,9 +9,11 @@ share encodes. Below the last rung the frame rate is capped (a per-viewer cap, n
 
 The rule, once a second:
 
-- **Behind** (the window held frames back for more than ``BEHIND_SKIP_SHARE`` of the frames, or
-  frames take longer than ``LATENCY_TARGET_MS`` beyond the base round trip to arrive): the link is
-  the limit, and what it delivered is its capacity. Go to the best rung whose frames, at the camera
+- **Behind** (frames take longer than ``LATENCY_TARGET_MS`` beyond the base round trip to arrive,
+  or a third of that while the window holds frames back, more than ``BEHIND_SKIP_SHARE`` of them):
+  frames queue in the network, so the link is the limit, and what it delivered is its capacity.
+  Frames held back *without* a longer delay are a window still growing to a long round trip (its
+  delivered rate is no capacity): not behind. Go to the best rung whose frames, at the camera
   rate, fit in ``FILL`` of it (predicted from the current rung's measured bytes and the ladder's
   byte ratios), or cap the frame rate on the last rung.
 - **Keeping up** for ``STEP_UP_AFTER_S``: one rung up (or a higher fps cap), if the capacity last
@@ -41,6 +43,7 @@ LATENCY_TARGET_MS = 60.0  # delivery time beyond the base round trip that counts
 STEP_UP_AFTER_S = 3.0
 CAPACITY_MAX_AGE_S = 15.0
 MIN_FPS = 1.0
+SETTLE_S = 1.5  # after a step down, the next second still measures the old rung's frames
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class AutoQuality:
         self.capacity: float | None = None  # bytes/s the link delivered when last behind
         self._capacity_at: float | None = None
         self._steady_since: float | None = None
+        self._settle_until: float | None = None
         self.choice = self._choice("start: the best rung until the link is measured")
 
     def _choice(self, reason: str) -> Choice:
@@ -95,16 +99,21 @@ class AutoQuality:
         return m.frame_bytes * self._relative(rung) / self._relative(self.rung)
 
     def update(self, now: float, m: Measurement) -> Choice:
+        if self._settle_until is not None and now < self._settle_until:
+            return self.choice  # the frames measured were still partly the previous rung's
         offered = m.frames_sent + m.frames_skipped
         skipping = offered > 0 and m.frames_skipped > BEHIND_SKIP_SHARE * offered
-        late = (
-            m.delivery_ms is not None and m.base_rtt_ms is not None
-            and m.delivery_ms > m.base_rtt_ms + LATENCY_TARGET_MS
-        )
+        queued_ms = None if m.delivery_ms is None or m.base_rtt_ms is None else m.delivery_ms - m.base_rtt_ms
+        late = queued_ms is not None and queued_ms > LATENCY_TARGET_MS
+        skipping = skipping and queued_ms is not None and queued_ms > LATENCY_TARGET_MS / 3
         if (skipping or late) and m.delivered_bytes_per_s:
             self._steady_since = None
             self.capacity, self._capacity_at = m.delivered_bytes_per_s, now
-            return self._fit(m, "behind: " + ("frames skipped" if skipping else "frames late"))
+            before = self.choice
+            choice = self._fit(m, "behind: " + ("frames late" if late else "frames skipped"))
+            if (choice.quality, choice.scale, choice.fps) != (before.quality, before.scale, before.fps):
+                self._settle_until = now + SETTLE_S
+            return choice
         if self._steady_since is None:
             self._steady_since = now
             return self.choice

@@ -38,9 +38,10 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .. import wire
 from ..flow import FrameWindow, WindowSizer
+from ..preview.h264_variant import h264_available
 from ..preview.variants import EncodedFrame, Variant
 from ..wire import ProtocolError, StreamOptions
-from ..wire.options import AUTO
+from ..wire.options import AUTO, H264_OPTION_NAMES
 from .adapt import AutoQuality, Measurement
 from .base import ServiceHandlerMixin
 from .queues import RequestQueue
@@ -75,8 +76,19 @@ PONG_FALLBACK_S = 2.0
 
 def variant_of(options: StreamOptions, default_quality: int) -> Variant:
     """The preview variant a client's stream options ask for."""
-    quality = options.quality if options.quality is not None else default_quality
+    quality = options.quality if isinstance(options.quality, int) else default_quality
+    if options.encoding == "h264":
+        return Variant(quality=quality, max_width=options.max_width, display=options.display,
+                       encoding="h264", bitrate=options.bitrate, gop=options.gop)
     return Variant(quality=quality, max_width=options.max_width, display=options.display)
+
+
+def check_encoding_available(options: StreamOptions, request: str) -> None:
+    """encoding=h264 of a server without PyAV/libx264: a ``ProtocolError`` saying so."""
+    if options.encoding == "h264":
+        why = h264_available()
+        if why is not None:
+            raise ProtocolError(why, request=request)
 
 
 class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
@@ -103,6 +115,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         self._query_error: str | None = None
         try:
             self.options = wire.parse_query(self.request.query_arguments, self.service.bit_depth)
+            check_encoding_available(self.options, "connect")
         except ProtocolError as exc:
             self.options = StreamOptions()
             self._query_error = str(exc)
@@ -194,6 +207,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             sizer=WindowSizer(minimum=MAX_IN_FLIGHT),
         )
         self._replies_in_flight = 0
+        self._need_keyframe = True  # H.264: the next frame sent must be a keyframe
         self._auto: AutoQuality | None = None  # quality=auto: what it chose (labcam.server.adapt)
         self._auto_marks = (0, 0)  # frames sent and skipped at its last update
         self._frame_bytes: float | None = None  # moving average of the frames sent (auto viewers)
@@ -250,6 +264,8 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         if want is not None:
             self.service.hub.add_listener(want, self._on_frame)
             self._variant = want
+            if want.encoding == "h264":  # a new viewer of the stream starts at a keyframe
+                self._lose_h264_chain()
 
     def _wanted_variant(self) -> Variant:
         """The options' variant, or for quality=auto the rung the controller chose (shared with every
@@ -265,8 +281,8 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
     def _configure_auto(self) -> None:
         """Start (or stop) the quality=auto controller for the options in force; a pinned
         ``max_width`` leaves it quality (and fps) only."""
-        if self.options.quality != AUTO:
-            self._auto = None
+        if self.options.quality != AUTO or self.options.encoding != "jpeg":
+            self._auto = None  # (H.264 keeps its bitrate or constant quality)
         else:
             scales = (1,) if self.options.max_width else (1, 2, 4)
             if self._auto is None or self._auto.scales != scales:
@@ -311,8 +327,30 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         """A new encoded frame of this client's variant (called by the hub on the loop)."""
         if self._closed:
             return
-        if self._window.offer(encoded, time.monotonic()) is not None:
+        if self._variant is not None and self._variant.encoding == "h264":
+            self._on_h264_frame(encoded)
+        elif self._window.offer(encoded, time.monotonic()) is not None:
             self._send_frame(encoded)
+
+    def _on_h264_frame(self, unit: EncodedFrame) -> None:
+        """H.264: every access unit depends on the one before, so a frame is sent now or never
+        (no slot), and after one is missed (the window was full, or the viewer just joined) the
+        viewer waits for a keyframe, asked of the encoder (rate-limited there). Skipping therefore
+        happens only at keyframe boundaries: the viewer never decodes a broken picture."""
+        now = time.monotonic()
+        if self._need_keyframe and not unit.keyframe:
+            self._window.skipped += 1
+            return
+        if not self._window.is_open(now):
+            self._window.skipped += 1
+            return self._lose_h264_chain()
+        self._need_keyframe = False
+        self._send_frame(unit)
+
+    def _lose_h264_chain(self) -> None:
+        self._need_keyframe = True
+        if self._variant is not None:
+            self.service.hub.request_keyframe(self._variant)
 
     def _send_frame(self, encoded: EncodedFrame) -> None:
         binary = self.options.format == "binary"
@@ -475,10 +513,11 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
 
     # -- control messages in -------------------------------------------------------------------------
     def _control_configure(self, msg: dict[str, Any]) -> None:
-        wire.only_fields(msg, ("fps", "quality", "max_width", "display", "format"))
+        wire.only_fields(msg, ("fps", "quality", "max_width", "display", "format", *H264_OPTION_NAMES))
         changes = {k: v for k, v in msg.items() if k not in ("type", "request_id")}
         try:
             new = wire.apply_configure(self.options, changes, self.service.bit_depth)
+            check_encoding_available(new, "configure")
         except ProtocolError as exc:
             raise ProtocolError(str(exc), request="configure") from None
         self._set_options(new)

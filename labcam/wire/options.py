@@ -68,10 +68,14 @@ class StreamOptions:
     max_width: int | None = None
     display: DisplayRange | None = None
     paused: bool = False
+    # encoding=h264 (see H264_OPTION_NAMES); JPEG streams leave these at their defaults
+    encoding: str = "jpeg"
+    bitrate: int | None = None
+    gop: int | None = None
 
     def to_dict(self, default_quality: int) -> dict[str, Any]:
         """As sent in ``connected``/``configured``: defaults resolved where the server decides them."""
-        return {
+        out: dict[str, Any] = {
             "format": self.format,
             "fps": self.fps,
             "quality": self.quality if self.quality is not None else default_quality,
@@ -79,6 +83,9 @@ class StreamOptions:
             "display": "auto" if self.display is None else list(self.display),
             "paused": self.paused,
         }
+        if self.encoding == "h264":
+            out.update(encoding="h264", bitrate=self.bitrate, gop=self.gop)
+        return out
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -176,7 +183,7 @@ def parse_query(args: Mapping[str, Any], bit_depth: int) -> StreamOptions:
     if fmt is not None:
         opts = replace(opts, format=parse_format(fmt))
     changes: dict[str, Any] = {}
-    for name in ("fps", "quality", "max_width", "display"):
+    for name in ("fps", "quality", "max_width", "display", *H264_OPTION_NAMES):
         v = get(name)
         if v is not None and v != "":
             changes[name] = v
@@ -196,9 +203,13 @@ def apply_configure(opts: StreamOptions, changes: Mapping[str, Any], bit_depth: 
             raise ProtocolError(
                 f"format cannot change on an open stream (it is {opts.format!r}); reconnect with ?format={value}"
             )
+        if name in H264_OPTION_NAMES:
+            new[name] = None if value is None else parse_h264_option(name, value)
+            continue
         if name not in ("fps", "quality", "max_width", "display"):
             raise ProtocolError(
-                f"{name!r} is not a stream option: configure takes fps, quality, max_width, display"
+                f"{name!r} is not a stream option: configure takes fps, quality, max_width, display, "
+                + ", ".join(H264_OPTION_NAMES)
             )
         if value is None:
             new[name] = None
@@ -210,7 +221,41 @@ def apply_configure(opts: StreamOptions, changes: Mapping[str, Any], bit_depth: 
             new[name] = parse_max_width(value)
         else:
             new[name] = parse_display(value, bit_depth)
-    return replace(opts, **new)
+    if new.get("encoding", "") is None:
+        new["encoding"] = "jpeg"
+    return check_h264_options(replace(opts, **new))
+
+
+# -- encoding=h264 (labcam.preview.h264_variant) ---------------------------------------------------
+ENCODINGS = ("jpeg", "h264")
+H264_OPTION_NAMES = ("encoding", "bitrate", "gop")
+# The same limits as labcam.preview.h264's encoder (the wire layer does not import the encoders).
+H264_BITRATE_RANGE = (50_000, 100_000_000)  # bits/s
+H264_GOP_RANGE = (1, 3600)  # frames
+
+
+def parse_h264_option(name: str, value: Any) -> Any:
+    """``encoding`` (jpeg, h264), ``bitrate`` (bits/s) or ``gop`` (frames between keyframes)."""
+    if name == "encoding":
+        if value not in ENCODINGS:
+            raise _not_allowed("encoding", value, "one of " + ", ".join(ENCODINGS))
+        return str(value)
+    bounds, what = (H264_BITRATE_RANGE, "a whole number of bits/s") if name == "bitrate" else (H264_GOP_RANGE, "a whole number of frames")
+    return int(_in_range(name, value, _whole(value), bounds, what))
+
+
+def check_h264_options(opts: StreamOptions) -> StreamOptions:
+    """The H.264 options together: only with encoding=h264, and h264 only in binary format."""
+    if opts.encoding != "h264":
+        given = [n for n in ("bitrate", "gop") if getattr(opts, n) is not None]
+        if given:
+            raise ProtocolError(f"{', '.join(given)} only go with encoding=h264 (the stream is {opts.encoding})")
+    elif opts.format != "binary":
+        raise ProtocolError("encoding=h264 needs format=binary (access units are binary messages)")
+    elif opts.fps is not None:
+        raise ProtocolError("fps does not go with encoding=h264: each frame depends on the one before, "
+                            "so a viewer gets every frame of its variant (or waits for a keyframe)")
+    return opts
 
 
 def parse_control(text: str | bytes) -> dict[str, Any]:
