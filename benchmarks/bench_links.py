@@ -1,4 +1,5 @@
-"""The stream across emulated links: fixed JPEG q80 against ``quality=auto``; and server CPU per
+"""The stream across emulated links: fixed JPEG q80, ``quality=auto`` and ``encoding=h264`` (x264
+CRF 23); and server CPU per
 camera frame at 10 viewers of one variant against the bare work (render + one encode).
 
     sudo python benchmarks/bench_links.py                  # 100, 20, 5 Mbit/s × 2, 20, 80 ms
@@ -9,7 +10,8 @@ One ``labcam`` server (``BackgroundServer``, in this process) with the simulated
 inside the link emulator's namespace (benchmarks/link.py: tbf rate, relayed round trip; needs
 root); it acknowledges frames by answering pings, as a browser does. Per case: frames per second
 received, capture -> receipt latency p50/p95 (one clock: the same machine), bytes per frame, and
-PSNR of sampled frames against the source (``SimulatedCamera.expected_frame``; a frame sent at
+PSNR of sampled frames against the source (``SimulatedCamera.expected_frame``; H.264 decoded with
+PyAV in order, every access unit the client got; a frame sent at
 1/2 or 1/4 width is scaled back up by repetition, so its PSNR counts the lost resolution).
 
 CPU: the server's process CPU (this process minus nothing: the clients are another process) per
@@ -43,6 +45,8 @@ async def _client(url: str, warmup: float, seconds: float, connections: int) -> 
 
     from labcam.wire import unpack_binary
 
+    h264 = "encoding=h264" in url  # every access unit is kept: decoding needs the whole chain
+
     async def one(keep: bool) -> dict[str, Any]:
         conn = await websocket_connect(url, max_message_size=64 * 2**20)
         frames: list[list[float]] = []
@@ -59,9 +63,10 @@ async def _client(url: str, warmup: float, seconds: float, connections: int) -> 
             if isinstance(msg, bytes):
                 header, payload = unpack_binary(msg)
                 frames.append([now, header["timestamp"], header["frame_number"], len(msg)])
-                if keep and len(frames) % 10 == 1 and len(samples) < SAMPLES:
+                chain = h264 and (samples or header.get("keyframe"))  # decodable from a keyframe on
+                if keep and (chain or (not h264 and len(frames) % 10 == 1 and len(samples) < SAMPLES)):
                     samples.append({"frame_number": header["frame_number"], "width": header["width"],
-                                    "jpeg": base64.b64encode(bytes(payload)).decode()})
+                                    "data": base64.b64encode(bytes(payload)).decode()})
             else:
                 m = json.loads(msg)
                 if m.get("type") == "stats":
@@ -88,14 +93,30 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
-def _psnr(camera: Any, samples: list[dict[str, Any]]) -> float:
-    import numpy as np
+def _pictures(samples: list[dict[str, Any]], h264: bool) -> list[tuple[int, Any]]:
+    """(frame number, 8-bit image) of the sampled frames: JPEGs decoded, or every H.264 access unit
+    decoded in order with one decoder and every 10th picture kept."""
     import simplejpeg
 
+    if not h264:
+        return [(s["frame_number"], simplejpeg.decode_jpeg(base64.b64decode(s["data"]), colorspace="GRAY")[..., 0])
+                for s in samples]
+    from labcam.preview.h264 import H264Decoder, luma
+
+    decoder, out = H264Decoder(), []
+    for i, s in enumerate(samples):
+        for picture in decoder.decode(base64.b64decode(s["data"])):
+            if i % 10 == 0 and len(out) < SAMPLES:
+                out.append((s["frame_number"], luma(picture)))
+    return out
+
+
+def _psnr(camera: Any, samples: list[dict[str, Any]], h264: bool = False) -> float:
+    import numpy as np
+
     out = []
-    for s in samples:
-        img = simplejpeg.decode_jpeg(base64.b64decode(s["jpeg"]), colorspace="GRAY")[..., 0]
-        ref = camera.expected_frame(s["frame_number"]).astype(np.float64)
+    for number, img in _pictures(samples, h264):
+        ref = camera.expected_frame(number).astype(np.float64)
         step = max(1, round(ref.shape[1] / img.shape[1]))
         up = np.repeat(np.repeat(img, step, axis=0), step, axis=1)[: ref.shape[0], : ref.shape[1]]
         mse = float(np.mean((up.astype(np.float64) - ref[: up.shape[0], : up.shape[1]]) ** 2))
@@ -125,15 +146,15 @@ def link_case(lk: Any, srv: Any, query: str, warmup: float, seconds: float) -> d
         "fps": (len(frames) - 1) / span if len(frames) > 1 else 0.0,
         "p50": _pct(ages, 0.5), "p95": _pct(ages, 0.95),
         "kB": statistics.median(f[3] for f in frames) / 1000 if frames else float("nan"),
-        "psnr": _psnr(srv.camera, got["samples"]),
+        "psnr": _psnr(srv.camera, got["samples"], "encoding=h264" in query),
         "chosen": "" if not auto else f"q{auto['quality']} w{auto['max_width'] or WIDTH}" + (f" {auto['fps']:g}fps" if auto["fps"] else ""),
         "window": last.get("window"),
     }
 
 
-def cpu_case(srv: Any, warmup: float, seconds: float, viewers: int) -> float:
-    """Server CPU ms per camera frame with ``viewers`` binary q80 viewers on loopback."""
-    url = f"ws://127.0.0.1:{srv.port}/ws/camera/stream?format=binary&quality=80"
+def cpu_case(srv: Any, warmup: float, seconds: float, viewers: int, query: str = "quality=80") -> float:
+    """Server CPU ms per camera frame with ``viewers`` binary viewers of one variant on loopback."""
+    url = f"ws://127.0.0.1:{srv.port}/ws/camera/stream?format=binary&{query}"
     proc = subprocess.Popen(
         [sys.executable, __file__, "--client", url, str(warmup), str(seconds), str(viewers)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -152,8 +173,9 @@ def cpu_case(srv: Any, warmup: float, seconds: float, viewers: int) -> float:
     return (c1 - c0) * 1000 / max(1, frames1 - frames0)
 
 
-def bare_cost(frames: int = 60) -> tuple[float, float]:
-    """(render ms, encode ms) per frame: the simulated camera flat out, and one simplejpeg q80."""
+def bare_cost(frames: int = 60) -> tuple[float, float, float]:
+    """(render, JPEG, H.264 ms) per frame: the simulated camera flat out, one simplejpeg q80, one
+    x264 encode (the stream's settings)."""
     import numpy as np
     import simplejpeg
 
@@ -172,12 +194,20 @@ def bare_cost(frames: int = 60) -> tuple[float, float]:
     for a in arrays:
         simplejpeg.encode_jpeg(np.ascontiguousarray(a)[..., None], quality=80, colorspace="GRAY")
     encode = (time.process_time() - c0) * 1000 / frames
-    return render, encode
+    from labcam.preview.h264_variant import DEFAULT_GOP
+    from labcam.preview.h264 import H264Encoder
+
+    enc = H264Encoder(WIDTH, HEIGHT, gop=DEFAULT_GOP)
+    c0 = time.process_time()
+    for a in arrays:
+        enc.encode(a)
+    return render, encode, (time.process_time() - c0) * 1000 / frames
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="20 and 5 Mbit/s at 20 ms only")
+    p.add_argument("--no-cpu", action="store_true", help="skip the server CPU comparison")
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per case (after the warm-up)")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds per case before measuring")
     p.add_argument("--client", nargs=4, metavar=("URL", "WARMUP", "SECONDS", "CONNECTIONS"), help=argparse.SUPPRESS)
@@ -202,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     srv.camera = camera  # type: ignore[attr-defined]
     rates = ["20mbit", "5mbit"] if args.quick else ["100mbit", "20mbit", "5mbit"]
     rtts = [20] if args.quick else [2, 20, 80]
-    modes = [("JPEG q80", "quality=80"), ("JPEG auto", "quality=auto")]
+    modes = [("JPEG q80", "quality=80"), ("JPEG auto", "quality=auto"), ("H.264", "encoding=h264"),
+             ("H.264 3M", "encoding=h264&bitrate=3000000")]
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; camera {WIDTH}x{HEIGHT} mono8 "
           f"{FPS:g} fps; {args.warmup:g} s warm-up + {args.seconds:g} s per case\n")
     print(f"{'link':>8} {'rtt':>5} {'mode':<10} {'fps':>5} {'p50 ms':>7} {'p95 ms':>7} {'kB/fr':>6} {'PSNR':>5} "
@@ -215,16 +246,19 @@ def main(argv: list[str] | None = None) -> int:
                         r = link_case(lk, srv, query, args.warmup, args.seconds)
                         print(f"{rate:>8} {rtt:>3}ms {name:<10} {r['fps']:5.1f} {r['p50']:7.0f} {r['p95']:7.0f} "
                               f"{r['kB']:6.1f} {r['psnr']:5.1f} {r['window'] or '-':>4}  {r['chosen']}", flush=True)
-        print("\nserver CPU per camera frame, 10 viewers of one variant (binary JPEG q80, loopback):")
-        cpu10 = cpu_case(srv, 3.0, 6.0, 10)
-        cpu1 = cpu_case(srv, 3.0, 6.0, 1)
+        if args.no_cpu:
+            return 0
+        print("\nserver CPU per camera frame, 1 and 10 viewers of one variant (binary, loopback):")
+        cpu = {(q, n): cpu_case(srv, 3.0, 6.0, n, q) for q in ("quality=80", "encoding=h264") for n in (10, 1)}
     finally:
         srv.stop()
-    render, encode = bare_cost()
-    bare = render + encode
-    print(f"  bare work (same run): render {render:.2f} ms + one encode {encode:.2f} ms = {bare:.2f} ms per frame")
-    print(f"  1 viewer:   {cpu1:.2f} ms per camera frame ({cpu1 / bare:.2f}x the bare work)")
-    print(f"  10 viewers: {cpu10:.2f} ms per camera frame ({cpu10 / bare:.2f}x the bare work)")
+    render, jpeg, h264 = bare_cost()
+    print(f"  bare work (same run): render {render:.2f} ms, one JPEG encode {jpeg:.2f} ms, one x264 encode {h264:.2f} ms")
+    for q, name, encode in (("quality=80", "JPEG q80", jpeg), ("encoding=h264", "H.264", h264)):
+        bare = render + encode
+        for n in (1, 10):
+            ms = cpu[(q, n)]
+            print(f"  {name:<8} {n:2d} viewer(s): {ms:.2f} ms per camera frame ({ms / bare:.2f}x render + one encode)")
     return 0
 
 

@@ -30,6 +30,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -50,6 +51,9 @@ from .throughput import Throughput
 
 log = logging.getLogger("labcam.server")
 
+# H.264 access units that may wait for a full window (each depends on the one before, so they
+# queue instead of replacing each other); beyond, the viewer waits for a keyframe. About 0.5 s.
+H264_QUEUE_FRAMES = 16
 # Weight of the newest frame in an auto viewer's moving average of frame bytes.
 FRAME_BYTES_WEIGHT = 0.2
 # Frames sent to a client and not yet known to have reached it, until its acknowledgements say how
@@ -208,6 +212,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         )
         self._replies_in_flight = 0
         self._need_keyframe = True  # H.264: the next frame sent must be a keyframe
+        self._h264_queue: deque[EncodedFrame] = deque()  # H.264 frames waiting for the window
         self._auto: AutoQuality | None = None  # quality=auto: what it chose (labcam.server.adapt)
         self._auto_marks = (0, 0)  # frames sent and skipped at its last update
         self._frame_bytes: float | None = None  # moving average of the frames sent (auto viewers)
@@ -321,6 +326,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             self.service.hub.remove_listener(self._variant, self._on_frame)
             self._variant = None
             self._window.pending = None  # a frame of the old variant must not follow "configured"
+            self._h264_queue.clear()
 
     # -- frames ------------------------------------------------------------------------------------
     def _on_frame(self, encoded: EncodedFrame) -> None:
@@ -333,19 +339,30 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             self._send_frame(encoded)
 
     def _on_h264_frame(self, unit: EncodedFrame) -> None:
-        """H.264: every access unit depends on the one before, so a frame is sent now or never
-        (no slot), and after one is missed (the window was full, or the viewer just joined) the
-        viewer waits for a keyframe, asked of the encoder (rate-limited there). Skipping therefore
-        happens only at keyframe boundaries: the viewer never decodes a broken picture."""
-        now = time.monotonic()
+        """H.264: every access unit depends on the one before, so none may be replaced in a slot.
+        While the window is full they wait in a short queue (``H264_QUEUE_FRAMES``: a keyframe is
+        several times a P-frame and takes a few frame times on a slow link); when it overflows, or
+        the viewer just joined, the viewer drops everything and waits for a keyframe, asked of the
+        encoder (rate-limited there). Skipping therefore happens only at keyframe boundaries: the
+        viewer never decodes a broken picture."""
         if self._need_keyframe and not unit.keyframe:
             self._window.skipped += 1
             return
-        if not self._window.is_open(now):
-            self._window.skipped += 1
-            return self._lose_h264_chain()
+        if unit.keyframe:
+            self._window.skipped += len(self._h264_queue)  # a fresh start makes the waiting ones moot
+            self._h264_queue.clear()
         self._need_keyframe = False
-        self._send_frame(unit)
+        self._h264_queue.append(unit)
+        if len(self._h264_queue) > H264_QUEUE_FRAMES:
+            self._window.skipped += len(self._h264_queue)
+            self._h264_queue.clear()
+            self._lose_h264_chain()
+            return
+        self._send_h264_queue()
+
+    def _send_h264_queue(self) -> None:
+        while self._h264_queue and self._window.is_open(time.monotonic()):
+            self._send_frame(self._h264_queue.popleft())
 
     def _lose_h264_chain(self) -> None:
         self._need_keyframe = True
@@ -383,6 +400,9 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
 
     def _send_pending(self) -> None:
         if self._closed:
+            return
+        if self._h264_queue:
+            self._send_h264_queue()
             return
         pending = self._window.take_pending(time.monotonic())
         if pending is not None:
