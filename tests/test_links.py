@@ -15,7 +15,6 @@ import statistics
 import sys
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("labcam_link_emulator", ROOT / "benchmarks" / "link.py")
 assert _spec and _spec.loader
