@@ -85,3 +85,11 @@ def test_frames_held_back_without_a_longer_delay_are_a_growing_window_not_a_slow
     queued = Measurement(frames_sent=15, frames_skipped=15, delivered_bytes_per_s=15 * 140_000,
                          delivery_ms=140.0, base_rtt_ms=103.0, frame_bytes=140_000, camera_fps=30.0)
     assert auto.update(5.0, queued).reason.startswith("behind: frames skipped")
+
+
+def test_without_frames_of_the_current_rung_measured_nothing_changes() -> None:
+    auto = AutoQuality()
+    unmeasured = Measurement(frames_sent=0, frames_skipped=30, delivered_bytes_per_s=50_000, delivery_ms=900.0,
+                             base_rtt_ms=20.0, frame_bytes=None, camera_fps=30.0)
+    choice = auto.update(0.0, unmeasured)
+    assert (choice.quality, choice.scale, choice.fps) == (80, 1, None)

@@ -106,7 +106,7 @@ class AutoQuality:
         queued_ms = None if m.delivery_ms is None or m.base_rtt_ms is None else m.delivery_ms - m.base_rtt_ms
         late = queued_ms is not None and queued_ms > LATENCY_TARGET_MS
         skipping = skipping and queued_ms is not None and queued_ms > LATENCY_TARGET_MS / 3
-        if (skipping or late) and m.delivered_bytes_per_s:
+        if (skipping or late) and m.delivered_bytes_per_s and m.frame_bytes:
             self._steady_since = None
             self.capacity, self._capacity_at = m.delivered_bytes_per_s, now
             before = self.choice
@@ -133,7 +133,7 @@ class AutoQuality:
                 return self._choice(f"{why}; {_rate(self.capacity)} measured, {LADDER[self.rungs[rung]][0]} "
                                     f"at 1/{LADDER[self.rungs[rung]][1]} width fits")
         last = len(self.rungs) - 1
-        size = self._predict(last, m) or m.frame_bytes or 1.0
+        size = self._predict(last, m) or 1.0  # (update() asks only with frames measured)
         self.rung = last
         self.fps_cap = max(MIN_FPS, math.floor(budget / size))
         return self._choice(f"{why}; {_rate(self.capacity)} measured: the smallest frames at {self.fps_cap:g} fps")
