@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("--view-token", default=None, metavar="TOKEN",
                      help="also accept this token, for watching only: it may stream, read, snap and probe, but "
                      "not change settings or start/stop recordings (needs --token)")
+    sec.add_argument("--certfile", default=None, metavar="PEM",
+                     help="serve https/wss with this certificate (a secure context for LAN browsers: H.264 decoding)")
+    sec.add_argument("--keyfile", default=None, metavar="PEM", help="its private key (default: in --certfile)")
     sec.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                      help="allow pages from ORIGIN (e.g. http://localhost:5173) to stream and use the API; repeatable")
     _add_webrtc_arguments(serve)
@@ -247,10 +250,13 @@ def describe_camera(driver: Any) -> str:
 def serve(args: argparse.Namespace) -> int:
     # Only serve loads the server (tornado, the preview encoders, simplejpeg: ~80 ms): info and
     # selftest start without it.
-    from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin, view_token_problem
+    from .server.app import LOOPBACK_HOSTS, is_loopback, normalise_origin, tls_context, view_token_problem
 
     try:
         origins = [normalise_origin(o) if o != "*" else o for o in args.allow_origin]
+        if args.keyfile and not args.certfile:
+            raise ValueError("--keyfile needs --certfile")
+        args.ssl_context = tls_context(args.certfile, args.keyfile) if args.certfile else None
     except ValueError as exc:
         print(f"labcam serve: {exc}", file=sys.stderr)
         return 2
@@ -310,6 +316,7 @@ async def _serve(
                 "encode_workers": args.encode_workers, "recordings_dir": args.recordings_dir,
             },
             token=args.token, view_token=args.view_token, allowed_origins=origins, allowed_hosts=allowed_hosts,
+            ssl_context=args.ssl_context,
         )
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
@@ -330,25 +337,26 @@ async def _serve(
     if args.host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     query = f"?token={args.token}" if args.token else ""
-    page = f"http://{host}:{port}/{query}"
+    http, ws = ("https", "wss") if args.ssl_context else ("http", "ws")
+    page = f"{http}://{host}:{port}/{query}"
     log.info("test page:  %s", page)
-    log.info("stream:     ws://%s:%d/ws/camera/stream%s", host, port, query)
-    log.info("REST:       http://%s:%d/api/camera", host, port)
+    log.info("stream:     %s://%s:%d/ws/camera/stream%s", ws, host, port, query)
+    log.info("REST:       %s://%s:%d/api/camera", http, host, port)
     if len(opened) > 1:
         for one in opened:
-            log.info("camera %r: http://%s:%d/cameras/%s/ (stream, REST, recordings under it)", one.id, host, port, one.id)
-        log.info("cameras:    http://%s:%d/api/cameras", host, port)
+            log.info("camera %r: %s://%s:%d/cameras/%s/ (stream, REST, recordings under it)", one.id, http, host, port, one.id)
+        log.info("cameras:    %s://%s:%d/api/cameras", http, host, port)
     for camera_id, each in running.services.items():
         log.info("recordings: %s%s", each.recordings.root, "" if len(opened) == 1 else f" ({camera_id})")
     if args.view_token:
         log.info("view token: accepted for watching (no settings changes, no recordings)")
     if origins:
         log.info("allowed origins: %s", ", ".join(origins))
-    log.info("listening on http://%s:%d/ (Ctrl-C to stop)", host, port)
+    log.info("listening on %s://%s:%d/ (Ctrl-C to stop)", http, host, port)
     if args.open_browser:
         threading.Thread(target=webbrowser.open, args=(page,), daemon=True).start()
     d = service.engine.description  # other labcam processes find this host by its runtime file
-    info = HostInfo(f"http://{host}:{port}/", d.driver, d.model, d.serial, token=args.token,
+    info = HostInfo(f"{http}://{host}:{port}/", d.driver, d.model, d.serial, token=args.token,
                     cameras=tuple(running.services))
     with announced(info):
         await stop.wait()

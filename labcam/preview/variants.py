@@ -36,6 +36,7 @@ from ..frame import Frame
 from ..wire import SizeBox, ViewRect, json_frame_message, pack_binary, preview_header
 from ..wire.rawcodec import encode_raw
 from .display import AutoRange, DisplayMapper, DisplayRange, auto_range, clamp_range
+from .h264_variant import H264VariantEncoder
 from .jpeg import encode_jpeg
 from .views import ViewPlan, count_histogram, crop_reduce, plan_view
 
@@ -66,6 +67,9 @@ class Variant:
     size: SizeBox | None = None
     encoding: str = "jpeg"
     compression: str | None = None
+    # encoding=h264 (labcam.preview.h264_variant): quality is unused; bitrate None is constant quality
+    bitrate: int | None = None
+    gop: int | None = None
 
     def plan(self, width: int, height: int) -> ViewPlan:
         """The region, factor and clamping of this variant on a ``width`` x ``height`` frame."""
@@ -78,7 +82,7 @@ class Variant:
         return ("jpeg", self.quality, plan.view, plan.step, plan.clamped, self.display)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "quality": self.quality,
             "max_width": self.max_width,
             "display": "auto" if self.display is None else list(self.display),
@@ -87,6 +91,9 @@ class Variant:
             "encoding": self.encoding,
             "compression": (self.compression or "deflate") if self.encoding == "raw" else None,
         }
+        if self.encoding == "h264":
+            out.update(encoding="h264", bitrate=self.bitrate, gop=self.gop)
+        return out
 
 
 class EncodedFrame:
@@ -120,6 +127,11 @@ class EncodedFrame:
     @property
     def frame_number(self) -> int:
         return int(self._header["frame_number"])
+
+    @property
+    def keyframe(self) -> bool:
+        """An H.264 IDR access unit (a viewer may start here); every JPEG frame is one."""
+        return bool(self._header.get("keyframe", True))
 
     @property
     def timestamp(self) -> float:
@@ -176,6 +188,12 @@ def encode_frame(frame: Frame, variant: Variant, mapper: DisplayMapper, plan: Vi
     return EncodedFrame(variant, data, header, encode_ms)
 
 
+def encode_h264_frame(frame: Frame, variant: Variant, mapper: DisplayMapper, encoder: H264VariantEncoder) -> EncodedFrame:
+    """Map and encode one frame of an H.264 variant, in order (runs on a worker thread)."""
+    unit, header, encode_ms = encoder.encode(frame, mapper)
+    return EncodedFrame(variant, unit, header, encode_ms)
+
+
 FrameListener = Callable[[EncodedFrame], None]
 
 
@@ -185,10 +203,15 @@ class _VariantState:
     __slots__ = (
         "variant", "listeners", "free", "pending", "latest", "delivered_seq", "encoded", "skipped", "encode_ms",
         "shared",
+        "h264",
     )
 
     def __init__(self, variant: Variant, parallel: int) -> None:
         self.variant = variant
+        self.h264: H264VariantEncoder | None = None
+        if variant.encoding == "h264":  # a stateful encoder: one frame in flight, in order
+            self.h264 = H264VariantEncoder(bitrate=variant.bitrate, gop=variant.gop)
+            parallel = 1
         self.listeners: list[FrameListener] = []
         auto = AutoRange()  # one contrast state for the variant, whichever mapper encodes
         self.free = [DisplayMapper(variant.max_width, variant.display, auto) for _ in range(parallel)]
@@ -258,6 +281,12 @@ class PreviewHub:
             # may stop the camera after its grace period.
             self._sub.close()
 
+    def request_keyframe(self, variant: Variant) -> None:
+        """An H.264 variant's viewer joined or fell behind: an IDR soon (rate-limited by the encoder)."""
+        state = self._variants.get(variant)
+        if state is not None and state.h264 is not None:
+            state.h264.request_keyframe()
+
     @property
     def active(self) -> bool:
         """True while any variant has a listener."""
@@ -317,16 +346,19 @@ class PreviewHub:
             return
         mapper = state.free.pop()  # also this variant's in-flight bound, shared encode or not
         assert self._loop is not None
-        plan = state.variant.plan(frame.width, frame.height)
-        key = (seq, state.variant.render_key(plan))
-        fut = self._running.get(key)
-        if fut is None:
-            fut = self._loop.run_in_executor(self._executor, encode_frame, frame, state.variant, mapper, plan)
-            self._running[key] = fut
-            fut.add_done_callback(lambda f: self._running.pop(key, None))
-            self.encodes += 1
+        if state.h264 is not None:
+            fut = self._loop.run_in_executor(self._executor, encode_h264_frame, frame, state.variant, mapper, state.h264)
         else:
-            state.shared += 1
+            plan = state.variant.plan(frame.width, frame.height)
+            key = (seq, state.variant.render_key(plan))
+            fut = self._running.get(key)
+            if fut is None:
+                fut = self._loop.run_in_executor(self._executor, encode_frame, frame, state.variant, mapper, plan)
+                self._running[key] = fut
+                fut.add_done_callback(lambda f: self._running.pop(key, None))
+                self.encodes += 1
+            else:
+                state.shared += 1
         fut.add_done_callback(lambda f: self._encoded(state, mapper, seq, f))
 
     def _encoded(

@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -316,9 +317,26 @@ class RunningServer:
             log.warning("some connections did not close in time; dropping them")
 
 
+def tls_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    """The server's TLS context for ``--certfile``/``--keyfile`` (PEM; the key may be in the
+    certificate file). ``ValueError`` saying what is wrong: a file missing or unreadable, not a
+    certificate or key, or a key that does not belong to the certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except OSError as exc:  # FileNotFoundError, PermissionError (ssl.SSLError is an OSError too)
+        if isinstance(exc, ssl.SSLError):
+            why = "the key does not match the certificate" if "KEY_VALUES_MISMATCH" in str(exc) else (
+                f"not a PEM certificate and key ({exc.reason or exc})")
+        else:
+            why = f"{exc.strerror or exc}: {exc.filename or certfile}"
+        raise ValueError(f"--certfile {certfile}{f' --keyfile {keyfile}' if keyfile else ''}: {why}") from None
+    return context
+
+
 def start_standalone(
     engines: Engine | Mapping[str, Engine], *, host: str, port: int, service_kwargs: dict[str, Any] | None = None,
-    **app_kwargs: Any,
+    ssl_context: ssl.SSLContext | None = None, **app_kwargs: Any,
 ) -> RunningServer:
     """Serve one engine, or several (``id -> engine``: ``cameras/<id>/...``), on ``host``:``port``
     (0: a free port), on the running loop.
@@ -326,7 +344,8 @@ def start_standalone(
     The start-up of ``labcam serve`` and ``BackgroundServer``: each camera gets its own service (its
     own preview hub, clients and recordings), which owns its engine (closed with it);
     ``service_kwargs`` go to every ``LabcamService``, except that with several cameras each records
-    into its own sub-folder ``<recordings_dir>/<id>/``. ``app_kwargs`` go to ``make_app``. Raises
+    into its own sub-folder ``<recordings_dir>/<id>/``. ``app_kwargs`` go to ``make_app``;
+    ``ssl_context`` (``tls_context``) serves https/wss. Raises
     ``OSError`` when the address cannot be bound, ``ValueError`` for bad options (the services and
     engines are closed then).
     """
@@ -348,7 +367,7 @@ def start_standalone(
             if camera_id not in services:
                 engine.close()
         raise
-    http = httpserver.HTTPServer(app)
+    http = httpserver.HTTPServer(app, ssl_options=ssl_context)
     http.add_sockets(sockets)
     return RunningServer(services, http, sockets[0].getsockname()[1])
 
@@ -480,4 +499,5 @@ __all__ = [
     "normalise_origin",
     "start_standalone",
     "view_token_problem",
+    "tls_context",
 ]

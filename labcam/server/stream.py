@@ -5,10 +5,12 @@ builds what it gets; a ``FrameWindow`` (``labcam.flow``) decides which frames go
 ``RequestQueue`` per kind of request (snap, settings, record) answers them in order; the shared
 ``LabcamService`` holds the camera, the preview hub and the recordings.
 
-Per client, latest frame wins: at most ``MAX_IN_FLIGHT`` frames are in flight; a frame arriving
+Per client, latest frame wins: at most a window of frames are in flight; a frame arriving
 while the window is full waits in a one-frame slot, and a newer one replaces it (counted in
-``frames_skipped``). Nothing is queued, so a stalled client holds at most two frames plus a
-one-frame slot, and never slows the others.
+``frames_skipped``). The window starts at ``MAX_IN_FLIGHT`` and a ``WindowSizer`` sizes it from the
+acknowledgements (delivered rate × base round trip + 1, see ``labcam.flow``), so a long round trip
+does not cap the frame rate. Nothing is queued, so a stalled client (never acknowledging) holds at
+most two frames plus a one-frame slot, and never slows the others.
 
 "In flight" is measured end to end where it can be. Writing to the socket says little: the kernel
 buffers on both sides hold megabytes (Linux grows a slow reader's receive buffer to several MB:
@@ -28,6 +30,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -35,9 +38,12 @@ from typing import Any
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .. import wire
-from ..flow import FrameWindow
+from ..flow import FrameWindow, WindowSizer
+from ..preview.h264_variant import h264_available
 from ..preview.variants import EncodedFrame, Variant
 from ..wire import ProtocolError, StreamOptions
+from ..wire.options import AUTO
+from .adapt import AutoQuality, Measurement
 from .base import CONTROL, ServiceHandlerMixin, role_refusal
 from .queues import RequestQueue
 from .recordings import MAX_RECORD_WAITING, answer_record
@@ -45,8 +51,14 @@ from .throughput import Throughput
 
 log = logging.getLogger("labcam.server")
 
-# Frames sent to a client and not yet known to have reached it. More than 1 so a round trip does
-# not halve the frame rate; few, so a slow client's frames are fresh (latest frame wins).
+# H.264 access units that may wait for a full window (each depends on the one before, so they
+# queue instead of replacing each other); beyond, the viewer waits for a keyframe. About 0.5 s.
+H264_QUEUE_FRAMES = 16
+# Weight of the newest frame in an auto viewer's moving average of frame bytes.
+FRAME_BYTES_WEIGHT = 0.2
+# Frames sent to a client and not yet known to have reached it, until its acknowledgements say how
+# many its link needs (WindowSizer; never fewer). More than 1 so a round trip does not halve the
+# frame rate; few, so a slow client's frames are fresh (latest frame wins).
 MAX_IN_FLIGHT = 2
 # Control replies (pong, configured, error, stats, broadcasts) a client may leave undrained before
 # it counts as not reading and is closed (1008): keeps a flooding, never-reading client bounded.
@@ -71,13 +83,24 @@ RECORD_CHANGES = {"start": "starting a recording", "stop": "stopping a recording
 
 def variant_of(options: StreamOptions, default_quality: int) -> Variant:
     """The preview variant a client's stream options ask for."""
-    quality = options.quality if options.quality is not None else default_quality
+    quality = options.quality if isinstance(options.quality, int) else default_quality
     encoding = options.encoding or "jpeg"
+    if encoding == "h264":
+        return Variant(quality=quality, max_width=options.max_width, display=options.display,
+                       encoding="h264", bitrate=options.bitrate, gop=options.gop)
     return Variant(
         quality=quality, max_width=options.max_width, display=options.display, view=options.view,
         size=options.size, encoding=encoding,
         compression=(options.compression or "deflate") if encoding == "raw" else None,
     )
+
+
+def check_encoding_available(options: StreamOptions, request: str) -> None:
+    """encoding=h264 of a server without PyAV/libx264: a ``ProtocolError`` saying so."""
+    if options.encoding == "h264":
+        why = h264_available()
+        if why is not None:
+            raise ProtocolError(why, request=request)
 
 
 class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
@@ -106,6 +129,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             self.options = wire.parse_query(
                 self.request.query_arguments, self.service.bit_depth, self.service.sensor_size
             )
+            check_encoding_available(self.options, "connect")
         except ProtocolError as exc:
             self.options = StreamOptions()
             self._query_error = str(exc)
@@ -125,6 +149,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             log.warning("stream refused (%s) for %s", reason, self.request.remote_ip)
         else:
             self._tune_socket()
+            self._configure_auto()
             log.info("stream %s opened from %s (%s)", self.client_id, self.request.remote_ip, self.options.format)
             info = self.service.camera_info()
             self.send_control(
@@ -192,9 +217,16 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         self._registered = False
         self._variant: Variant | None = None  # the variant followed, None while paused or closed
         self._window: FrameWindow[EncodedFrame] = FrameWindow(
-            MAX_IN_FLIGHT, fallback_after=PONG_FALLBACK_S, fps=self.options.fps
+            MAX_IN_FLIGHT, fallback_after=PONG_FALLBACK_S, fps=self.options.fps,
+            sizer=WindowSizer(minimum=MAX_IN_FLIGHT),
         )
         self._replies_in_flight = 0
+        self._need_keyframe = True  # H.264: the next frame sent must be a keyframe
+        self._h264_queue: deque[EncodedFrame] = deque()  # H.264 frames waiting for the window
+        self._auto: AutoQuality | None = None  # quality=auto: what it chose (labcam.server.adapt)
+        self._auto_marks = (0, 0)  # frames sent and skipped at its last update
+        self._frame_bytes: float | None = None  # moving average of the frames sent (auto viewers)
+        self._source_width: int | None = None
         self.throughput = Throughput()
         self.last_frame_number: int | None = None
         self.last_frame_timestamp: float | None = None
@@ -241,27 +273,112 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
 
     def _follow(self) -> None:
         """Listen to the hub for the variant the options ask for (or nothing while paused)."""
-        want = None if (self._closed or self.options.paused) else variant_of(self.options, self.service.quality)
+        want = None if (self._closed or self.options.paused) else self._wanted_variant()
         if want == self._variant:
             return
         self._unfollow()
         if want is not None:
             self.service.hub.add_listener(want, self._on_frame)
             self._variant = want
+            if want.encoding == "h264":  # a new viewer of the stream starts at a keyframe
+                self._lose_h264_chain()
+
+    def _wanted_variant(self) -> Variant:
+        """The options' variant, or for quality=auto the rung the controller chose (shared with every
+        auto viewer on that rung: the width comes from the camera frame, not from this viewer)."""
+        if self._auto is None:
+            return variant_of(self.options, self.service.quality)
+        choice = self._auto.choice
+        width = self.options.max_width
+        if width is None and choice.scale > 1 and self._source_width:
+            width = max(16, self._source_width // choice.scale)
+        return Variant(quality=choice.quality, max_width=width, display=self.options.display)
+
+    def _configure_auto(self) -> None:
+        """Start (or stop) the quality=auto controller for the options in force; a pinned
+        ``max_width`` leaves it quality (and fps) only."""
+        if self.options.quality != AUTO or (self.options.encoding or "jpeg") != "jpeg":
+            self._auto = None  # (H.264 keeps its bitrate or constant quality)
+        else:
+            scales = (1,) if self.options.max_width else (1, 2, 4)
+            if self._auto is None or self._auto.scales != scales:
+                self._auto = AutoQuality(scales=scales)
+                self._frame_bytes = None
+        self._window.cap.fps = self._fps_cap()
+
+    def _fps_cap(self) -> float | None:
+        """The viewer's own fps option, or the auto controller's cap when lower."""
+        caps = [f for f in (self.options.fps, self._auto.choice.fps if self._auto else None) if f]
+        return min(caps) if caps else None
+
+    def _adapt(self, now: float, camera: dict[str, Any]) -> None:
+        """quality=auto: feed the controller this second's figures and follow its choice."""
+        if self._auto is None or self.options.paused or self._variant is None:
+            return
+        sent, skipped = self.frames_sent, self.frames_skipped
+        marks, self._auto_marks = self._auto_marks, (sent, skipped)
+        sizer = self._window.sizer
+        assert sizer is not None
+        rate = camera.get("fps") or sizer.fps or 30.0
+        before = self._auto.choice
+        choice = self._auto.update(now, Measurement(
+            frames_sent=sent - marks[0], frames_skipped=skipped - marks[1],
+            delivered_bytes_per_s=sizer.bytes_per_s, delivery_ms=self.delivery_ms,
+            base_rtt_ms=None if sizer.base_s is None else sizer.base_s * 1000.0,
+            frame_bytes=self._frame_bytes, camera_fps=min(rate, self.options.fps or rate),
+        ))
+        if (choice.quality, choice.scale, choice.fps) != (before.quality, before.scale, before.fps):
+            self._frame_bytes = None  # measure the new rung afresh
+            self._window.cap.fps = self._fps_cap()
+            self._follow()
 
     def _unfollow(self) -> None:
         if self._variant is not None:
             self.service.hub.remove_listener(self._variant, self._on_frame)
             self._variant = None
             self._window.pending = None  # a frame of the old variant must not follow "configured"
+            self._h264_queue.clear()
 
     # -- frames ------------------------------------------------------------------------------------
     def _on_frame(self, encoded: EncodedFrame) -> None:
         """A new encoded frame of this client's variant (called by the hub on the loop)."""
         if self._closed:
             return
-        if self._window.offer(encoded, time.monotonic()) is not None:
+        if self._variant is not None and self._variant.encoding == "h264":
+            self._on_h264_frame(encoded)
+        elif self._window.offer(encoded, time.monotonic()) is not None:
             self._send_frame(encoded)
+
+    def _on_h264_frame(self, unit: EncodedFrame) -> None:
+        """H.264: every access unit depends on the one before, so none may be replaced in a slot.
+        While the window is full they wait in a short queue (``H264_QUEUE_FRAMES``: a keyframe is
+        several times a P-frame and takes a few frame times on a slow link); when it overflows, or
+        the viewer just joined, the viewer drops everything and waits for a keyframe, asked of the
+        encoder (rate-limited there). Skipping therefore happens only at keyframe boundaries: the
+        viewer never decodes a broken picture."""
+        if self._need_keyframe and not unit.keyframe:
+            self._window.skipped += 1
+            return
+        if unit.keyframe:
+            self._window.skipped += len(self._h264_queue)  # a fresh start makes the waiting ones moot
+            self._h264_queue.clear()
+        self._need_keyframe = False
+        self._h264_queue.append(unit)
+        if len(self._h264_queue) > H264_QUEUE_FRAMES:
+            self._window.skipped += len(self._h264_queue)
+            self._h264_queue.clear()
+            self._lose_h264_chain()
+            return
+        self._send_h264_queue()
+
+    def _send_h264_queue(self) -> None:
+        while self._h264_queue and self._window.is_open(time.monotonic()):
+            self._send_frame(self._h264_queue.popleft())
+
+    def _lose_h264_chain(self) -> None:
+        self._need_keyframe = True
+        if self._variant is not None:
+            self.service.hub.request_keyframe(self._variant)
 
     def _send_frame(self, encoded: EncodedFrame) -> None:
         binary = self.options.format == "binary"
@@ -271,8 +388,12 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         except WebSocketClosedError:
             self._window.pending = None
             return
-        seq = self._window.sent(time.monotonic(), writing=True)
+        seq = self._window.sent(time.monotonic(), writing=True, nbytes=len(message))
         self.throughput.count(len(message))  # JSON frames are ASCII: characters == bytes
+        if self._auto is not None:
+            n = len(message)
+            self._frame_bytes = n if self._frame_bytes is None else self._frame_bytes + FRAME_BYTES_WEIGHT * (n - self._frame_bytes)
+            self._source_width = int(encoded.header["source_width"])  # the ROI may change
         self.last_frame_number = encoded.frame_number
         self.last_frame_timestamp = encoded.timestamp
         fut.add_done_callback(self._frame_written)
@@ -290,6 +411,9 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
 
     def _send_pending(self) -> None:
         if self._closed:
+            return
+        if self._h264_queue:
+            self._send_h264_queue()
             return
         pending = self._window.take_pending(time.monotonic())
         if pending is not None:
@@ -332,8 +456,9 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         if self._closed:
             return
         self.throughput.tick(now)
+        self._adapt(now, camera)
         # A client that is behind gets no stats on top of its frames: its next one says it all.
-        if self.in_flight < MAX_IN_FLIGHT:
+        if self.in_flight < self._window.size:
             self.send_control(wire.stats_message(self._stats_fields(camera)))
         if self._rtt_ping_at is None or now - self._rtt_ping_at > 5 * self.service.stats_interval:
             try:
@@ -371,6 +496,23 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             "rtt_ms": _round(self.rtt_ms),
             "in_flight": self.in_flight,
             "delivery_ms": _round(self.delivery_ms),
+            **self._window_figures(),
+            "auto": None if self._auto is None else {
+                "quality": self._auto.choice.quality, "max_width": self._variant.max_width if self._variant else None,
+                "fps": self._auto.choice.fps, "reason": self._auto.choice.reason,
+            },
+        }
+
+    def _window_figures(self) -> dict[str, Any]:
+        """The flow-control window and what sized it (``WindowSizer``)."""
+        sizer = self._window.sizer
+        assert sizer is not None
+        base = sizer.base_s
+        return {
+            "window": self._window.size,
+            "delivered_bytes_per_s": None if sizer.bytes_per_s is None else int(sizer.bytes_per_s),
+            "delivered_fps": None if sizer.fps is None else round(sizer.fps, 2),
+            "base_rtt_ms": None if base is None else round(base * 1000.0, 2),
         }
 
     def _stats_fields(self, camera: dict[str, Any]) -> dict[str, Any]:
@@ -406,6 +548,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         changes = {k: v for k, v in msg.items() if k not in ("type", "request_id")}
         try:
             new = wire.apply_configure(self.options, changes, self.service.bit_depth, self.service.sensor_size)
+            check_encoding_available(new, "configure")
         except ProtocolError as exc:
             raise ProtocolError(str(exc), request="configure") from None
         self._set_options(new)
@@ -419,8 +562,8 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         self._set_options(replace(self.options, paused=False))
 
     def _set_options(self, new: StreamOptions) -> None:
-        self._window.cap.fps = new.fps
         self.options = new
+        self._configure_auto()
         self._follow()
         self.send_control(wire.configured_message(self._stream_dict(), getattr(self, "_request_id", None)))
 

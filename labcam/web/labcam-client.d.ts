@@ -70,7 +70,7 @@ export type SettingSpecs = Partial<Record<keyof CameraSettings, SettingSpec>> & 
 export interface StreamOptions {
   format: StreamFormat;
   fps: number | null;
-  quality: number | null;
+  quality: number | "auto" | null;
   max_width: number | null;
   display: DisplayRange;
   /** Whether this client is paused (pause/resume). */
@@ -289,7 +289,7 @@ export interface RequestBase {
 export interface ConfigureRequest extends RequestBase {
   type: "configure";
   fps?: number | null;
-  quality?: number | null;
+  quality?: number | "auto" | null;
   max_width?: number | null;
   display?: DisplayRange | null;
 }
@@ -329,7 +329,7 @@ export type ClientMessage = ConfigureRequest | PingRequest | SnapRequest | Setti
 export interface StreamQuery {
   format?: StreamFormat;
   fps?: number;
-  quality?: number;
+  quality?: number | "auto";
   max_width?: number;
   /** "auto" or "MIN,MAX". */
   display?: string;
@@ -386,8 +386,8 @@ export declare const SNAP_FORMATS: readonly SnapFormat[];
 export interface ClientStreamOptions {
   /** Cap on frames per second delivered to this client, 0.1–1000. */
   fps?: number | null;
-  /** JPEG quality, whole number 1–100. */
-  quality?: number | null;
+  /** JPEG quality, whole number 1–100, or "auto" (the default): the server fits quality, size and fps to the link. */
+  quality?: number | "auto" | null;
   /** Server-side downscale: frames wider than this are decimated to at most this width, 16–16384. */
   maxWidth?: number | null;
   /** 12/16-bit display range: "auto", [min, max] or "MIN,MAX". */

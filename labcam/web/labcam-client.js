@@ -159,7 +159,7 @@ export function normalizeStreamOptions(options = {}) {
         out.fps = value === null ? null : checkNumber("fps", value, ...STREAM_OPTION_RANGES.fps);
         break;
       case "quality":
-        out.quality = value === null ? null : checkNumber("quality", value, ...STREAM_OPTION_RANGES.quality, true);
+        out.quality = value === null || value === "auto" ? value : checkNumber("quality", value, ...STREAM_OPTION_RANGES.quality, true);
         break;
       case "maxWidth":
         out.max_width = value === null ? null : checkNumber("maxWidth", value, ...STREAM_OPTION_RANGES.max_width, true);
@@ -234,7 +234,7 @@ const DEFAULTS = {
   token: undefined,
   format: "binary",
   fps: undefined,
-  quality: undefined,
+  quality: "auto", // the server fits quality, size and fps to this viewer's link; a number pins it
   maxWidth: undefined,
   display: undefined,
   decode: undefined, // default: true where createImageBitmap exists

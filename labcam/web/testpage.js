@@ -181,6 +181,9 @@ const STATUS_TEXT = {
   closed: "disconnected",
   lost: "camera lost",
 };
+// Where the page is not a secure context (http:// from another machine) the browser has no WebCodecs.
+const INSECURE_NOTE = window.isSecureContext !== false ? "" : "not a secure context (http:// from another machine): "
+  + "no WebCodecs, so no H.264, only JPEG (about 12x the bytes); serve with --certfile/--keyfile (https)";
 let lastStateDetail = {}; // the client's last "state" event: why it is not connected, the next retry
 let everConnected = false;
 
@@ -198,8 +201,9 @@ function updateStatus() {
   const badge = $("status");
   badge.dataset.state = key;
   badge.dataset.cameraState = client.cameraState || "";
-  badge.textContent = STATUS_TEXT[key] || key;
-  badge.title = state === "reconnecting" ? currentOverlay().text : "";
+  badge.textContent = (STATUS_TEXT[key] || key) + (INSECURE_NOTE ? " · not secure" : "");
+  badge.title = [state === "reconnecting" ? currentOverlay().text : "", INSECURE_NOTE].filter(Boolean).join("\n");
+  badge.dataset.secure = String(!INSECURE_NOTE);
 
   const live = state === "connected";
   $("url").textContent = client.url.replace(/([?&]token=)[^&]*/, "$1…");

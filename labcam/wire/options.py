@@ -29,9 +29,10 @@ QUALITY_RANGE = (1, 100)
 MAX_WIDTH_RANGE = (16, 16384)
 SIZE_RANGE = (16, 16384)  # each side of ``size``
 VIEW_MAX = 65536  # the largest x, y, width or height a ``view`` may say (sensor pixels)
-ENCODINGS = ("jpeg", "raw")
+ENCODINGS = ("jpeg", "raw", "h264")
 COMPRESSIONS = ("deflate", "zstd", "lz4", "none")  # raw payloads (labcam.wire.rawcodec)
 PROBE_MAX_SIDE = 64  # a probe reads at most 64x64 pixels
+AUTO = "auto"  # quality=auto
 OPTION_RANGES: dict[str, tuple[float, float]] = {"fps": FPS_RANGE, "quality": QUALITY_RANGE, "max_width": MAX_WIDTH_RANGE}
 """The numeric stream options' (low, high) limits, both included: the server's parsers, the live
 view's checks and (through its ``option_ranges`` trait) its controls use these."""
@@ -48,9 +49,10 @@ CLOSE_BAD_OPTION = 4400
 # WebSocket close reasons are at most 123 bytes (RFC 6455: a control frame carries 125).
 MAX_CLOSE_REASON_BYTES = 123
 
-STREAM_OPTION_NAMES = ("format", "fps", "quality", "max_width", "display", "view", "size", "encoding", "compression")
+STREAM_OPTION_NAMES = ("format", "fps", "quality", "max_width", "display", "view", "size", "encoding", "compression",
+                       "bitrate", "gop")
 # What ``configure`` may change (``format`` only to the value it has).
-CONFIGURABLE = ("fps", "quality", "max_width", "display", "view", "size", "encoding", "compression")
+CONFIGURABLE = ("fps", "quality", "max_width", "display", "view", "size", "encoding", "compression", "bitrate", "gop")
 # The options of issue 11's view-aware stream: a client that sets none of them gets today's stream.
 VIEW_OPTIONS = ("view", "size", "encoding", "compression")
 CONTROL_TYPES = ("configure", "ping", "snap", "settings", "pause", "resume", "record", "probe")
@@ -76,7 +78,7 @@ class StreamOptions:
 
     format: str = "json"
     fps: float | None = None
-    quality: int | None = None
+    quality: int | str | None = None  # a number, "auto" (labcam.server.adapt) or None (the server's)
     max_width: int | None = None
     display: DisplayRange | None = None
     paused: bool = False
@@ -84,6 +86,8 @@ class StreamOptions:
     size: SizeBox | None = None  # None: no box (``max_width`` alone bounds the width, as before)
     encoding: str | None = None  # None: "jpeg"
     compression: str | None = None  # None: "deflate" (raw payloads only)
+    bitrate: int | None = None  # encoding=h264 only (see H264_OPTION_NAMES)
+    gop: int | None = None
 
     @property
     def view_aware(self) -> bool:
@@ -108,6 +112,8 @@ class StreamOptions:
             out["size"] = None if self.size is None else list(self.size)
             out["encoding"] = self.encoding or "jpeg"
             out["compression"] = self.compression or "deflate"
+        if self.encoding == "h264":
+            out.update(bitrate=self.bitrate, gop=self.gop)
         return out
 
 
@@ -250,7 +256,7 @@ def parse_size(value: Any) -> SizeBox:
 
 def parse_encoding(value: Any) -> str:
     if value not in ENCODINGS:
-        raise _not_allowed("encoding", value, "'jpeg' or 'raw'")
+        raise _not_allowed("encoding", value, "one of " + ", ".join(ENCODINGS))
     return str(value)
 
 
@@ -327,14 +333,17 @@ def apply_configure(
             raise ProtocolError(
                 f"format cannot change on an open stream (it is {opts.format!r}); reconnect with ?format={value}"
             )
+        if name in H264_OPTION_NAMES and name != "encoding":
+            new[name] = None if value is None else parse_h264_option(name, value)
+            continue
         if name not in CONFIGURABLE:
             raise ProtocolError(f"{name!r} is not a stream option: configure takes {', '.join(CONFIGURABLE)}")
         if value is None:
             new[name] = None
         elif name == "fps":
             new[name] = parse_fps(value)
-        elif name == "quality":
-            new[name] = parse_quality(value)
+        elif name == "quality":  # "auto": the server chooses for the link (labcam.server.adapt)
+            new[name] = AUTO if value == AUTO else parse_quality(value)
         elif name == "max_width":
             new[name] = parse_max_width(value)
         elif name == "view":
@@ -351,7 +360,34 @@ def apply_configure(
             new[name] = parse_compression(value)
         else:
             new[name] = parse_display(value, bit_depth)
-    return replace(opts, **new)
+    return check_h264_options(replace(opts, **new))
+
+
+# -- encoding=h264 (labcam.preview.h264_variant) ---------------------------------------------------
+H264_OPTION_NAMES = ("encoding", "bitrate", "gop")
+# The same limits as labcam.preview.h264's encoder (the wire layer does not import the encoders).
+H264_BITRATE_RANGE = (50_000, 100_000_000)  # bits/s
+H264_GOP_RANGE = (1, 3600)  # frames
+
+
+def parse_h264_option(name: str, value: Any) -> Any:
+    """``bitrate`` (bits/s) or ``gop`` (frames between keyframes)."""
+    bounds, what = (H264_BITRATE_RANGE, "a whole number of bits/s") if name == "bitrate" else (H264_GOP_RANGE, "a whole number of frames")
+    return int(_in_range(name, value, _whole(value), bounds, what))
+
+
+def check_h264_options(opts: StreamOptions) -> StreamOptions:
+    """The H.264 options together: only with encoding=h264, and h264 only in binary format."""
+    if opts.encoding != "h264":
+        given = [n for n in ("bitrate", "gop") if getattr(opts, n) is not None]
+        if given:
+            raise ProtocolError(f"{', '.join(given)} only go with encoding=h264 (the stream is {opts.encoding or 'jpeg'})")
+    elif opts.format != "binary":
+        raise ProtocolError("encoding=h264 needs format=binary (access units are binary messages)")
+    elif opts.fps is not None:
+        raise ProtocolError("fps does not go with encoding=h264: each frame depends on the one before, "
+                            "so a viewer gets every frame of its variant (or waits for a keyframe)")
+    return opts
 
 
 def parse_control(text: str | bytes) -> dict[str, Any]:

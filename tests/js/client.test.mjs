@@ -220,7 +220,7 @@ describe("LabcamClient construction", () => {
   test("starts idle with the stream URL built from its options (binary by default)", () => {
     const c = makeClient({ fps: 15, token: "T" });
     assert.equal(c.state, "idle");
-    assert.equal(c.url, "ws://localhost:8001/ws/camera/stream?format=binary&fps=15&token=T");
+    assert.equal(c.url, "ws://localhost:8001/ws/camera/stream?format=binary&fps=15&quality=auto&token=T");
     assert.equal(WS.instances.length, 0);
   });
 });
