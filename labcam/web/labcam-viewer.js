@@ -501,7 +501,7 @@ const STYLE = `
 .lcv-scale > div { height: 4px; background: #fff; box-shadow: 0 0 2px #000; margin-bottom: 2px; }
 .lcv-readout { right: 6px; bottom: 6px; font-variant-numeric: tabular-nums; }
 .lcv-hist { right: 6px; bottom: 28px; background: rgba(20,22,26,.75); border-radius: 3px; }
-.lcv-latency { left: 6px; bottom: 30px; font-variant-numeric: tabular-nums; }
+.lcv-latency { left: 6px; top: 32px; font-variant-numeric: tabular-nums; }
 [hidden].lcv-hud, .lcv-hud [hidden] { display: none !important; }
 .lcv-controls { display: flex; flex-wrap: wrap; gap: 6px 10px; align-items: center; font: 12px system-ui, sans-serif; }
 .lcv-controls input[type=number] { width: 6.5em; }
@@ -736,6 +736,7 @@ export class LabcamViewer extends EventTarget {
     if (fit) this.fitted = true;
     this._requestView();
     this._updateHud();
+    if (this._pointer) this._updateReadout(); // the pointer now points at another sensor pixel
     this.invalidate();
   }
 
