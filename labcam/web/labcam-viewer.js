@@ -31,7 +31,7 @@ const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 
 // ---- the camera model (pure) ----------------------------------------------------------------
 
-/** Zoom limits, in device pixels per sensor pixel: down to half the fit, up to MAX_ZOOM. */
+/** Zoom limits, in device pixels per sensor pixel: down to half the fit (or 1:1), up to MAX_ZOOM. */
 export const MAX_ZOOM = 32;
 
 /** The zoom that fits the whole sensor in the box (device px per sensor px). */
@@ -50,7 +50,7 @@ export function fitCamera(box, sensor) {
  */
 export function clampCamera(cam, box, sensor) {
   const fz = fitZoom(box, sensor);
-  const zoom = Math.min(Math.max(cam.zoom, Math.min(fz / 2, MAX_ZOOM)), Math.max(MAX_ZOOM, fz));
+  const zoom = Math.min(Math.max(cam.zoom, Math.min(fz / 2, 1)), Math.max(MAX_ZOOM, fz)); // 1:1 always reachable
   const axis = (c, boxSide, side) => {
     const half = boxSide / (2 * zoom);
     if (2 * half >= side) return side / 2;
@@ -635,7 +635,9 @@ export class LabcamViewer extends EventTarget {
   /** One sensor pixel per device pixel, about the canvas's centre (or the device pixel px, py). */
   oneToOne(px = this.box[0] / 2, py = this.box[1] / 2) {
     if (!this.cam) return;
-    this.zoomBy(1 / this.cam.zoom, px, py);
+    const [sx, sy] = screenToSensor(this.cam, this.box, px, py);
+    this.fitted = false;
+    this._setCamera(clampCamera({ cx: sx - (px - this.box[0] / 2), cy: sy - (py - this.box[1] / 2), zoom: 1 }, this.box, this.sensor));
   }
 
   /** Zoom by `factor` about the device pixel (px, py) of the canvas. */
@@ -818,23 +820,23 @@ export class LabcamViewer extends EventTarget {
     const newFrame = !!frame && frame !== this._painted;
     // Backing store: the device-pixel box; at fit, when the frame has fewer pixels than that (a
     // small sensor, max_width, an older server), the frame's own size, and CSS scales it, as before.
+    // (CSS object-fit: contain then letterboxes it exactly as the fit camera would.)
     let target = this.box;
+    let own = false;
     if (frame && this.fitted && this.sensor) {
       const g = frame.geometry;
       const full = g.view[2] >= this.sensor[0] && g.view[3] >= this.sensor[1];
       const shown = sensorRectToScreen(this.cam, this.box, g.view);
-      if (full && g.width <= shown[2] + 0.5 && g.height <= shown[3] + 0.5) target = [g.width, g.height];
+      own = full && g.width <= shown[2] + 0.5 && g.height <= shown[3] + 0.5;
+      if (own) target = [g.width, g.height];
     }
     if (this.canvas.width !== target[0] || this.canvas.height !== target[1]) {
       this.canvas.width = target[0];
       this.canvas.height = target[1];
     }
     let rect = [0, 0, 0, 0];
-    if (frame && this.cam) {
-      const k = [target[0] / this.box[0], target[1] / this.box[1]];
-      const r = sensorRectToScreen(this.cam, this.box, frame.geometry.view);
-      rect = [r[0] * k[0], r[1] * k[1], r[2] * k[0], r[3] * k[1]];
-    }
+    if (own) rect = [0, 0, target[0], target[1]];
+    else if (frame && this.cam) rect = sensorRectToScreen(this.cam, this.box, frame.geometry.view);
     const top = frame ? 2 ** frame.geometry.bitDepth - 1 : 255;
     this.renderer.draw(frame, rect, this.display, top);
     this._painted = frame;
@@ -869,7 +871,10 @@ export class LabcamViewer extends EventTarget {
     c.style.touchAction = "none";
     listen(c, "wheel", (ev) => {
       ev.preventDefault();
-      const [px, py] = this._devicePoint(ev);
+      // Wheel events carry whole CSS pixels, pointer events fractions: zoom about the finer one.
+      const q = this._devicePoint(ev);
+      const p = this._pointer;
+      const [px, py] = p && Math.abs(p[0] - q[0]) <= 2 * (this.win.devicePixelRatio || 1) && Math.abs(p[1] - q[1]) <= 2 * (this.win.devicePixelRatio || 1) ? p : q;
       const scale = ev.deltaMode === 1 ? 0.05 : ev.deltaMode === 2 ? 1 : 0.002;
       this.zoomBy(Math.exp(-ev.deltaY * scale), px, py);
     }, { passive: false });
@@ -933,19 +938,20 @@ export class LabcamViewer extends EventTarget {
     const [fx, fy] = screenToSensor(this.cam, this.box, this._pointer[0], this._pointer[1]);
     const sx = Math.floor(fx);
     const sy = Math.floor(fy);
+    const at = [fx, fy]; // where exactly, in sensor px (tests: zoom keeps it under the cursor)
     if (sx < 0 || sy < 0 || sx >= this.sensor[0] || sy >= this.sensor[1]) {
-      this.readout = { x: sx, y: sy, value: null, source: "outside" };
+      this.readout = { x: sx, y: sy, at, value: null, source: "outside" };
       this._showReadout();
       return;
     }
     const f = this.frame;
     if (f && f.pixels && f.geometry.scale <= 1) {
-      this.readout = { x: sx, y: sy, value: this.countsAt(sx, sy), source: "frame", frameNumber: f.meta.frame_number };
+      this.readout = { x: sx, y: sy, at, value: this.countsAt(sx, sy), source: "frame", frameNumber: f.meta.frame_number };
       this._showReadout();
       return;
     }
     const keep = this.readout && this.readout.x === sx && this.readout.y === sy ? this.readout.value : null;
-    this.readout = { x: sx, y: sy, value: keep, source: "probe" };
+    this.readout = { x: sx, y: sy, at, value: keep, source: "probe" };
     this._showReadout();
     this._askProbe(sx, sy);
   }
@@ -962,7 +968,7 @@ export class LabcamViewer extends EventTarget {
       .probe(x, y)
       .then((reply) => {
         if (this.readout && this.readout.x === x && this.readout.y === y && Array.isArray(reply.values)) {
-          this.readout = { x, y, value: reply.values[0], source: "probe", frameNumber: reply.frame_number };
+          this.readout = { ...this.readout, value: reply.values[0], frameNumber: reply.frame_number };
           this._showReadout();
         }
       })
