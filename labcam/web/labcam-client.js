@@ -1124,12 +1124,11 @@ export class LabcamClient extends EventTarget {
     if (typeof meta.timestamp === "number" && this._clockOffset !== null) {
       this._frameAge = this._epochNow(now) + this._clockOffset - meta.timestamp * 1000;
     }
-    let geometry;
+    let geometry = null; // the seed's original server sends no size: known once the image is decoded
     try {
       geometry = frameGeometry(meta);
-    } catch (e) {
-      this._protocolError(e.message);
-      return;
+    } catch {
+      /* filled in from the bitmap below */
     }
     if (Array.isArray(meta.view) && !this._viewAware) {
       // A server that sends views knows the options: send the ones held back.
@@ -1141,7 +1140,7 @@ export class LabcamClient extends EventTarget {
       }
       if (Object.keys(held).length) this._viewPush(held).catch(() => {});
     }
-    const raw = geometry.encoding === "raw";
+    const raw = meta.encoding === "raw";
     const blob = raw ? null : new Blob([payload], { type: MIME[meta.encoding] || "image/jpeg" });
     const frame = { meta, geometry, blob, bitmap: null, pixels: null, payload: raw ? payload : null, bytes: payload.byteLength, receivedAt: now, decodeMs: null };
     Object.defineProperty(frame, "session", { value: this._session });
@@ -1181,6 +1180,9 @@ export class LabcamClient extends EventTarget {
             frame.payload = null; // the socket's buffer is no longer needed
           } else {
             frame.bitmap = decoded;
+            if (!frame.geometry && decoded && decoded.width > 0) {
+              frame.geometry = frameGeometry({ ...frame.meta, width: decoded.width, height: decoded.height });
+            }
           }
           this._deliver(frame);
         },

@@ -882,7 +882,8 @@ class LiveViewUI {
       // Comm mode: the kernel's JPEG, drawn by the viewer (zoom, contrast, readouts of what it shows).
       const previous = this.heldBitmap;
       this.heldBitmap = image;
-      this.viewer.setFrame({ meta, geometry: lib.frameGeometry(meta), bitmap: image });
+      const geometry = lib.frameGeometry({ ...meta, width: meta.width || image.width, height: meta.height || image.height });
+      this.viewer.setFrame({ meta, geometry, bitmap: image });
       if (previous && previous !== image && typeof previous.close === "function") previous.close();
       return;
     }
