@@ -163,15 +163,17 @@ def test_one_to_one_on_a_region_of_a_large_sensor(make_server, page: Page) -> No
     )
 
 
-@pytest.mark.parametrize("encoding", ["jpeg", "raw"])
-def test_a_contrast_change_sends_no_message_to_the_server(make_server, page: Page, encoding: str) -> None:
-    """Window/level, gamma and LUT repaint locally. The raw case needs the server side (raw frames)."""
+@pytest.mark.parametrize(("encoding", "renderer"), [("jpeg", "webgl2"), ("jpeg", "2d"), ("raw", "webgl2"), ("raw", "2d")])
+def test_a_contrast_change_sends_no_message_to_the_server(make_server, page: Page, encoding: str, renderer: str) -> None:
+    """Window/level, gamma and LUT repaint locally, on both renderers. The raw cases need the server
+    side (raw frames)."""
     server = make_server(pixel_format="mono12")
     sends = Sends(page)
-    page.goto(server.url + f"?encoding={encoding}")
+    page.goto(server.url + f"?encoding={encoding}&renderer={renderer}")
     if encoding == "raw":
         page.wait_for_function("() => window.labcamTestPage.lastFrameMeta && window.labcamTestPage.lastFrameMeta.encoding === 'raw'", timeout=WAIT_MS)
     wait_frames_beyond(page, 3)
+    assert viewer_state(page)["renderer"] == renderer
     before = len(sends.messages)
     pixel_before = page.evaluate("() => window.labcamTestPage.viewer.readPixel(5, 5)")
     page.select_option("[data-testid=viewer-lut]", "inverted")
@@ -257,3 +259,43 @@ def test_the_hud_shows_histogram_saturation_and_scale_bar(make_server, page: Pag
     page.wait_for_selector("[data-testid=viewer-histogram]:not([hidden])", timeout=WAIT_MS)
     page.wait_for_selector("[data-testid=viewer-saturated]:not([hidden])", timeout=WAIT_MS)
     assert page.is_visible("[data-testid=viewer-scalebar]")
+
+
+@pytest.mark.parametrize("renderer", ["webgl2", "2d"])
+def test_raw_counts_are_painted_through_the_window_and_luts(server, page: Page, renderer: str) -> None:
+    """A raw frame (the client's decoded counts) is painted through window/level, gamma and the LUTs
+    on both renderers; HiLo marks the top count red and zero blue. The frame is handed to a viewer
+    on the page as the client hands it over, so this holds against any server."""
+    page.goto(server.url + "?autoconnect=0")
+    page.wait_for_function("() => window.labcamTestPage !== undefined", timeout=WAIT_MS)
+    painted = page.evaluate(
+        """async (renderer) => {
+          const { LabcamViewer } = await import("./static/labcam-viewer.js");
+          const { frameGeometry } = await import("./static/labcam-client.js");
+          const wrap = document.createElement("div");
+          wrap.style.width = "400px";
+          const canvas = document.createElement("canvas");
+          canvas.style.width = "100%";
+          wrap.append(canvas);
+          document.body.append(wrap);
+          const v = new LabcamViewer(canvas, { renderer, contrast: [0, 4095] });
+          const meta = { encoding: "raw", width: 4, height: 1, view: [0, 0, 4, 1], sensor: [4, 1], bit_depth: 12, dtype: "uint16", frame_number: 1 };
+          v.setFrame({ meta, geometry: frameGeometry(meta), pixels: new Uint16Array([0, 1024, 2048, 4095]) });
+          const paint = () => new Promise((r) => v.addEventListener("paint", r, { once: true }));
+          const at = () => [0, 1, 2, 3].map((i) => v.readPixel(Math.floor((i + 0.5) * v.canvas.width / 4), Math.floor(v.canvas.height / 2)).slice(0, 3));
+          await paint();
+          const out = { kind: v.renderer.kind, grey: at() };
+          v.setDisplay({ lut: "hilo" }); await paint(); out.hilo = at();
+          v.setDisplay({ lut: "inverted", min: 1024, max: 2048 }); await paint(); out.inverted = at();
+          v.setDisplay({ lut: "grey", min: 0, max: 4095, gamma: 0.5 }); await paint(); out.gamma = at();
+          return out;
+        }""",
+        renderer,
+    )
+    assert painted["kind"] == renderer
+    near = lambda a, b: all(abs(x - y) <= 2 for x, y in zip(a, b))  # noqa: E731
+    assert [near(a, b) for a, b in zip(painted["grey"], [[0, 0, 0], [64, 64, 64], [128, 128, 128], [255, 255, 255]])] == [True] * 4
+    assert painted["hilo"][0] == [0, 0, 255] and painted["hilo"][3] == [255, 0, 0]
+    assert near(painted["hilo"][2], [128, 128, 128])
+    assert [p[0] for p in painted["inverted"]] == [255, 255, 0, 0]
+    assert near(painted["gamma"][1], [128, 128, 128])  # sqrt(0.25) = 0.5

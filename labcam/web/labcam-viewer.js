@@ -404,6 +404,21 @@ class GLRenderer {
   }
 }
 
+/** The renderer's name when WebGL2 here is software-rendered, else "" (a GPU, or no WebGL2 at all). */
+function softwareWebGL(doc) {
+  try {
+    const gl = doc.createElement("canvas").getContext("webgl2");
+    if (!gl) return "";
+    const info = gl.getExtension("WEBGL_debug_renderer_info");
+    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER) || "");
+    const lose = gl.getExtension("WEBGL_lose_context");
+    if (lose) lose.loseContext();
+    return /swiftshader|llvmpipe|softpipe|software/i.test(name) ? name : "";
+  } catch {
+    return "";
+  }
+}
+
 class Canvas2DRenderer {
   constructor(canvas) {
     this.kind = "2d";
@@ -563,7 +578,7 @@ export class LabcamViewer extends EventTarget {
     this.readout = null;
     this._unsubs = [];
     this.renderer = this._makeRenderer(this.options.renderer);
-    this.rendererNote = this.renderer.kind === "webgl2" ? "" : `2D canvas${this._glError ? ` (no WebGL2: ${this._glError})` : " (no WebGL2)"}`;
+    this.rendererNote = this.renderer.kind === "webgl2" ? "" : this.options.renderer === "2d" ? "2D canvas" : `2D canvas (${this._glError || "no WebGL2"})`;
     if (this.options.hud) this._buildHud();
     if (this.options.interactive) this._bindInput();
     this._observeSize();
@@ -572,11 +587,21 @@ export class LabcamViewer extends EventTarget {
   }
 
   _makeRenderer(which) {
+    if (which === "auto") {
+      // A software WebGL2 (SwiftShader, llvmpipe: no GPU, e.g. headless) paints several times slower
+      // than the 2D canvas (benchmarks/bench_viewer.py): "auto" then takes the 2D canvas. Asked on
+      // a scratch canvas, since a canvas that made a WebGL context can never make a 2D one.
+      const gpu = softwareWebGL(this.doc);
+      if (gpu) {
+        this._glError = `WebGL2 is software-rendered here: ${gpu}`;
+        return new Canvas2DRenderer(this.canvas);
+      }
+    }
     if (which !== "2d") {
       try {
         return new GLRenderer(this.canvas);
       } catch (e) {
-        this._glError = which === "webgl2" ? e.message : "";
+        this._glError = `no WebGL2: ${e.message}`;
         if (which === "webgl2") throw e;
       }
     }

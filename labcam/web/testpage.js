@@ -5,7 +5,7 @@
 //   ?autoconnect=0  do not connect on load
 //   ?fps=, ?quality=, ?max_width=   initial stream options
 //   ?encoding=raw   raw frames (the camera's counts, lossless) instead of JPEG
-//   ?renderer=2d    draw with a 2D canvas instead of WebGL2
+//   ?renderer=2d|webgl2   how the viewer draws (default: WebGL2 on a GPU, else the 2D canvas)
 //   ?debug=1        show the client's debug log lines
 // Browser tests read window.labcamTestPage = {client, framesDrawn, recording, ...}.
 
@@ -92,7 +92,7 @@ function makeClient() {
 const client = makeClient();
 const canvas = $("view");
 // The shared viewer draws the client's frames (zoom, pan, display mapping, readouts); see labcam-viewer.js.
-const viewer = new LabcamViewer(canvas, { client, renderer: params.get("renderer") === "2d" ? "2d" : "auto" });
+const viewer = new LabcamViewer(canvas, { client, renderer: ["2d", "webgl2"].includes(params.get("renderer")) ? params.get("renderer") : "auto" });
 $("viewer-controls").append(createDisplayControls(viewer));
 let framesDrawn = 0;
 let lastMeta = null;
