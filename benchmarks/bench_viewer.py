@@ -25,20 +25,10 @@ from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 
+from bench_widget import CHROMIUM, CHROMIUM_ARGS  # the browser the other benchmarks launch
 from labcam.cameras.simulated import SimulatedCamera
 from labcam.engine import Engine
 from labcam.server.app import BackgroundServer
-
-CHROMIUM = "/usr/bin/chromium"
-# The same list as tests/chromium_args.py (benchmarks cannot import the tests).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # Collects one record per newly painted frame, from the viewer's own "paint" events.
 RECORDER = """() => {

@@ -9,38 +9,19 @@ side"); the rest hold against any server of protocol version 1.
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
-CHROMIUM = Path(os.environ.get("LABCAM_CHROMIUM", "/usr/bin/chromium"))
-if not CHROMIUM.exists():  # the browser is part of the test environment (scripts/test.sh installs it)
-    raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
-
-from playwright.sync_api import Browser, Page, WebSocket, sync_playwright  # noqa: E402
-
-from chromium_args import CHROMIUM_ARGS  # noqa: E402
-
-WAIT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+from playwright.sync_api import Browser, Page, WebSocket
+from test_test_page import WAIT_MS, browser  # noqa: F401 - the module's browser fixture, shared
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def page(browser: Browser) -> Iterator[Page]:  # noqa: F811 - the fixture above, as argument
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # room for the viewer's HUD
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -87,11 +68,6 @@ def canvas_point(page: Page, fx: float, fy: float) -> tuple[float, float]:
     """The page coordinates of the point at fractions (fx, fy) of the view canvas."""
     r = page.eval_on_selector("#view", "c => { const r = c.getBoundingClientRect(); return [r.x, r.y, r.width, r.height] }")
     return r[0] + r[2] * fx, r[1] + r[3] * fy
-
-
-def api(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 def test_the_view_asks_for_the_canvas_device_pixels(make_server, page: Page) -> None:
