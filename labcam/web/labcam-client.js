@@ -517,10 +517,18 @@ export class LabcamClient extends EventTarget {
   }
 
   _sendView(changes) {
-    // Only what still differs from the options in force when the request leaves (latest wins).
+    // The options as they are when the request leaves (latest wins), and only those the server
+    // was not already told on this connection (a resize to the same box sends nothing).
     const current = {};
-    for (const key of Object.keys(changes)) current[key] = this.options[key];
-    return this.configure(current);
+    for (const key of Object.keys(changes)) {
+      const value = this.options[key];
+      if (JSON.stringify(value) !== JSON.stringify(this._queryView[key])) current[key] = value;
+    }
+    const told = this._queryView;
+    const sent = this.configure(current);
+    // Refused values are not "told": the next request carries them again.
+    if (this._viewAware && this._isOpen()) sent.then(() => Object.assign(told, current), () => {});
+    return sent;
   }
 
   /**
@@ -700,7 +708,7 @@ export class LabcamClient extends EventTarget {
     this._gotHello = false;
     this._echoesIds = false;
     this._viewAware = false;
-    this._queryView = Object.fromEntries(VIEW_OPTION_KEYS.map((k) => [k, this.options[k]])); // what this URL asked for
+    this._queryView = Object.fromEntries(VIEW_OPTION_KEYS.map((k) => [k, this.options[k]])); // what this connection's server was told
     this._connectError = null;
     ws.onopen = () => {
       if (ws === this._ws) this._log("debug", "socket open, waiting for the server's hello");

@@ -298,7 +298,11 @@ client.on("stats", ({ client: cs, server: ss }) => {
 
 // encoding: jpeg or raw (held back by the client for a server that does not know it)
 $("encoding").value = client.options.encoding || "jpeg";
-$("encoding").addEventListener("change", () => applyStream({ encoding: $("encoding").value }, `encoding ${$("encoding").value}`));
+$("encoding").addEventListener("change", () => {
+  const encoding = $("encoding").value;
+  if (client.connected && !client.viewAware) log("warn", `this server does not know encoding=${encoding}: it goes in the query of the next connection`);
+  applyStream({ encoding }, `encoding ${encoding}`);
+});
 
 // ---- stream controls ------------------------------------------------------------------------
 

@@ -112,6 +112,9 @@ describe("view requests against old and new servers", () => {
     assert.deepEqual([sent[1].view, sent[1].size], [[30, 0, 100, 100], [900, 600]]);
     ws.receiveJSON({ type: "configured", request_id: sent[1].request_id, stream: { ...HELLO_NEW.stream, view: [30, 0, 100, 100] } });
     assert.deepEqual((await last).view, [30, 0, 100, 100]);
+    // the same view and box again (a resize to the same box): nothing to tell the server
+    await client.requestView({ view: [30, 0, 100, 100], size: [900, 600] });
+    assert.equal(ws.sentOfType("configure").length, 2);
   });
 
   test("a frame with a view header makes a server view-aware and sends the options held back", async () => {
