@@ -14,7 +14,10 @@ import type {
   StatsMessage,
   StreamFormat,
   LabcamClientOptions,
+  StreamEncoding,
+  ViewOption,
 } from "../../labcam/web/labcam-client.js";
+import type { Lut, RendererKind } from "../../labcam/web/labcam-viewer.js";
 
 export type {
   // shared shapes
@@ -73,7 +76,16 @@ export type {
   LogDetail,
   StatsDetail,
   LabcamClientEventMap,
+  // issue 11: view-aware streaming
+  SensorRect,
+  ViewOption,
+  StreamEncoding,
+  RawCompression,
+  CountHistogram,
+  FrameGeometry,
+  ProbeReply,
 } from "../../labcam/web/labcam-client.js";
+export type { Lut, RendererKind, DisplayMapping, Readout, ViewerStats, LabcamViewerOptions } from "../../labcam/web/labcam-viewer.js";
 
 /** Every message type the server sends, by its `type` field. */
 export type ServerMessageType =
@@ -114,6 +126,22 @@ export interface CameraControlProps {
   snapFormat?: SnapFormat;
   /** Extra LabcamClient options (e.g. `WebSocket` for tests, `pingInterval`). */
   clientOptions?: Partial<LabcamClientOptions>;
+  /** "jpeg" (the server's 8-bit mapping) or "raw" (the camera's counts, lossless); null: the server's default. */
+  encoding?: StreamEncoding | null;
+  /** The initial sensor region; null: fit the whole sensor (the viewer then follows zoom and pan). */
+  view?: ViewOption | null;
+  /** The display LUT (grey, inverted, viridis, HiLo), applied in the browser. */
+  lut?: Lut;
+  /** The display window in camera counts, or "auto"; applied in the browser, no server message. */
+  contrast?: "auto" | [number, number];
+  /**
+   * The shared viewer (labcam-viewer.js: zoom, pan, 1:1, display mapping, readouts, histogram) and
+   * how it draws: "auto" (WebGL2 where there is one, else 2D), "webgl2" or "2d". null (the default):
+   * no viewer, each frame drawn as it comes on a 2D canvas, exactly as before issue 11, so the lab's
+   * existing app (which reads the canvas with a 2D context) is unchanged. encoding, view, lut and
+   * contrast need the viewer.
+   */
+  renderer?: "auto" | RendererKind | null;
 }
 
 /** The events CameraControl.vue emits. */

@@ -102,9 +102,38 @@ export interface ConnectedMessage {
 export type RequestId = string | number;
 
 /** A frame's metadata: the binary header, or the json frame message without `data`. */
+/** A sensor region [x, y, w, h] in sensor pixels. */
+export type SensorRect = [number, number, number, number];
+/** The `view` stream option: the whole sensor or a region of it. */
+export type ViewOption = "full" | SensorRect;
+export type StreamEncoding = "jpeg" | "raw";
+export type RawCompression = "deflate" | "zstd" | "lz4" | "none";
+
+/** The histogram of the camera's counts in a frame header (a sample of the view's pixels). */
+export interface CountHistogram {
+  bins: number[];
+  /** [0, 2**bit_depth]: the counts the bins span, equal widths. */
+  range: [number, number];
+}
+
 export interface FrameHeader {
   type: "frame";
-  encoding: "jpeg";
+  /** "raw" frames carry the camera's counts (docs/raw-mode.md) from a view-aware server. */
+  encoding: "jpeg" | "raw";
+  /** The sensor region this image covers, after clamping/alignment (absent from older servers: the full sensor). */
+  view?: SensorRect;
+  /** The full frame's size [w, h] (absent from older servers: source_width/source_height). */
+  sensor?: [number, number];
+  histogram?: CountHistogram;
+  /** Pixels at the top count in the view. */
+  saturated?: number;
+  /** true when the asked view was clamped or realigned. */
+  clamped?: boolean;
+  /** Raw frames only. */
+  dtype?: "uint8" | "uint16";
+  shuffle?: boolean;
+  compression?: RawCompression;
+  channels?: 1 | 3;
   /** Capture time, epoch seconds (server clock). */
   timestamp: number;
   frame_number: number;
@@ -292,6 +321,18 @@ export interface ConfigureRequest extends RequestBase {
   quality?: number | "auto" | null;
   max_width?: number | null;
   display?: DisplayRange | null;
+  view?: ViewOption | null;
+  size?: [number, number] | null;
+  encoding?: StreamEncoding | null;
+  compression?: RawCompression | null;
+}
+/** Reply: probe (or an error with "request": "probe"). */
+export interface ProbeRequest extends RequestBase {
+  type: "probe";
+  x: number;
+  y: number;
+  w?: number;
+  h?: number;
 }
 /** Reply: pong. */
 export interface PingRequest extends RequestBase {
@@ -392,6 +433,47 @@ export interface ClientStreamOptions {
   maxWidth?: number | null;
   /** 12/16-bit display range: "auto", [min, max] or "MIN,MAX". */
   display?: DisplayRange | string | null;
+  /** The sensor region to show: "full", [x, y, w, h] or "X,Y,W,H" (sent in configure only to a view-aware server). */
+  view?: ViewOption | string | null;
+  /** The device-pixel box the view must fit, [w, h] 16–16384 each. */
+  size?: [number, number] | string | null;
+  /** "jpeg" (default) or "raw" (lossless counts). */
+  encoding?: StreamEncoding | null;
+  /** Raw frames' compression (default "deflate"). */
+  compression?: RawCompression | null;
+}
+
+/** Where a frame lies on the sensor, from its header (frameGeometry); an older server's header is the full sensor. */
+export interface FrameGeometry {
+  encoding: StreamEncoding;
+  view: SensorRect;
+  width: number;
+  height: number;
+  sensor: [number, number];
+  bitDepth: number;
+  /** Sensor pixels per image pixel (1 at full resolution). */
+  scale: number;
+  histogram: CountHistogram | null;
+  saturated: number | null;
+  clamped: boolean;
+  /** The counts the 8-bit JPEG values 0 and 255 stand for ([0, 2**bits - 1] for raw). */
+  display: [number, number];
+  dtype: "uint8" | "uint16" | null;
+  channels: number;
+}
+
+/** The reply to a probe: the counts of sensor pixels x..x+w, y..y+h of the latest full-bit-depth frame. */
+export interface ProbeReply {
+  type: "probe";
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  /** Row-major; RGB: [r, g, b] per pixel. */
+  values: Array<number | [number, number, number]>;
+  frame_number: number;
+  bit_depth: number;
+  request_id?: string | number;
 }
 
 /** A WebSocket constructor (the browser's, or a fake for tests). */
@@ -477,6 +559,12 @@ export interface Frame<M = FrameHeader> {
   blob: Blob;
   /** The decoded image when `decode` is on, else null. Valid until the next `frame` event: the client closes it then. */
   bitmap: ImageBitmap | null;
+  /** Raw frames: the camera's counts, row-major (decodeRaw), else null. JPEG frames' blob is then null too. */
+  pixels: Uint8Array | Uint16Array | null;
+  /** Where the image lies on the sensor; null only for a header without a size that was not decoded (the seed's original server). */
+  geometry: FrameGeometry | null;
+  /** Decode time in ms (ImageBitmap or raw decode), null when not decoded. */
+  decodeMs: number | null;
   /** Image size in bytes. */
   bytes: number;
   /** When it arrived, on the client's monotonic clock (ms). */
@@ -589,6 +677,14 @@ export declare class LabcamClient extends EventTarget {
   disconnect(reason?: string): void;
   /** Change this client's stream options; kept for reconnects. Resolves with the options in force; rejects with RangeError (bad value, nothing sent) or the server's message. In state "error" after the server refused the options (4400), options that differ connect again. */
   configure(changes: ClientStreamOptions): Promise<StreamOptions>;
+  /** Whether the server knows view/size/encoding/compression (its stream options or a frame header said so). */
+  readonly viewAware: boolean;
+  /** Change the view-aware options, coalesced (one configure in flight, latest wins); kept for reconnects. */
+  requestView(changes: Pick<ClientStreamOptions, "view" | "size" | "encoding" | "compression">): Promise<StreamOptions>;
+  /** The counts of sensor pixels x..x+w, y..y+h (w, h 1–64) of the latest full-bit-depth frame. */
+  probe(x: number, y: number, w?: number, h?: number): Promise<ProbeReply>;
+  /** ms from a frame's capture to the client's monotonic time `t` (default now), via the clock offset; null before a pong. */
+  captureAgeMs(meta: { timestamp?: number } | null, t?: number): number | null;
   /** Round-trip time in ms. */
   ping(): Promise<number>;
   /** The next full-resolution frame (default "png"). */
@@ -625,7 +721,14 @@ export declare function normalizeDisplay(display: null | undefined): null | unde
 export declare function base64ToBytes(text: string): Uint8Array;
 
 /** The stream options' ranges, [minimum, maximum], of protocol version 1 (quality and max_width: whole numbers). */
-export declare const STREAM_OPTION_RANGES: Readonly<{ fps: readonly [number, number]; quality: readonly [number, number]; max_width: readonly [number, number] }>;
+export declare const STREAM_OPTION_RANGES: Readonly<{ fps: readonly [number, number]; quality: readonly [number, number]; max_width: readonly [number, number]; size: readonly [number, number]; view: readonly [number, number] }>;
+export declare const ENCODINGS: readonly StreamEncoding[];
+export declare const COMPRESSIONS: readonly RawCompression[];
+export declare const VIEW_OPTION_KEYS: readonly ["view", "size", "encoding", "compression"];
+export declare function normalizeView(view: ViewOption | string): ViewOption;
+export declare function normalizeSize(size: [number, number] | string): [number, number];
+/** Where a frame lies on the sensor; throws a LabcamError (code "protocol") for a header without a size. */
+export declare function frameGeometry(meta: Partial<FrameHeader>): FrameGeometry;
 
 // ---- helpers shared by the test page, the notebook widget and the Vue component ----------------
 

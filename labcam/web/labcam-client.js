@@ -1,7 +1,8 @@
 // labcam-client.js: the browser client of the labcam stream protocol (docs/protocol.md, version 1).
 //
-// One dependency-free ES module, no build step, no imports: the test page imports it, the notebook
-// widget imports it from a blob: URL (in both its modes), the Vue app imports it. Types: labcam-client.d.ts.
+// A dependency-free ES module, no build step; its one import is labcam-raw.js (the raw payload
+// decoder) beside it. The test page imports it, the notebook widget imports both from blob: URLs (in
+// both its modes; see liveview.js), the Vue app imports it. Types: labcam-client.d.ts.
 // Beside the client it exports the helpers those three views share (end of this file): number
 // formats, recording-status order, the snapshot file name, bit depth, the settings coalescer, the log
 // slider and the overlay texts.
@@ -36,6 +37,8 @@
 //   refused again: no reconnect loop. The state becomes "error" with the server's message; connect(),
 //   reconnect() or configure() with different options tries again.
 
+import { decodeRaw, RAW_COMPRESSIONS } from "./labcam-raw.js";
+
 export const PROTOCOL_VERSION = 1;
 export const STREAM_PATH = "ws/camera/stream";
 export const STATES = Object.freeze(["idle", "connecting", "connected", "reconnecting", "error", "closed"]);
@@ -50,7 +53,13 @@ export const STREAM_OPTION_RANGES = Object.freeze({
   fps: Object.freeze([0.1, 1000]),
   quality: Object.freeze([1, 100]),
   max_width: Object.freeze([16, 16384]),
+  size: Object.freeze([16, 16384]),
+  view: Object.freeze([0, 65536]),
 });
+/** The `encoding` stream option's values: JPEG of the 8-bit mapping (default) or the raw counts. */
+export const ENCODINGS = Object.freeze(["jpeg", "raw"]);
+/** The `compression` stream option's values (raw frames only; the browser inflates deflate natively). */
+export const COMPRESSIONS = RAW_COMPRESSIONS;
 
 const MIME = { jpeg: "image/jpeg", jpg: "image/jpeg", png: "image/png", tiff: "image/tiff", npy: "application/x-npy" };
 
@@ -146,6 +155,47 @@ export function normalizeDisplay(display) {
 }
 
 /**
+ * Normalise a view: "full", [x, y, w, h] or "X,Y,W,H" (whole sensor pixels, w and h >= 1) ->
+ * "full" | [x, y, w, h]. null/undefined pass through. Throws RangeError naming `view`.
+ */
+export function normalizeView(view) {
+  if (view === null || view === undefined || view === "full") return view;
+  let quad = view;
+  if (typeof view === "string") quad = view.split(",").map((s) => (s.trim() === "" ? NaN : Number(s)));
+  const [lo, hi] = STREAM_OPTION_RANGES.view;
+  const ok =
+    Array.isArray(quad) &&
+    quad.length === 4 &&
+    quad.every((v) => Number.isInteger(v) && v >= lo && v <= hi) &&
+    quad[2] >= 1 &&
+    quad[3] >= 1;
+  if (!ok) {
+    throw new RangeError(`view=${JSON.stringify(view)} is not allowed: "full" or [x, y, w, h] of whole sensor pixels, x, y >= 0, w, h >= 1, each at most ${hi}`);
+  }
+  return [quad[0], quad[1], quad[2], quad[3]];
+}
+
+/** Normalise a size (the device-pixel box a view must fit): [w, h] or "W,H" -> [w, h]. Throws RangeError naming `size`. */
+export function normalizeSize(size) {
+  if (size === null || size === undefined) return size;
+  let pair = size;
+  if (typeof size === "string") pair = size.split(",").map((s) => (s.trim() === "" ? NaN : Number(s)));
+  const [lo, hi] = STREAM_OPTION_RANGES.size;
+  if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((v) => Number.isInteger(v) && v >= lo && v <= hi)) {
+    throw new RangeError(`size=${JSON.stringify(size)} is not allowed: [w, h] of whole device pixels, each from ${lo} to ${hi}`);
+  }
+  return [pair[0], pair[1]];
+}
+
+function checkChoice(name, value, choices) {
+  if (!choices.includes(value)) throw new RangeError(`${name}=${JSON.stringify(value)} is not allowed: one of ${choices.join(", ")}`);
+  return value;
+}
+
+/** The stream options of issue 11 (view-aware streaming): sent in `configure` only to a server that knows them. */
+export const VIEW_OPTION_KEYS = Object.freeze(["view", "size", "encoding", "compression"]);
+
+/**
  * Check stream options (camelCase; `null` = the server's default, `undefined` = leave unchanged) and
  * return them in protocol form (`max_width`, display as "auto" | [min, max]). Throws RangeError.
  */
@@ -167,8 +217,20 @@ export function normalizeStreamOptions(options = {}) {
       case "display":
         out.display = normalizeDisplay(value);
         break;
+      case "view":
+        out.view = normalizeView(value);
+        break;
+      case "size":
+        out.size = normalizeSize(value);
+        break;
+      case "encoding":
+        out.encoding = value === null ? null : checkChoice("encoding", value, ENCODINGS);
+        break;
+      case "compression":
+        out.compression = value === null ? null : checkChoice("compression", value, COMPRESSIONS);
+        break;
       default:
-        throw new TypeError(`unknown stream option ${JSON.stringify(key)} (known: fps, quality, maxWidth, display)`);
+        throw new TypeError(`unknown stream option ${JSON.stringify(key)} (known: fps, quality, maxWidth, display, view, size, encoding, compression)`);
     }
   }
   return out;
@@ -237,6 +299,10 @@ const DEFAULTS = {
   quality: "auto", // the server fits quality, size and fps to this viewer's link; a number pins it
   maxWidth: undefined,
   display: undefined,
+  view: undefined,
+  size: undefined,
+  encoding: undefined,
+  compression: undefined,
   decode: undefined, // default: true where createImageBitmap exists
   autoReconnect: true,
   reconnectDelay: 3000,
@@ -280,7 +346,7 @@ export class LabcamClient extends EventTarget {
     this._reconnects = 0;
     this._timers = { reconnect: null, connect: null, ping: null, stats: null };
     this._waiters = [];
-    this._pending = { configure: [], snap: [], settings: [], record: [] };
+    this._pending = { configure: [], snap: [], settings: [], record: [], probe: [] };
     this._requestSeq = 0;
     this._echoesIds = false; // the server echoes request_id (said so in `connected`)
     this._connectError = null; // the server's `error` ("request": "connect") before it closed with 4400
@@ -293,6 +359,9 @@ export class LabcamClient extends EventTarget {
     this._lastTick = null;
     this._visibilityHandler = null;
     this._blobChain = Promise.resolve();
+    this._queryView = {};
+    this._viewAware = false; // the server knows view/size/encoding (its stream options or frame headers say so)
+    this._viewPush = settingsCoalescer((changes) => this._sendView(changes));
 
     /** The server's `connected` message of the current (or last) connection. */
     this.serverInfo = null;
@@ -412,10 +481,78 @@ export class LabcamClient extends EventTarget {
       this._log("info", "stream options changed: connecting again");
       this.connect().catch(() => {});
     }
+    if (!this._viewAware) {
+      // An older server refuses configure fields it does not know: these wait in the options (and
+      // go in the query of the next connection, which it ignores).
+      for (const key of VIEW_OPTION_KEYS) delete normalized[key];
+    }
     if (!this._isOpen() || Object.keys(normalized).length === 0) {
       return Promise.resolve(this.stream ? { ...this.stream, ...normalized } : { format: this.options.format, ...normalized });
     }
     return this._request("configure", { type: "configure", ...normalized });
+  }
+
+  /** Whether the server knows the view-aware options (view, size, encoding, compression). */
+  get viewAware() {
+    return this._viewAware;
+  }
+
+  /**
+   * Change the view-aware options ({view, size, encoding, compression}), coalesced: one configure in
+   * flight, changes made meanwhile merged (latest wins) and sent when it settles. Zoom and pan call
+   * this on every wheel step; the server sees at most one request per round trip. Resolves with the
+   * options in force; the options are kept for reconnects either way.
+   */
+  requestView(changes = {}) {
+    try {
+      for (const key of Object.keys(changes)) {
+        if (!VIEW_OPTION_KEYS.includes(key)) throw new TypeError(`requestView takes ${VIEW_OPTION_KEYS.join(", ")}, not ${JSON.stringify(key)}`);
+      }
+      normalizeStreamOptions(changes);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    for (const [key, value] of Object.entries(changes)) if (value !== undefined) this.options[key] = value;
+    return this._viewPush(changes);
+  }
+
+  _sendView(changes) {
+    // The options as they are when the request leaves (latest wins), and only those the server
+    // was not already told on this connection (a resize to the same box sends nothing).
+    const current = {};
+    for (const key of Object.keys(changes)) {
+      const value = this.options[key];
+      if (JSON.stringify(value) !== JSON.stringify(this._queryView[key])) current[key] = value;
+    }
+    const told = this._queryView;
+    const sent = this.configure(current);
+    // Refused values are not "told": the next request carries them again.
+    if (this._viewAware && this._isOpen()) sent.then(() => Object.assign(told, current), () => {});
+    return sent;
+  }
+
+  /**
+   * The counts of the sensor pixels x..x+w, y..y+h (w, h up to 64) of the latest full-bit-depth
+   * frame: resolves with the server's `probe` reply ({values, frame_number, bit_depth, ...}); rejects
+   * with the server's message (outside the frame) or, with an older server, a timeout.
+   */
+  probe(x, y, w = 1, h = 1) {
+    const whole = (v, lo, hi) => Number.isInteger(v) && v >= lo && v <= hi;
+    if (!whole(x, 0, 65536) || !whole(y, 0, 65536) || !whole(w, 1, 64) || !whole(h, 1, 64)) {
+      return Promise.reject(new RangeError(`probe(${x}, ${y}, ${w}, ${h}) is not allowed: whole sensor pixels x, y >= 0 and w, h from 1 to 64`));
+    }
+    if (!this._isOpen()) return Promise.reject(new LabcamError("not connected", { request: "probe", code: "closed" }));
+    return this._request("probe", { type: "probe", x, y, w, h });
+  }
+
+  /**
+   * Milliseconds from a frame's capture (`meta.timestamp`, the server's clock) to the client's
+   * monotonic time `t` (default: now), through the clock offset estimated from pings; null until
+   * a ping has come back or when the frame has no timestamp.
+   */
+  captureAgeMs(meta, t = this._now()) {
+    if (!meta || typeof meta.timestamp !== "number" || this._clockOffset === null) return null;
+    return this._epochNow(t) + this._clockOffset - meta.timestamp * 1000;
   }
 
   /** Measure the round trip to the server. Resolves with the RTT in milliseconds. */
@@ -519,7 +656,18 @@ export class LabcamClient extends EventTarget {
 
   _urlOptions() {
     const o = this.options;
-    return { format: o.format, fps: o.fps, quality: o.quality, maxWidth: o.maxWidth, display: o.display, token: o.token };
+    return {
+      format: o.format,
+      fps: o.fps,
+      quality: o.quality,
+      maxWidth: o.maxWidth,
+      display: o.display,
+      view: o.view,
+      size: o.size,
+      encoding: o.encoding,
+      compression: o.compression,
+      token: o.token,
+    };
   }
 
   _isOpen() {
@@ -559,6 +707,8 @@ export class LabcamClient extends EventTarget {
     this._serverPaused = false;
     this._gotHello = false;
     this._echoesIds = false;
+    this._viewAware = false;
+    this._queryView = Object.fromEntries(VIEW_OPTION_KEYS.map((k) => [k, this.options[k]])); // what this connection's server was told
     this._connectError = null;
     ws.onopen = () => {
       if (ws === this._ws) this._log("debug", "socket open, waiting for the server's hello");
@@ -601,6 +751,7 @@ export class LabcamClient extends EventTarget {
       this.settings = isObject(msg.settings) ? msg.settings : null;
       this.specs = isObject(msg.specs) ? msg.specs : {};
       this.stream = isObject(msg.stream) ? msg.stream : null;
+      this._viewAware = !!this.stream && VIEW_OPTION_KEYS.some((k) => k in this.stream);
       this.cameraState = typeof msg.state === "string" ? msg.state : null;
       this._echoesIds = msg.request_ids === true;
     }
@@ -939,6 +1090,9 @@ export class LabcamClient extends EventTarget {
       case "pong":
         this._onPong(msg);
         break;
+      case "probe":
+        this._settle("probe", msg, msg);
+        break;
       case "configured":
         if (isObject(msg.stream)) this.stream = msg.stream;
         this._emit("configured", this.stream);
@@ -978,10 +1132,27 @@ export class LabcamClient extends EventTarget {
     if (typeof meta.timestamp === "number" && this._clockOffset !== null) {
       this._frameAge = this._epochNow(now) + this._clockOffset - meta.timestamp * 1000;
     }
-    const blob = new Blob([payload], { type: MIME[meta.encoding] || "image/jpeg" });
-    const frame = { meta, blob, bitmap: null, bytes: payload.byteLength, receivedAt: now };
+    let geometry = null; // the seed's original server sends no size: known once the image is decoded
+    try {
+      geometry = frameGeometry(meta);
+    } catch {
+      /* filled in from the bitmap below */
+    }
+    if (Array.isArray(meta.view) && !this._viewAware) {
+      // A server that sends views knows the options: send the ones held back.
+      this._viewAware = true;
+      const held = {};
+      for (const key of VIEW_OPTION_KEYS) {
+        const value = this.options[key];
+        if (value !== undefined && value !== null && JSON.stringify(value) !== JSON.stringify(this._queryView[key])) held[key] = value;
+      }
+      if (Object.keys(held).length) this._viewPush(held).catch(() => {});
+    }
+    const raw = meta.encoding === "raw";
+    const blob = raw ? null : new Blob([payload], { type: MIME[meta.encoding] || "image/jpeg" });
+    const frame = { meta, geometry, blob, bitmap: null, pixels: null, payload: raw ? payload : null, bytes: payload.byteLength, receivedAt: now, decodeMs: null };
     Object.defineProperty(frame, "session", { value: this._session });
-    if (!this.options.decode || typeof globalThis.createImageBitmap !== "function") {
+    if (!raw && (!this.options.decode || typeof globalThis.createImageBitmap !== "function")) {
       this._deliver(frame);
       return;
     }
@@ -996,20 +1167,31 @@ export class LabcamClient extends EventTarget {
   _decodeFrame(frame) {
     this._decoding = true;
     const session = this._session;
+    const t0 = this._now();
     let done;
     try {
-      done = Promise.resolve(globalThis.createImageBitmap(frame.blob));
+      // Raw frames: the camera's counts (labcam-raw.js); JPEG: an ImageBitmap. One at a time either way.
+      done = Promise.resolve(frame.payload ? decodeRaw(frame.meta, frame.payload) : globalThis.createImageBitmap(frame.blob));
     } catch (e) {
       done = Promise.reject(e);
     }
     done
       .then(
-        (bitmap) => {
+        (decoded) => {
           if (session !== this._session) {
-            if (bitmap && typeof bitmap.close === "function") bitmap.close();
+            if (decoded && typeof decoded.close === "function") decoded.close();
             return;
           }
-          frame.bitmap = bitmap;
+          frame.decodeMs = this._now() - t0;
+          if (frame.payload) {
+            frame.pixels = decoded;
+            frame.payload = null; // the socket's buffer is no longer needed
+          } else {
+            frame.bitmap = decoded;
+            if (!frame.geometry && decoded && decoded.width > 0) {
+              frame.geometry = frameGeometry({ ...frame.meta, width: decoded.width, height: decoded.height });
+            }
+          }
           this._deliver(frame);
         },
         (e) => {
@@ -1275,6 +1457,50 @@ export function bitDepthOf(header, fallback = null) {
   if (Object.prototype.hasOwnProperty.call(PIXEL_BIT_DEPTHS, pf)) return PIXEL_BIT_DEPTHS[pf];
   const m = /^(?:mono|rgb|bgr)(\d{1,2})$/.exec(pf);
   return m ? Number(m[1]) : fallback;
+}
+
+// -- a frame's place on the sensor --
+
+const isQuad = (v, n) => Array.isArray(v) && v.length === n && v.every((x) => Number.isInteger(x) && x >= 0);
+
+/**
+ * What a frame header says about the image's place on the sensor (docs/protocol.md), with the
+ * defaults of an older server, which sends the whole sensor and no view:
+ * `{encoding, view: [x, y, w, h], width, height, sensor: [w, h], bitDepth, scale (sensor px per
+ * image px), histogram, saturated, clamped, dtype, channels}`. Throws a LabcamError (code "protocol")
+ * for a header without a size.
+ */
+export function frameGeometry(meta) {
+  const width = meta && meta.width;
+  const height = meta && meta.height;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new LabcamError(`a frame header has no valid width and height (${JSON.stringify(width)}x${JSON.stringify(height)})`, { code: "protocol" });
+  }
+  const sw = Number.isInteger(meta.source_width) ? meta.source_width : width;
+  const sh = Number.isInteger(meta.source_height) ? meta.source_height : height;
+  const sensor = isQuad(meta.sensor, 2) && meta.sensor[0] > 0 && meta.sensor[1] > 0 ? [meta.sensor[0], meta.sensor[1]] : [sw, sh];
+  const view = isQuad(meta.view, 4) && meta.view[2] > 0 && meta.view[3] > 0 ? [...meta.view] : [0, 0, sensor[0], sensor[1]];
+  const hist = meta.histogram;
+  const histogram =
+    isObject(hist) && Array.isArray(hist.bins) && hist.bins.length > 0 && hist.bins.every(isNum) && Array.isArray(hist.range) && hist.range.length === 2 && hist.range.every(isNum)
+      ? { bins: hist.bins, range: [hist.range[0], hist.range[1]] }
+      : null;
+  const bitDepth = bitDepthOf(meta, 8);
+  return {
+    encoding: meta.encoding === "raw" ? "raw" : "jpeg",
+    view,
+    width,
+    height,
+    sensor,
+    bitDepth,
+    scale: view[2] / width,
+    histogram,
+    saturated: isNum(meta.saturated) ? meta.saturated : null,
+    clamped: meta.clamped === true,
+    display: Array.isArray(meta.display) && meta.display.length === 2 && meta.display.every(isNum) ? [meta.display[0], meta.display[1]] : [0, 2 ** bitDepth - 1],
+    dtype: typeof meta.dtype === "string" ? meta.dtype : null,
+    channels: Number.isInteger(meta.channels) ? meta.channels : meta.pixel_format && /^(rgb|bgr)/i.test(meta.pixel_format) ? 3 : 1,
+  };
 }
 
 // -- the settings coalescer --

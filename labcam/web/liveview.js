@@ -1,10 +1,14 @@
 // liveview.js: the browser side of labcam.widget.LiveView (an anywidget ES module, no build step).
 //
-// Python prepends `const LABCAM_CLIENT_SOURCE = "<labcam-client.js source>";` when it builds `_esm`.
+// Python prepends `const LABCAM_CLIENT_SOURCE = "<labcam-client.js source>";` and
+// `const LABCAM_MODULE_SOURCES = {"labcam-raw.js": ..., "labcam-viewer.js": ...};` when it builds `_esm`.
 // anywidget imports this module from a blob: URL, where a relative import of the client cannot
-// resolve, so the client is imported from a blob: URL of its own, made from that string, before this
-// module finishes loading (top-level await): both modes use its helpers (formats, overlay texts, bit
-// depth, recording-status order, snapshot names, the log slider), websocket mode its LabcamClient too.
+// resolve, so each module is imported from a blob: URL of its own, made from those strings (the
+// client's import of labcam-raw.js rewritten to that module's URL), before this module finishes
+// loading (top-level await): both modes use the client's helpers (formats, overlay texts, bit depth,
+// recording-status order, snapshot names, the log slider), websocket mode its LabcamClient too, and
+// both draw with the shared viewer (labcam-viewer.js: zoom, pan, display mapping, readouts); websocket
+// mode gets everything, comm mode what the kernel's frames carry.
 //
 // Two sources of frames (the `mode` trait, shown in the status line):
 // - WsSource: the stream's WebSocket, opened here with the shared client. Frames never touch the
@@ -19,28 +23,59 @@
 // Test hooks on the `.labcam-liveview` element: data-frames-drawn, data-frame-number, data-mode,
 // data-state, data-source (the URL or "comm"), data-recording-state, data-recording-frames.
 
-/* global LABCAM_CLIENT_SOURCE */
+/* global LABCAM_CLIENT_SOURCE, LABCAM_MODULE_SOURCES */
 
-/** The shared JS client and its helpers, imported from the embedded source. */
+/**
+ * Import embedded module sources in order ([[name, source], ...]): each from a blob: URL of its own,
+ * with its relative imports of the ones before it (`from "./labcam-raw.js"`) rewritten to their URLs.
+ * Returns {name: module}. Where blob: URLs cannot be imported (Node, which runs this module's tests),
+ * data: URLs are used instead.
+ */
+async function importModules(sources) {
+  const attempt = async (makeUrl) => {
+    const urls = {};
+    const modules = {};
+    try {
+      for (const [name, source] of sources) {
+        let text = source;
+        for (const [dep, url] of Object.entries(urls)) text = text.split(`from "./${dep}"`).join(`from "${url}"`);
+        urls[name] = makeUrl(text);
+        modules[name] = await import(/* webpackIgnore: true */ urls[name]);
+      }
+      return modules;
+    } finally {
+      for (const url of Object.values(urls)) if (url.startsWith("blob:")) URL.revokeObjectURL(url);
+    }
+  };
+  try {
+    return await attempt((text) => URL.createObjectURL(new Blob([text], { type: "text/javascript" })));
+  } catch {
+    return await attempt((text) => `data:text/javascript;charset=utf-8,${encodeURIComponent(text)}`);
+  }
+}
+
+/** The shared JS client (and its helpers) and the shared viewer, imported from the embedded sources. */
 async function importClient() {
   if (typeof LABCAM_CLIENT_SOURCE !== "string") {
     throw new Error("labcam-client.js is missing from the installed labcam package");
   }
-  const url = URL.createObjectURL(new Blob([LABCAM_CLIENT_SOURCE], { type: "text/javascript" }));
-  try {
-    return await import(/* webpackIgnore: true */ url);
-  } catch {
-    // Where blob: URLs cannot be imported (Node, which runs this module's tests), a data: URL can.
-    return await import(/* webpackIgnore: true */ `data:text/javascript;charset=utf-8,${encodeURIComponent(LABCAM_CLIENT_SOURCE)}`);
-  } finally {
-    URL.revokeObjectURL(url);
+  const extra = typeof LABCAM_MODULE_SOURCES === "object" && LABCAM_MODULE_SOURCES ? LABCAM_MODULE_SOURCES : {};
+  for (const name of ["labcam-raw.js", "labcam-viewer.js"]) {
+    if (typeof extra[name] !== "string") throw new Error(`${name} is missing from the installed labcam package`);
   }
+  const m = await importModules([
+    ["labcam-raw.js", extra["labcam-raw.js"]],
+    ["labcam-client.js", LABCAM_CLIENT_SOURCE],
+    ["labcam-viewer.js", extra["labcam-viewer.js"]],
+  ]);
+  return { lib: m["labcam-client.js"], viewerLib: m["labcam-viewer.js"] };
 }
 
 let lib = null; // the client module, once imported
+let viewerLib = null; // the shared viewer (labcam-viewer.js)
 let libError = null; // why it could not be: every view then shows this instead of starting
 try {
-  lib = await importClient();
+  ({ lib, viewerLib } = await importClient());
 } catch (e) {
   libError = e;
 }
@@ -153,7 +188,8 @@ class WsSource {
     client.on("connected", view.guard((msg) => view.setCamera({ camera: msg.camera, settings: msg.settings, specs: msg.specs })));
     client.on("settings", view.guard((s) => view.setSettings(s)));
     client.on("status", view.guard((msg) => view.setCameraStatus(msg.state, msg.message)));
-    client.on("frame", view.guard((f) => view.drawFrame(f.bitmap || f.blob, f.meta)));
+    // The shared viewer draws the client's frames itself (raw ones too) and asks for views and probes.
+    if (!view.useViewer(client)) client.on("frame", view.guard((f) => view.drawFrame(f.bitmap || f.blob, f.meta)));
     client.on("stats", view.guard(({ client: c, server: s }) => {
       view.setStats({
         rttMs: c.rttMs,
@@ -259,6 +295,7 @@ class CommSource {
   start() {
     const view = this.view;
     view.setSourceLabel("the kernel", "comm");
+    view.useViewer(); // zoom, pan, contrast and readouts of the kernel's frames (no view requests)
     this.model.on("msg:custom", this.onMsg);
     this.model.on("change:camera_info", this.onInfo);
     this.publishInfo();
@@ -337,7 +374,8 @@ class CommSource {
     } catch (e) {
       this.view.flash(`could not draw a frame: ${e && e.message}`);
     } finally {
-      if (bitmap && typeof bitmap.close === "function") bitmap.close();
+      // The viewer paints on the next animation frame and closes the bitmap when the next one comes.
+      if (bitmap && typeof bitmap.close === "function" && !this.view.viewer) bitmap.close();
       // Ack even a frame that failed to decode: the kernel must never wait on a frame we dropped.
       if (!this.closed) this.model.send({ type: "ack", seq: frame.meta.seq, view: this.view.id });
       this.decoding = false;
@@ -509,7 +547,8 @@ class LiveViewUI {
     this.errorLine = el("div", { class: "lc-error" });
     this.errorLine.hidden = true;
     r.append(this.toolbar, this.displayBar, this.viewport, this.status, this.errorLine);
-    this.ctx = this.canvas.getContext("2d", { alpha: false });
+    this.ctx = null; // the 2D path's context, made on first use (a viewer's canvas has its own)
+    this.viewer = null; // the shared viewer, once useViewer() made one
 
     this.syncControls();
     this.wire();
@@ -769,7 +808,8 @@ class LiveViewUI {
     const bits = this.bits;
     const top = 2 ** bits;
     const display = Array.isArray(meta.display) ? meta.display : [0, top - 1];
-    let bins = Array.isArray(meta.histogram) ? meta.histogram : null;
+    // The kernel's bins (comm mode), or the stream header's histogram of the camera's counts.
+    let bins = Array.isArray(meta.histogram) ? meta.histogram : meta.histogram && Array.isArray(meta.histogram.bins) ? meta.histogram.bins : null;
     if (!bins && bitmap && typeof bitmap.width === "number") {
       // WebSocket frames are 8-bit already: histogram the displayed values on a small copy and
       // place them back in camera counts (the window [min, max] of the full range).
@@ -804,8 +844,49 @@ class LiveViewUI {
   }
 
   // -- frames ------------------------------------------------------------------------------------
+  /**
+   * Draw with the shared viewer on a canvas of its own (swapped in only once it works): websocket
+   * mode passes the client (views, probes, raw frames), comm mode none (frames come through
+   * drawFrame). Returns whether the viewer is in use; without one the 2D path below draws.
+   */
+  useViewer(client = null) {
+    if (this.viewer) return true;
+    if (!viewerLib || typeof document.createElement("canvas").getBoundingClientRect !== "function") return false;
+    let viewer;
+    const canvas = el("canvas", { class: "lc-canvas lc-gpu" });
+    try {
+      this.viewport.replaceChild(canvas, this.canvas);
+      viewer = new viewerLib.LabcamViewer(canvas, { client });
+    } catch (e) {
+      if (canvas.parentNode === this.viewport) this.viewport.replaceChild(this.canvas, canvas);
+      this.flash(`the live view falls back to plain drawing: ${e && e.message}`);
+      return false;
+    }
+    this.canvas = canvas;
+    this.viewer = viewer;
+    this.zoomSelect.closest(".lc-group").hidden = true; // the viewer zooms (wheel, pinch, Fit, 1:1)
+    this.displayControls = viewerLib.createDisplayControls(viewer);
+    this.displayControls.classList.add("lc-viewer-controls");
+    this.viewport.after(this.displayControls);
+    viewer.addEventListener("paint", this.guard((ev) => {
+      const { frame, newFrame } = ev.detail;
+      if (newFrame && frame) this.frameShown(frame.meta, frame.bitmap);
+    }));
+    this.disposers.push(() => viewer.destroy());
+    return true;
+  }
+
   drawFrame(image, meta) {
     if (!image) return;
+    if (this.viewer) {
+      // Comm mode: the kernel's JPEG, drawn by the viewer (zoom, contrast, readouts of what it shows).
+      const previous = this.heldBitmap;
+      this.heldBitmap = image;
+      const geometry = lib.frameGeometry({ ...meta, width: meta.width || image.width, height: meta.height || image.height });
+      this.viewer.setFrame({ meta, geometry, bitmap: image });
+      if (previous && previous !== image && typeof previous.close === "function") previous.close();
+      return;
+    }
     const w = meta.width || image.width;
     const h = meta.height || image.height;
     if (this.canvas.width !== w || this.canvas.height !== h) {
@@ -813,7 +894,13 @@ class LiveViewUI {
       this.canvas.height = h;
       this.applyZoom(meta);
     }
+    if (!this.ctx) this.ctx = this.canvas.getContext("2d", { alpha: false });
     this.ctx.drawImage(image, 0, 0, w, h);
+    this.frameShown(meta, image);
+  }
+
+  /** The bookkeeping of a frame on screen: counters, stats, display bar, histogram, test hooks. */
+  frameShown(meta, image) {
     this.framesDrawn++;
     this.lastMeta = meta;
     const now = performance.now();

@@ -4,6 +4,8 @@
 //   ?format=json    use the json stream format instead of binary
 //   ?autoconnect=0  do not connect on load
 //   ?fps=, ?quality=, ?max_width=   initial stream options
+//   ?encoding=raw   raw frames (the camera's counts, lossless) instead of JPEG
+//   ?renderer=2d|webgl2   how the viewer draws (default: WebGL2 on a GPU, else the 2D canvas)
 //   ?debug=1        show the client's debug log lines
 // Browser tests read window.labcamTestPage = {client, framesDrawn, recording, ...}.
 
@@ -25,6 +27,7 @@ import {
   toLogSlider,
   viewMode,
 } from "./labcam-client.js";
+import { createDisplayControls, LabcamViewer } from "./labcam-viewer.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -76,7 +79,8 @@ function makeClient() {
     token: params.get("token") || undefined,
     format: params.get("format") === "json" ? "json" : "binary",
   };
-  const initial = { fps: numberParam("fps"), quality: numberParam("quality"), maxWidth: numberParam("max_width") };
+  const encoding = params.get("encoding") === "raw" ? "raw" : undefined;
+  const initial = { fps: numberParam("fps"), quality: numberParam("quality"), maxWidth: numberParam("max_width"), encoding };
   try {
     return new LabcamClient({ ...base, ...initial });
   } catch (e) {
@@ -87,7 +91,9 @@ function makeClient() {
 
 const client = makeClient();
 const canvas = $("view");
-const ctx = canvas.getContext("2d", { alpha: false });
+// The shared viewer draws the client's frames (zoom, pan, display mapping, readouts); see labcam-viewer.js.
+const viewer = new LabcamViewer(canvas, { client, renderer: ["2d", "webgl2"].includes(params.get("renderer")) ? params.get("renderer") : "auto" });
+$("viewer-controls").append(createDisplayControls(viewer));
 let framesDrawn = 0;
 let lastMeta = null;
 let lastSnap = null;
@@ -97,6 +103,9 @@ let recording = null; // the latest status of the recording this page started (s
 window.labcamTestPage = {
   get client() {
     return client;
+  },
+  get viewer() {
+    return viewer;
   },
   get framesDrawn() {
     return framesDrawn;
@@ -119,26 +128,20 @@ if (client.options.maxWidth !== undefined) $("max-width").value = client.options
 
 // ---- drawing --------------------------------------------------------------------------------
 
-function drawImage(image, width, height) {
-  if (canvas.width !== width || canvas.height !== height) {
-    canvas.width = width;
-    canvas.height = height;
-  }
-  ctx.drawImage(image, 0, 0, width, height);
-  framesDrawn++;
-}
+viewer.addEventListener("paint", (ev) => {
+  if (ev.detail.newFrame) framesDrawn++;
+});
+$("stat-renderer").textContent = viewer.rendererNote || "WebGL2";
 
 client.on("frame", (frame) => {
   lastMeta = frame.meta;
-  if (frame.bitmap) {
-    drawImage(frame.bitmap, frame.bitmap.width, frame.bitmap.height);
-  } else if (!drawing) {
-    // No createImageBitmap: decode through an <img>, one at a time.
+  if (!frame.bitmap && !frame.pixels && !drawing) {
+    // No createImageBitmap: decode through an <img>, one at a time; the viewer draws images too.
     drawing = true;
     const url = URL.createObjectURL(frame.blob);
     const img = new Image();
     img.onload = () => {
-      drawImage(img, img.naturalWidth, img.naturalHeight);
+      viewer.setFrame({ ...frame, bitmap: img });
       URL.revokeObjectURL(url);
       drawing = false;
     };
@@ -274,7 +277,7 @@ client.on("connected", (msg) => {
 
 /** Rates mean nothing without a connection: show dashes, keep the totals. */
 function clearLiveStats() {
-  for (const id of ["stat-fps", "stat-rate", "stat-latency", "stat-age", "stat-camera-fps", "stat-encode"]) $(id).textContent = "–";
+  for (const id of ["stat-fps", "stat-rate", "stat-latency", "stat-age", "stat-camera-fps", "stat-encode", "stat-painted", "stat-draw"]) $(id).textContent = "–";
 }
 
 client.on("stats", ({ client: cs, server: ss }) => {
@@ -292,6 +295,17 @@ client.on("stats", ({ client: cs, server: ss }) => {
   $("stat-camera-fps").textContent = fmt(s.camera_fps, 1);
   $("stat-dropped").textContent = fmtInt(s.camera_dropped);
   $("stat-encode").textContent = fmtMs(s.encode_ms);
+  const vs = viewer.stats;
+  $("stat-painted").textContent = vs.latencyP50 === null ? "–" : `${fmtMs(vs.latencyP50)} / ${fmtMs(vs.latencyP95)}`;
+  $("stat-draw").textContent = vs.pipelineP50 === null ? "–" : `${fmtMs(vs.pipelineP50)} / ${fmtMs(vs.pipelineP95)}`;
+});
+
+// encoding: jpeg or raw (held back by the client for a server that does not know it)
+$("encoding").value = client.options.encoding || "jpeg";
+$("encoding").addEventListener("change", () => {
+  const encoding = $("encoding").value;
+  if (client.connected && !client.viewAware) log("warn", `this server does not know encoding=${encoding}: it goes in the query of the next connection`);
+  applyStream({ encoding }, `encoding ${encoding}`);
 });
 
 // ---- stream controls ------------------------------------------------------------------------

@@ -82,6 +82,7 @@ RECORD_NOTICE_S = 1.0
 RECORD_STEP_S = 0.2
 
 _CLIENT_PATH = WEB_DIR / "labcam-client.js"
+_MODULES = ("labcam-raw.js", "labcam-viewer.js")  # beside the client: its raw decoder, the shared viewer
 
 
 def _read_text(path: Path) -> str | None:
@@ -92,7 +93,8 @@ def _read_text(path: Path) -> str | None:
 
 
 def build_esm() -> str:
-    """The widget's ES module: the shared JS client's source as a string constant + liveview.js.
+    """The widget's ES module: the shared JS client's source as a string constant, the sources of the
+    modules beside it (the raw decoder it imports, the viewer) as an object, + liveview.js.
 
     ``json.dumps`` makes a valid JavaScript string literal (JSON is a subset of ECMAScript 2019).
     A missing client (a broken install) becomes ``null``: websocket mode then shows that error in the
@@ -100,7 +102,12 @@ def build_esm() -> str:
     """
     widget_source = (WEB_DIR / "liveview.js").read_text(encoding="utf-8")
     client_source = _read_text(_CLIENT_PATH)
-    return f"const LABCAM_CLIENT_SOURCE = {json.dumps(client_source)};\n{widget_source}"
+    # The modules the client and the viewer import, in the order liveview.js loads them.
+    modules = {name: _read_text(WEB_DIR / name) for name in _MODULES}
+    return (
+        f"const LABCAM_CLIENT_SOURCE = {json.dumps(client_source)};\n"
+        f"const LABCAM_MODULE_SOURCES = {json.dumps(modules)};\n{widget_source}"
+    )
 
 
 # -- preview encoding (comm mode) -------------------------------------------------------------------
