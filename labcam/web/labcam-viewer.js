@@ -95,7 +95,14 @@ export function viewRequest(cam, box, sensor) {
   const x1 = Math.min(sensor[0], Math.ceil(x1f - 1e-6));
   const y1 = Math.min(sensor[1], Math.ceil(y1f - 1e-6));
   if (x0 <= 0 && y0 <= 0 && x1 >= sensor[0] && y1 >= sensor[1]) return "full";
-  return [x0, y0, Math.max(1, x1 - x0), Math.max(1, y1 - y0)];
+  // The server reduces by a whole factor, the smallest whose result fits the box (`size`). A view
+  // that covers partial sensor pixels at both edges is one pixel wider than box / zoom, which would
+  // make that factor one larger (half the resolution at 1:1): leave the partial pixel at the far
+  // edge out instead (less than one sensor pixel of the picture).
+  const factor = Math.max(1, Math.ceil(1 / cam.zoom - 1e-9));
+  const w = Math.min(x1 - x0, box[0] * factor);
+  const h = Math.min(y1 - y0, box[1] * factor);
+  return [x0, y0, Math.max(1, w), Math.max(1, h)];
 }
 
 /** The device-pixel box of a canvas's CSS box (ResizeObserver entry when there is one), clamped to the `size` limits. */

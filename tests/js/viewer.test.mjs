@@ -202,6 +202,17 @@ describe("camera model", () => {
     assert.deepEqual(viewRequest(cam, box, sensor), [1360, 988, 1280, 1024]);
   });
 
+  test("a view never needs a larger reduction than its zoom: partial edge pixels are left out", () => {
+    // Centred between pixels, the box covers 1281 x 1025 partial sensor pixels at 1:1; asking for
+    // that would make the server halve the resolution to fit the 1280 x 1024 box.
+    const cam = clampCamera({ cx: 2000.5, cy: 1500.5, zoom: 1 }, box, sensor);
+    const [, , w, h] = viewRequest(cam, box, sensor);
+    assert.ok(w <= 1280 && h <= 1024, `${w}x${h}`);
+    const half = clampCamera({ cx: 2000.25, cy: 1500.25, zoom: 0.5 }, box, sensor);
+    const [, , w2, h2] = viewRequest(half, box, sensor);
+    assert.ok(w2 <= 2560 && h2 <= 2048 && w2 >= 2559, `${w2}x${h2}`);
+  });
+
   test("the camera stays on the sensor: pans stop at its edges and zoom has limits", () => {
     const cam = { cx: 2000, cy: 1500, zoom: 1 };
     const panned = panCamera(cam, 1e6, 1e6, box, sensor);
