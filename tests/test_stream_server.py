@@ -179,7 +179,10 @@ def _pending_bytes(handler: StreamHandler) -> int:
 
 
 async def test_stalled_clients_do_not_slow_others_and_memory_stays_bounded(make_server, ws_connect) -> None:
-    srv = make_server(width=640, height=480, fps=30.0)
+    # 15 fps: the fast clients (this test's own process) and the encoder must keep up with the
+    # camera on a loaded 2-core machine, or frames go missing whether clients stall or not.
+    fps = 15.0
+    srv = make_server(width=640, height=480, fps=fps)
     stalled = [_stalled_socket(srv.port) for _ in range(2)]
     fast = [await ws_connect(srv, "format=binary") for _ in range(3)]
     try:
@@ -190,7 +193,7 @@ async def test_stalled_clients_do_not_slow_others_and_memory_stays_bounded(make_
             got, span = len(set(numbers)), numbers[-1] - numbers[0] + 1
             assert got / span >= 0.95, f"a fast client got {got} of {span} frames next to stalled ones"
             elapsed = headers[-1]["timestamp"] - headers[0]["timestamp"]
-            assert got / elapsed > 25, f"fast client at {got / elapsed:.1f} fps"
+            assert got / elapsed > fps * 5 / 6, f"fast client at {got / elapsed:.1f} fps"
 
         def stalled_figures() -> list[tuple[int, int, int, int]]:
             out = []
