@@ -1202,11 +1202,11 @@ export class LabcamClient extends EventTarget {
   }
 
   _onFrame(meta, payload, size) {
-    // WebRTC: the picture is Janus's; a frame sent before the server saw our pause is not shown.
-    if (this.options.transport === "webrtc") return;
     const now = this._now();
     this._frames++;
     this._bytes += size;
+    // WebRTC: the picture is Janus's; a frame sent before the server saw our pause is counted, not shown.
+    if (this.options.transport === "webrtc") return;
     this._lastFrameBytes = payload.byteLength;
     if (typeof meta.width === "number") this._width = meta.width;
     if (typeof meta.height === "number") this._height = meta.height;
