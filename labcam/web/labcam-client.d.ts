@@ -660,7 +660,7 @@ export interface WebRTCStatusEvent {
 export declare class LabcamClient extends EventTarget {
   constructor(options: LabcamClientOptions);
   /** The options in force (configure() updates fps/quality/maxWidth/display). */
-  readonly options: Required<Omit<LabcamClientOptions, "WebSocket" | "now" | "token">> & Pick<LabcamClientOptions, "WebSocket" | "now" | "token">;
+  readonly options: Required<Omit<LabcamClientOptions, "WebSocket" | "now" | "token" | "video">> & Pick<LabcamClientOptions, "WebSocket" | "now" | "token" | "video">;
   /** The stream URL the next (or current) connection uses. */
   readonly url: string;
   readonly state: ClientState;
