@@ -376,3 +376,67 @@ def test_killing_janus_loses_the_viewers_keeps_the_websocket_and_a_restart_bring
         # labcam's watchdog starts Janus again and makes the mountpoint again; the viewers reconnect.
         _wait_all(page, 's.status === "live" && s.framesDecoded > 10', timeout_s=60)
         assert own.process.pid != first_pid and publisher.state == "publishing"
+
+
+# ==================================================================================================
+# The test page through the shared client: transport=webrtc
+# ==================================================================================================
+TEST_PAGE = "window.labcamTestPage"
+
+
+def test_the_test_page_plays_webrtc_and_changes_settings_over_the_websocket(webrtc_server: Callable[..., Any]) -> None:
+    srv, _publisher = webrtc_server(width=320, height=256)
+    with chromium_page() as page:
+        page.goto(srv.url + "?transport=webrtc")
+        page.wait_for_function(
+            f"() => {TEST_PAGE}.client.webrtcStatus === 'live' && ({TEST_PAGE}.webrtcStats?.framesDecoded ?? 0) > 5",
+            timeout=30_000, polling=200,
+        )
+        first = page.evaluate(f"{TEST_PAGE}.webrtcStats.framesDecoded")
+        websocket_frames = page.evaluate(f"{TEST_PAGE}.client.stats.frames")
+        assert page.is_visible("#video") and not page.is_visible("#view")
+        assert "WebRTC via Janus: live" in page.inner_text("#status")
+        # Settings go over labcam's WebSocket while the video plays; its frames stay paused.
+        page.wait_for_selector("#exposure:not([disabled])", timeout=15_000)
+        page.fill("#exposure", "3.5")
+        page.dispatch_event("#exposure", "change")
+        page.wait_for_function(f"() => {TEST_PAGE}.client.settings.exposure_ms === 3.5", timeout=15_000)
+        assert srv.engine.settings.exposure_ms == 3.5
+        page.wait_for_function(f"n => {TEST_PAGE}.webrtcStats.framesDecoded > n + 10", arg=first, timeout=15_000)
+        # The WebSocket's frames are paused: none came while the video decoded 10 more.
+        assert page.evaluate(f"{TEST_PAGE}.client.stats.frames") == websocket_frames
+        assert page.evaluate(f"{TEST_PAGE}.framesDrawn") > 0  # requestVideoFrameCallback counted frames shown
+        assert page.inner_text("#stat-painted") != "–"  # capture → shown from labcam's SEI
+
+
+def test_the_test_page_without_a_valid_token_gets_no_webrtc_stream_and_says_refused(
+    webrtc_server: Callable[..., Any],
+) -> None:
+    srv, _publisher = webrtc_server(token="s3cret")
+    with chromium_page() as page:
+        for query in ("?transport=webrtc", "?transport=webrtc&token=wrong"):
+            page.goto(srv.url + query)
+            page.wait_for_function("() => document.querySelector('#status').dataset.webrtc === 'refused'", timeout=15_000)
+            assert page.inner_text("#status").startswith("refused")
+            assert page.evaluate("document.querySelector('#video').srcObject") is None
+
+
+def test_killing_janus_turns_the_test_pages_status_to_lost(webrtc_server: Callable[..., Any]) -> None:
+    srv, publisher = webrtc_server(width=320, height=256)
+    with chromium_page() as page:
+        page.goto(srv.url + "?transport=webrtc")
+        page.wait_for_function("() => document.querySelector('#status').dataset.webrtc === 'live'", timeout=30_000)
+        own = publisher._own
+        assert own is not None and own.process is not None
+        own.process.kill()
+        # Read in the same instant: labcam's watchdog restarts Janus within a second or two.
+        lost = page.wait_for_function(
+            f"""() => {{
+                const badge = document.querySelector('#status');
+                return badge.dataset.webrtc === 'lost' && [badge.textContent, {TEST_PAGE}.client.state];
+            }}""",
+            timeout=15_000, polling=50,
+        ).json_value()
+        assert "WebRTC via Janus: lost" in lost[0]
+        assert lost[1] == "connected"  # the WebSocket carries on
+        page.wait_for_function("() => document.querySelector('#status').dataset.webrtc === 'live'", timeout=60_000)

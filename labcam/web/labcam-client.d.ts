@@ -514,6 +514,12 @@ export interface LabcamClientOptions extends ClientStreamOptions {
   statsInterval?: number;
   /** Pause the stream while the document is hidden (default true; browsers only). */
   pauseWhenHidden?: boolean;
+  /** How the picture travels (default "websocket"). "webrtc": through Janus (api/webrtc) into `video`, the
+   * WebSocket carries settings, snaps and recordings with its frames paused; connect() imports
+   * ./dist/labcam-webrtc.js (the bundle) only then. */
+  transport?: Transport;
+  /** transport "webrtc": the <video> element the stream plays in (required then). */
+  video?: HTMLVideoElement;
   /** WebSocket constructor to use instead of globalThis.WebSocket (tests, Node). */
   WebSocket?: WebSocketConstructor;
   /** Monotonic clock in ms (default performance.now); a hook for tests. */
@@ -617,7 +623,7 @@ export interface LabcamClientEventMap {
   frame: Frame;
   stats: StatsDetail;
   settings: CameraSettings;
-  status: StatusMessage;
+  status: StatusMessage | WebRTCStatusEvent;
   configured: StreamOptions | null;
   error: ErrorDetail;
   log: LogDetail;
@@ -639,10 +645,22 @@ export declare class LabcamError extends Error {
   constructor(message: string, options?: { request?: string | null; response?: ErrorMessage | null; code?: string | null });
 }
 
+export type Transport = "websocket" | "webrtc";
+export declare const TRANSPORTS: readonly Transport[];
+/** The WebRTC viewer's status (WebRTCViewer in dist/labcam-webrtc.js). */
+export type WebRTCStatus = "connecting" | "live" | "lost" | "refused" | "closed";
+/** The `status` event of transport "webrtc" when the viewer's status changes (state: the camera's). */
+export interface WebRTCStatusEvent {
+  type: "webrtc";
+  webrtc: WebRTCStatus;
+  error: string;
+  state: CameraState | null;
+}
+
 export declare class LabcamClient extends EventTarget {
   constructor(options: LabcamClientOptions);
   /** The options in force (configure() updates fps/quality/maxWidth/display). */
-  readonly options: Required<Omit<LabcamClientOptions, "WebSocket" | "now" | "token">> & Pick<LabcamClientOptions, "WebSocket" | "now" | "token">;
+  readonly options: Required<Omit<LabcamClientOptions, "WebSocket" | "now" | "token" | "video">> & Pick<LabcamClientOptions, "WebSocket" | "now" | "token" | "video">;
   /** The stream URL the next (or current) connection uses. */
   readonly url: string;
   readonly state: ClientState;
@@ -661,6 +679,14 @@ export declare class LabcamClient extends EventTarget {
   readonly serverStats: StatsMessage | null;
   /** The last `frame` event's detail. */
   readonly lastFrame: Frame | null;
+  /** transport "webrtc": the WebRTCViewer once its module is imported (framesShown, frameInfo, ages), else null. */
+  readonly webrtc: any;
+  /** transport "webrtc": the viewer's status ("closed" before connect()); null for "websocket". */
+  readonly webrtcStatus: WebRTCStatus | null;
+  /** Why the viewer is lost or refused ("" otherwise). */
+  readonly webrtcError: string;
+  /** The inbound video's counters (RTCPeerConnection.getStats(): framesDecoded, framesPerSecond, ...), or null. */
+  webrtcStats(): Promise<Record<string, number> | null>;
 
   /** Listen to an event; the listener gets the detail. Returns a function that removes the listener. */
   on<K extends keyof LabcamClientEventMap>(type: K, listener: (detail: LabcamClientEventMap[K], event: CustomEvent<LabcamClientEventMap[K]>) => void): () => void;

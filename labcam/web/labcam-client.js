@@ -36,6 +36,12 @@
 // - A stream option the server refuses (an `error` with `"request": "connect"`, then close 4400) will be
 //   refused again: no reconnect loop. The state becomes "error" with the server's message; connect(),
 //   reconnect() or configure() with different options tries again.
+// - `transport: "webrtc"` (with `video`: an HTMLVideoElement) plays the picture through Janus
+//   (docs/scale-out.md): connect() imports ./dist/labcam-webrtc.js (the bundle scripts/setup.sh
+//   builds) only then, so the notebook widget's blob: URLs never try to resolve it. The WebSocket stays
+//   for settings, snaps and recordings, with its frames paused. The viewer's status ("connecting",
+//   "live", "lost", "refused", "closed") is `webrtcStatus`, announced as a `status` event
+//   `{type: "webrtc", webrtc, error, state}` (state: the camera's, as in the server's `status`).
 
 import { decodeRaw, RAW_COMPRESSIONS } from "./labcam-raw.js";
 
@@ -58,6 +64,10 @@ export const STREAM_OPTION_RANGES = Object.freeze({
 });
 /** The `encoding` stream option's values: JPEG of the 8-bit mapping (default) or the raw counts. */
 export const ENCODINGS = Object.freeze(["jpeg", "raw"]);
+/** How the picture travels: labcam's WebSocket (default) or WebRTC through Janus (api/webrtc). */
+export const TRANSPORTS = Object.freeze(["websocket", "webrtc"]);
+/** The WebRTC viewer's module, beside this file; imported only for transport "webrtc". */
+const WEBRTC_MODULE = "./dist/labcam-webrtc.js";
 /** The `compression` stream option's values (raw frames only; the browser inflates deflate natively). */
 export const COMPRESSIONS = RAW_COMPRESSIONS;
 
@@ -312,6 +322,8 @@ const DEFAULTS = {
   requestTimeout: 15000,
   statsInterval: 1000,
   pauseWhenHidden: true,
+  transport: "websocket",
+  video: undefined, // transport "webrtc": the <video> element the stream plays in
   WebSocket: undefined,
   now: undefined,
 };
@@ -332,6 +344,12 @@ export class LabcamClient extends EventTarget {
       if (!Object.prototype.hasOwnProperty.call(DEFAULTS, key)) throw new TypeError(`unknown LabcamClient option ${JSON.stringify(key)}`);
     }
     this.options = { ...DEFAULTS, ...options };
+    if (!TRANSPORTS.includes(this.options.transport)) {
+      throw new RangeError(`transport=${JSON.stringify(this.options.transport)} is not allowed: "websocket" or "webrtc"`);
+    }
+    if (this.options.transport === "webrtc" && (!this.options.video || typeof this.options.video !== "object")) {
+      throw new TypeError('transport "webrtc" needs options.video: the <video> element to play in');
+    }
     if (this.options.decode === undefined) this.options.decode = typeof globalThis.createImageBitmap === "function";
     this._now = typeof this.options.now === "function" ? this.options.now : () => globalThis.performance.now();
     this._epochBase = Date.now() - this._now();
@@ -375,6 +393,11 @@ export class LabcamClient extends EventTarget {
     this.serverStats = null;
     /** The last `frame` event's detail (its bitmap is valid until the next frame), or null. */
     this.lastFrame = null;
+    /** transport "webrtc": the WebRTCViewer (dist/labcam-webrtc.js) once imported, its status and error. */
+    this.webrtc = null;
+    this.webrtcStatus = this.options.transport === "webrtc" ? "closed" : null;
+    this.webrtcError = "";
+    this._webrtcStarting = null;
     this._resetCounters();
   }
 
@@ -429,6 +452,7 @@ export class LabcamClient extends EventTarget {
     this._resetCounters();
     this._installVisibility();
     this._open("connecting");
+    this._startWebRTC();
     return promise;
   }
 
@@ -454,6 +478,7 @@ export class LabcamClient extends EventTarget {
     this._teardownConnection(new LabcamError(`connection closed: ${reason}`, { code: "closed" }));
     this._removeVisibility();
     this._nextFrame = null;
+    this._stopWebRTC();
     if (this._state !== "idle" && this._state !== "closed") {
       this._log("info", `disconnected (${reason})`);
       this._setState("closed", { reason });
@@ -668,6 +693,59 @@ export class LabcamClient extends EventTarget {
       compression: o.compression,
       token: o.token,
     };
+  }
+
+  // ---- WebRTC (transport "webrtc") ---------------------------------------------------------
+
+  /** The inbound video's counters (framesDecoded, framesPerSecond, ...; RTCPeerConnection.getStats()), or null. */
+  async webrtcStats() {
+    return this.webrtc ? this.webrtc.stats() : null;
+  }
+
+  /** labcam's root over http(s), from the stream URL: where api/webrtc is. */
+  _httpBase() {
+    const url = new URL(this.url);
+    url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+    url.pathname = url.pathname.replace(/ws\/camera\/stream\/?$/, "");
+    url.search = "";
+    return url.href;
+  }
+
+  _setWebRTCStatus(status, error = "") {
+    if (this.webrtcStatus === status && this.webrtcError === error) return;
+    this.webrtcStatus = status;
+    this.webrtcError = error;
+    this._log(status === "lost" || status === "refused" ? "warn" : "info", `WebRTC via Janus: ${status}${error ? ` (${error})` : ""}`);
+    this._emit("status", { type: "webrtc", webrtc: status, error, state: this.cameraState });
+  }
+
+  _startWebRTC() {
+    if (this.options.transport !== "webrtc" || this._webrtcStarting) return;
+    this._setWebRTCStatus("connecting");
+    const starting = (this._webrtcStarting = import(WEBRTC_MODULE).then(({ WebRTCViewer }) => {
+      if (starting !== this._webrtcStarting) return; // disconnected meanwhile
+      const viewer = new WebRTCViewer({ base: this._httpBase(), token: this.options.token, video: this.options.video });
+      viewer.addEventListener("status", (ev) => {
+        if (viewer === this.webrtc && ev.detail.status !== "closed") this._setWebRTCStatus(ev.detail.status, ev.detail.error);
+      });
+      this.webrtc = viewer;
+      viewer.connect().catch(() => {}); // refused or lost: its status says so (and it retries a loss)
+    }, (e) => {
+      if (starting !== this._webrtcStarting) return;
+      this._webrtcStarting = null;
+      const message = `cannot load the WebRTC viewer ${WEBRTC_MODULE} (scripts/setup.sh builds it): ${e && e.message}`;
+      this._emit("error", { message, source: "client" });
+      this._setWebRTCStatus("lost", message);
+    }));
+  }
+
+  _stopWebRTC() {
+    if (this.options.transport !== "webrtc") return;
+    this._webrtcStarting = null;
+    const viewer = this.webrtc;
+    this.webrtc = null;
+    if (viewer) viewer.close();
+    this._setWebRTCStatus("closed");
   }
 
   _isOpen() {
@@ -912,7 +990,8 @@ export class LabcamClient extends EventTarget {
 
   /** Tell the server to pause or resume when what we want differs from what it was told. */
   _syncPause() {
-    const want = this._userPaused || this._hidden;
+    // With WebRTC the picture comes from Janus: the WebSocket carries no frames.
+    const want = this._userPaused || this._hidden || this.options.transport === "webrtc";
     if (!this._isOpen() || !this._gotHello || want === this._serverPaused) {
       return Promise.resolve(this.stream);
     }
@@ -1126,6 +1205,8 @@ export class LabcamClient extends EventTarget {
     const now = this._now();
     this._frames++;
     this._bytes += size;
+    // WebRTC: the picture is Janus's; a frame sent before the server saw our pause is counted, not shown.
+    if (this.options.transport === "webrtc") return;
     this._lastFrameBytes = payload.byteLength;
     if (typeof meta.width === "number") this._width = meta.width;
     if (typeof meta.height === "number") this._height = meta.height;

@@ -6,6 +6,8 @@
 //   ?fps=, ?quality=, ?max_width=   initial stream options
 //   ?encoding=raw   raw frames (the camera's counts, lossless) instead of JPEG
 //   ?renderer=2d|webgl2   how the viewer draws (default: WebGL2 on a GPU, else the 2D canvas)
+//   ?transport=webrtc   the picture through Janus (labcam serve --webrtc janus) in a <video>;
+//                   settings, snaps and recordings stay on the WebSocket
 //   ?debug=1        show the client's debug log lines
 // Browser tests read window.labcamTestPage = {client, framesDrawn, recording, ...}.
 
@@ -73,11 +75,24 @@ function numberParam(name) {
   return Number.isFinite(n) ? n : undefined;
 }
 
+// ?transport=webrtc: a <video> instead of the canvas (and its display controls).
+const WEBRTC = params.get("transport") === "webrtc";
+const video = WEBRTC ? document.createElement("video") : null;
+if (video) {
+  Object.assign(video, { id: "video", autoplay: true, muted: true, playsInline: true });
+  video.dataset.testid = "video";
+  video.setAttribute("aria-label", "camera video (WebRTC via Janus)");
+  $("view").hidden = true;
+  $("view").before(video);
+  $("viewer-controls").hidden = true;
+}
+
 function makeClient() {
   const base = {
     url: pageStreamBase(),
     token: params.get("token") || undefined,
     format: params.get("format") === "json" ? "json" : "binary",
+    ...(WEBRTC ? { transport: "webrtc", video } : {}),
   };
   const encoding = params.get("encoding") === "raw" ? "raw" : undefined;
   const initial = { fps: numberParam("fps"), quality: numberParam("quality"), maxWidth: numberParam("max_width"), encoding };
@@ -98,6 +113,7 @@ let framesDrawn = 0;
 let lastMeta = null;
 let lastSnap = null;
 let drawing = false; // only for the no-ImageBitmap fallback
+let webrtcStats = null;
 let recording = null; // the latest status of the recording this page started (see "recording" below)
 
 window.labcamTestPage = {
@@ -108,7 +124,11 @@ window.labcamTestPage = {
     return viewer;
   },
   get framesDrawn() {
-    return framesDrawn;
+    return WEBRTC ? client.webrtc?.framesShown ?? 0 : framesDrawn;
+  },
+  /** transport=webrtc: the inbound video's counters (framesDecoded, framesPerSecond, ...), refreshed with the stats. */
+  get webrtcStats() {
+    return webrtcStats;
   },
   get lastFrameMeta() {
     return lastMeta;
@@ -183,6 +203,7 @@ const STATUS_TEXT = {
   error: "error",
   closed: "disconnected",
   lost: "camera lost",
+  refused: "refused",
 };
 // Where the page is not a secure context (http:// from another machine) the browser has no WebCodecs.
 const INSECURE_NOTE = window.isSecureContext !== false ? "" : "not a secure context (http:// from another machine): "
@@ -192,19 +213,26 @@ let everConnected = false;
 
 /** What the overlay over the picture says now. */
 function currentOverlay() {
-  const mode = viewMode({ state: client.state, cameraState: client.cameraState, paused: client.paused, framesDrawn });
+  const drawn = window.labcamTestPage.framesDrawn;
+  const mode = WEBRTC && client.state === "connected" && client.webrtcStatus !== "live"
+    ? `webrtc-${client.webrtcStatus}`
+    : viewMode({ state: client.state, cameraState: client.cameraState, paused: WEBRTC ? false : client.paused, framesDrawn: drawn });
   const d = lastStateDetail;
+  if (mode.startsWith("webrtc-")) return { mode, title: "WebRTC", text: `WebRTC via Janus: ${client.webrtcStatus}${client.webrtcError ? ` (${client.webrtcError})` : ""}` };
   return { mode, ...overlayText(mode, { reason: d.reason, retryIn: d.retryIn, attempt: d.attempt, everConnected }) };
 }
 
 function updateStatus() {
   const state = client.state;
   const lost = state === "connected" && client.cameraState === "lost";
-  const key = lost ? "lost" : state;
+  // WebRTC refused by labcam (no valid token) is the page's news, whatever the WebSocket does.
+  const key = WEBRTC && client.webrtcStatus === "refused" ? "refused" : lost ? "lost" : state;
   const badge = $("status");
   badge.dataset.state = key;
   badge.dataset.cameraState = client.cameraState || "";
-  badge.textContent = (STATUS_TEXT[key] || key) + (INSECURE_NOTE ? " · not secure" : "");
+  badge.dataset.webrtc = client.webrtcStatus || "";
+  const via = WEBRTC ? ` · WebRTC via Janus: ${client.webrtcStatus}` : "";
+  badge.textContent = (STATUS_TEXT[key] || key) + via + (INSECURE_NOTE ? " · not secure" : "");
   badge.title = [state === "reconnecting" ? currentOverlay().text : "", INSECURE_NOTE].filter(Boolean).join("\n");
   badge.dataset.secure = String(!INSECURE_NOTE);
 
@@ -214,7 +242,7 @@ function updateStatus() {
   $("connect").disabled = state === "connecting" || live;
   $("connect").textContent = state === "reconnecting" ? "Retry now" : "Connect";
   $("disconnect").disabled = state === "idle" || state === "closed" || state === "error";
-  $("pause").disabled = !live;
+  $("pause").disabled = !live || WEBRTC; // the WebSocket's frames are paused already; the video is Janus's
   $("snap").disabled = !live;
   for (const id of ["exposure", "exposure-slider", "gain", "gain-slider", "camera-fps", "pixel-format"]) {
     const el = $(id);
@@ -241,6 +269,18 @@ client.on("state", (d) => {
 });
 
 client.on("status", () => updateStatus());
+if (video) video.requestVideoFrameCallback?.(function shown() {
+  updateView(); // the overlay goes once frames show
+  if (client.webrtc?.frameInfo) showWebRTCFrame(client.webrtc.frameInfo);
+  video.requestVideoFrameCallback(shown);
+});
+
+function showWebRTCFrame(info) {
+  const parts = [`#${info.frame}`];
+  if (video.videoWidth) parts.push(`${video.videoWidth}×${video.videoHeight}`);
+  parts.push("H.264, WebRTC via Janus");
+  $("frame-info").textContent = parts.join("  ·  ");
+}
 
 client.on("log", (d) => log(d.level, d.message, d.time));
 
@@ -295,10 +335,35 @@ client.on("stats", ({ client: cs, server: ss }) => {
   $("stat-camera-fps").textContent = fmt(s.camera_fps, 1);
   $("stat-dropped").textContent = fmtInt(s.camera_dropped);
   $("stat-encode").textContent = fmtMs(s.encode_ms);
+  if (WEBRTC) {
+    showWebRTCStats();
+    return;
+  }
   const vs = viewer.stats;
   $("stat-painted").textContent = vs.latencyP50 === null ? "–" : `${fmtMs(vs.latencyP50)} / ${fmtMs(vs.latencyP95)}`;
   $("stat-draw").textContent = vs.pipelineP50 === null ? "–" : `${fmtMs(vs.pipelineP50)} / ${fmtMs(vs.pipelineP95)}`;
 });
+
+/** transport=webrtc: fps and latency are the video's (getStats, and the viewer's capture → shown ages). */
+function showWebRTCStats() {
+  client.webrtcStats().then((s) => {
+    webrtcStats = s;
+    const v = client.webrtc;
+    $("stat-fps").textContent = s ? fmt(s.framesPerSecond, 1) : "–";
+    $("stat-fps").title = "frames decoded per second (WebRTC getStats)";
+    $("stat-frames").textContent = s ? fmtInt(s.framesDecoded) : "–";
+    $("stat-skipped").textContent = s ? fmtInt(s.framesDropped) : "–";
+    $("stat-rate").textContent = "–";
+    $("stat-size").textContent = s ? `${s.frameWidth}×${s.frameHeight}` : "–";
+    $("stat-age").textContent = fmtMs(v?.frameInfo?.age_ms);
+    $("stat-age").title = "capture to shown, from labcam's SEI in the H.264 stream";
+    const ages = v ? [...v.ages].sort((a, b) => a - b) : [];
+    const at = (q) => ages[Math.min(ages.length - 1, Math.floor(q * ages.length))];
+    $("stat-painted").textContent = ages.length ? `${fmtMs(at(0.5))} / ${fmtMs(at(0.95))}` : "–";
+    $("stat-draw").textContent = "–";
+    $("stat-renderer").textContent = "<video> (WebRTC via Janus)";
+  }).catch(() => {});
+}
 
 // encoding: jpeg or raw (held back by the client for a server that does not know it)
 $("encoding").value = client.options.encoding || "jpeg";

@@ -803,3 +803,31 @@ describe("on()", () => {
     assert.deepEqual(seen, ["idle"]);
   });
 });
+
+describe('transport "webrtc"', () => {
+  test("needs a known transport and, for webrtc, a video element", () => {
+    assert.throws(() => makeClient({ transport: "rtsp" }), RangeError);
+    assert.throws(() => makeClient({ transport: "webrtc" }), /needs options.video/);
+    assert.equal(makeClient().webrtcStatus, null, "the WebSocket transport has no WebRTC status");
+  });
+
+  test("pauses the WebSocket's frames, shows none of them, and keeps settings on the WebSocket", async () => {
+    const { client, events, ws } = connected({ transport: "webrtc", video: {} });
+    client.disconnect("test over"); // before the viewer's module loads: nothing of it is started
+    assert.deepEqual(events.status.map((s) => s.webrtc), ["connecting", "closed"]);
+    assert.equal(events.status[0].type, "webrtc");
+    assert.equal(client.webrtc, null);
+    assert.equal(ws.sentOfType("pause").length, 1, "frames come from Janus, not the WebSocket");
+    assert.equal(client.paused, false, "paused reports the user's pause only");
+
+    const second = connected({ transport: "webrtc", video: {} });
+    second.ws.receive(binaryMessage({ ...FRAME_HEADER }, new Uint8Array([0xff, 0xd8])));
+    assert.equal(second.events.frame.length, 0, "a frame sent before the pause took effect is not shown");
+    assert.equal(second.client.stats.frames, 1, "but it is counted");
+    const done = second.client.setSettings({ exposure_ms: 5 });
+    assert.equal(second.ws.sentOfType("settings").length, 1);
+    second.ws.receiveJSON({ type: "settings", settings: { ...HELLO.settings, exposure_ms: 5 } });
+    second.client.disconnect("test over"); // all of the above was synchronous: no viewer was started
+    assert.equal((await done).exposure_ms, 5);
+  });
+});
