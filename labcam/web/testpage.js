@@ -5,6 +5,7 @@
 //   ?autoconnect=0  do not connect on load
 //   ?fps=, ?quality=, ?max_width=   initial stream options
 //   ?encoding=raw   raw frames (the camera's counts, lossless) instead of JPEG
+//   ?encoding=h264  H.264 decoded with WebCodecs (JPEG, with the reason in the status, where it cannot be)
 //   ?renderer=2d|webgl2   how the viewer draws (default: WebGL2 on a GPU, else the 2D canvas)
 //   ?debug=1        show the client's debug log lines
 // Browser tests read window.labcamTestPage = {client, framesDrawn, recording, ...}.
@@ -79,7 +80,7 @@ function makeClient() {
     token: params.get("token") || undefined,
     format: params.get("format") === "json" ? "json" : "binary",
   };
-  const encoding = params.get("encoding") === "raw" ? "raw" : undefined;
+  const encoding = ["raw", "h264"].includes(params.get("encoding")) ? params.get("encoding") : undefined;
   const initial = { fps: numberParam("fps"), quality: numberParam("quality"), maxWidth: numberParam("max_width"), encoding };
   try {
     return new LabcamClient({ ...base, ...initial });
@@ -204,8 +205,9 @@ function updateStatus() {
   const badge = $("status");
   badge.dataset.state = key;
   badge.dataset.cameraState = client.cameraState || "";
-  badge.textContent = (STATUS_TEXT[key] || key) + (INSECURE_NOTE ? " · not secure" : "");
-  badge.title = [state === "reconnecting" ? currentOverlay().text : "", INSECURE_NOTE].filter(Boolean).join("\n");
+  badge.textContent = (STATUS_TEXT[key] || key) + (INSECURE_NOTE ? " · not secure" : "") + (client.fallbackReason ? " · JPEG, not H.264" : "");
+  badge.title = [state === "reconnecting" ? currentOverlay().text : "", INSECURE_NOTE, client.fallbackReason || ""].filter(Boolean).join("\n");
+  badge.dataset.fallbackReason = client.fallbackReason || "";
   badge.dataset.secure = String(!INSECURE_NOTE);
 
   const live = state === "connected";
@@ -241,6 +243,7 @@ client.on("state", (d) => {
 });
 
 client.on("status", () => updateStatus());
+client.on("fallback", () => updateStatus());
 
 client.on("log", (d) => log(d.level, d.message, d.time));
 
