@@ -61,6 +61,8 @@ export const ENCODINGS = Object.freeze(["jpeg", "raw", "h264"]);
 
 /** The codec the H.264 support check asks the browser about (constrained baseline, level 3.1), as libx264 sends it. */
 export const H264_PROBE_CODEC = "avc1.42E01F";
+/** The colour space of the server's H.264 stream: full-range BT.601 (mono: luma with neutral chroma). */
+export const H264_COLOR_SPACE = Object.freeze({ fullRange: true, matrix: "smpte170m", primaries: "smpte170m", transfer: "smpte170m" });
 /** Access units waiting in the VideoDecoder beyond which deltas are dropped until the next keyframe. */
 export const H264_MAX_DECODE_QUEUE = 2;
 
@@ -1309,8 +1311,11 @@ export class LabcamClient extends EventTarget {
         output: (videoFrame) => this._onVideoFrame(h, videoFrame),
         error: (e) => this._h264Failed(e, h),
       });
-      // No `description`: the access units are Annex B, with SPS/PPS on every keyframe.
-      h.decoder.configure({ codec, optimizeForLatency: true });
+      // No `description`: the access units are Annex B, with SPS/PPS on every keyframe. The server's
+      // stream is always full-range BT.601 (docs/protocol.md) and says so in its VUI, but Chromium's
+      // VideoFrames ignore that (colorSpace bt709, fullRange false: 16..235 stretched, 25.8 dB PSNR
+      // measured in tests/test_h264_browser.py), so the client says it too.
+      h.decoder.configure({ codec, optimizeForLatency: true, colorSpace: H264_COLOR_SPACE });
     } catch (e) {
       this._h264Failed(e, h);
       return null;
