@@ -48,3 +48,24 @@ test("h264 is a known encoding option", () => {
   assert.deepEqual(normalizeStreamOptions({ encoding: "h264" }), { encoding: "h264" });
   assert.throws(() => normalizeStreamOptions({ encoding: "vp9" }), RangeError);
 });
+
+test("a client asked for h264 where it cannot decode it connects with encoding=jpeg and says why", async () => {
+  const { LabcamClient } = await import("../../labcam/web/labcam-client.js");
+  const { fakeWebSocketClass } = await import("./fake_server.mjs");
+  const WS = fakeWebSocketClass();
+  const client = new LabcamClient({ url: "http://localhost:8001/", WebSocket: WS, encoding: "h264", decode: false, autoReconnect: false });
+  const fallbacks = [];
+  client.on("fallback", (d) => fallbacks.push(d));
+  client.connect();
+  assert.equal(client.state, "connecting");
+  // node has no VideoDecoder: the check settles, then the one socket opens asking for JPEG
+  for (let i = 0; i < 20 && WS.instances.length === 0; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(WS.instances.length, 1);
+  const url = new URL(WS.last.url);
+  assert.equal(url.searchParams.get("encoding"), "jpeg");
+  assert.match(client.fallbackReason, /no WebCodecs VideoDecoder/);
+  assert.equal(client.stats.fallbackReason, client.fallbackReason);
+  assert.deepEqual(fallbacks.map((f) => f.encoding), ["jpeg"]);
+  assert.equal(client.options.encoding, "jpeg");
+  client.disconnect();
+});
