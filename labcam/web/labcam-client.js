@@ -1287,6 +1287,12 @@ export class LabcamClient extends EventTarget {
       h = this._openH264(codec);
       if (!h) return;
     }
+    if (meta.keyframe && h.decoder.decodeQueueSize > 4 * H264_MAX_DECODE_QUEUE) {
+      // Keyframes still queue behind a decoder that does not keep up at all: start afresh at this one.
+      this._closeH264();
+      h = this._openH264(codec);
+      if (!h) return;
+    }
     if (meta.keyframe) h.needKey = false;
     else if (h.needKey || h.decoder.decodeQueueSize > H264_MAX_DECODE_QUEUE) {
       h.needKey = true;
