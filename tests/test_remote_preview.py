@@ -45,6 +45,22 @@ def test_a_jpeg_preview_is_the_8_bit_picture_viewers_see(make_server: Any) -> No
     cam.close()
 
 
+def test_an_h264_preview_decodes_to_the_source_frames(make_server: Any) -> None:
+    srv = make_server(width=320, height=240, pixel_format="mono8")
+    cam = labcam.connect(srv.url)
+    with cam.preview(encoding="h264") as stream:
+        frames = [stream.next() for _ in range(20)]
+    cam.close()
+    assert frames[0].header["keyframe"] is True and frames[0].header["codec"].startswith("avc1.")
+    numbers = [f.frame_number for f in frames]
+    assert numbers == sorted(set(numbers))  # in order, each once
+    for f in frames:
+        assert f.header["encoding"] == "h264" and f.array.dtype == np.uint8 and f.array.shape == (240, 320)
+        expected = srv.camera.expected_frame(f.frame_number).astype(np.float64)
+        mse = float(np.mean((f.array.astype(np.float64) - expected) ** 2))
+        assert 10 * np.log10(255.0**2 / mse) > 35.0, f"frame {f.frame_number}"
+
+
 def test_a_bad_preview_option_says_which(make_server: Any) -> None:
     srv = make_server()
     cam = labcam.connect(srv.url)

@@ -264,7 +264,7 @@ class RemoteCamera(CameraAPI[RemoteRecording]):
         *,
         view: tuple[int, int, int, int] | str | None = None,
         size: tuple[int, int] | None = None,
-        encoding: Literal["raw", "jpeg"] = "raw",
+        encoding: Literal["raw", "jpeg", "h264"] = "raw",
         compression: Literal["deflate", "zstd", "lz4", "none"] | None = None,
         quality: int | None = None,
         display: tuple[int, int] | str | None = None,
@@ -273,8 +273,9 @@ class RemoteCamera(CameraAPI[RemoteRecording]):
     ) -> RemotePreview:
         """The live preview stream, as the browser's viewers get it: a region of the sensor
         (``view``: (x, y, w, h) in sensor pixels, default the whole sensor), reduced by the server to
-        fit ``size`` (w, h) if given, as raw counts at full bit depth (``encoding="raw"``, exact) or
-        the 8-bit JPEG viewers see. Latest frame wins.
+        fit ``size`` (w, h) if given, as raw counts at full bit depth (``encoding="raw"``, exact),
+        the 8-bit JPEG viewers see, or H.264 decoded with PyAV to the 8-bit luma (``"h264"``: the whole
+        sensor, fewest bytes; ``view``/``size`` do not apply). Latest frame wins.
 
         >>> with cam.preview(view=(1000, 800, 256, 256)) as stream:   # doctest: +SKIP
         ...     f = stream.next()

@@ -106,7 +106,7 @@ export type RequestId = string | number;
 export type SensorRect = [number, number, number, number];
 /** The `view` stream option: the whole sensor or a region of it. */
 export type ViewOption = "full" | SensorRect;
-export type StreamEncoding = "jpeg" | "raw";
+export type StreamEncoding = "jpeg" | "raw" | "h264";
 export type RawCompression = "deflate" | "zstd" | "lz4" | "none";
 
 /** The histogram of the camera's counts in a frame header (a sample of the view's pixels). */
@@ -537,6 +537,10 @@ export interface ClientStats {
   framesDisplayed: number;
   /** Frames never decoded because a newer one arrived while a decode was running (client side; the server's own skips are in StatsMessage.frames_skipped). */
   framesSkipped: number;
+  /** The encoding of the last frame delivered ("jpeg", "raw", "h264"), or null before the first. */
+  encoding: StreamEncoding | null;
+  /** Why the client streams JPEG though asked for H.264 (no secure context, no WebCodecs, no H.264 decoder), or null. */
+  fallbackReason: string | null;
   /** Wire bytes of frame messages per second. */
   bytesPerSecond: number;
   bytes: number;
@@ -563,8 +567,8 @@ export interface Frame<M = FrameHeader> {
   meta: M;
   /** The image bytes (image/jpeg for frames). */
   blob: Blob;
-  /** The decoded image when `decode` is on, else null. Valid until the next `frame` event: the client closes it then. */
-  bitmap: ImageBitmap | null;
+  /** The decoded image when `decode` is on (H.264: the WebCodecs VideoFrame, drawn the same way), else null. Valid until the next `frame` event: the client closes it then. */
+  bitmap: ImageBitmap | VideoFrame | null;
   /** Raw frames: the camera's counts, row-major (decodeRaw), else null. JPEG frames' blob is then null too. */
   pixels: Uint8Array | Uint16Array | null;
   /** Where the image lies on the sensor; null only for a header without a size that was not decoded (the seed's original server). */
@@ -627,6 +631,8 @@ export interface LabcamClientEventMap {
   configured: StreamOptions | null;
   error: ErrorDetail;
   log: LogDetail;
+  /** Asked for H.264, the client streams JPEG instead (it cannot decode H.264 here): why. */
+  fallback: { reason: string; encoding: "jpeg" };
   /** A recording's status: replies to startRecording/stopRecording and every broadcast (event: started, progress, finished). */
   recording: RecordingStatus & { event?: "started" | "progress" | "finished" };
   /** Every JSON text message, after the client handled it. */
@@ -677,6 +683,8 @@ export declare class LabcamClient extends EventTarget {
   readonly stream: StreamOptions | null;
   readonly cameraState: CameraState | null;
   readonly serverStats: StatsMessage | null;
+  /** Why the client streams JPEG though asked for H.264, or null (also in `stats` and the `fallback` event). */
+  readonly fallbackReason: string | null;
   /** The last `frame` event's detail. */
   readonly lastFrame: Frame | null;
   /** transport "webrtc": the WebRTCViewer once its module is imported (framesShown, frameInfo, ages), else null. */
@@ -749,6 +757,12 @@ export declare function base64ToBytes(text: string): Uint8Array;
 /** The stream options' ranges, [minimum, maximum], of protocol version 1 (quality and max_width: whole numbers). */
 export declare const STREAM_OPTION_RANGES: Readonly<{ fps: readonly [number, number]; quality: readonly [number, number]; max_width: readonly [number, number]; size: readonly [number, number]; view: readonly [number, number] }>;
 export declare const ENCODINGS: readonly StreamEncoding[];
+/** The codec string h264Unsupported asks VideoDecoder.isConfigSupported about. */
+export declare const H264_PROBE_CODEC: string;
+/** Access units waiting in the decoder beyond which deltas are dropped until the next keyframe. */
+export declare const H264_MAX_DECODE_QUEUE: number;
+/** Why this browser (`env`, default globalThis) cannot decode the H.264 stream (secure context, VideoDecoder, H.264 support), or null when it can. */
+export declare function h264Unsupported(env?: { isSecureContext?: boolean; VideoDecoder?: unknown; EncodedVideoChunk?: unknown }): Promise<string | null>;
 export declare const COMPRESSIONS: readonly RawCompression[];
 export declare const VIEW_OPTION_KEYS: readonly ["view", "size", "encoding", "compression"];
 export declare function normalizeView(view: ViewOption | string): ViewOption;

@@ -62,12 +62,38 @@ export const STREAM_OPTION_RANGES = Object.freeze({
   size: Object.freeze([16, 16384]),
   view: Object.freeze([0, 65536]),
 });
-/** The `encoding` stream option's values: JPEG of the 8-bit mapping (default) or the raw counts. */
-export const ENCODINGS = Object.freeze(["jpeg", "raw"]);
+/** The `encoding` stream option's values: JPEG of the 8-bit mapping (default), the raw counts, or H.264 (decoded with WebCodecs). */
+export const ENCODINGS = Object.freeze(["jpeg", "raw", "h264"]);
 /** How the picture travels: labcam's WebSocket (default) or WebRTC through Janus (api/webrtc). */
 export const TRANSPORTS = Object.freeze(["websocket", "webrtc"]);
 /** The WebRTC viewer's module, beside this file; imported only for transport "webrtc". */
 const WEBRTC_MODULE = "./dist/labcam-webrtc.js";
+
+/** The codec the H.264 support check asks the browser about (constrained baseline, level 3.1), as libx264 sends it. */
+export const H264_PROBE_CODEC = "avc1.42E01F";
+/** The colour space of the server's H.264 stream: full-range BT.601 (mono: luma with neutral chroma). */
+export const H264_COLOR_SPACE = Object.freeze({ fullRange: true, matrix: "smpte170m", primaries: "smpte170m", transfer: "smpte170m" });
+/** Access units waiting in the VideoDecoder beyond which deltas are dropped until the next keyframe. */
+export const H264_MAX_DECODE_QUEUE = 2;
+
+/**
+ * Why this browser cannot decode the H.264 stream (a sentence for the status), or null when it can:
+ * a secure context (https, localhost, 127.0.0.1), WebCodecs' VideoDecoder and its H.264 support are
+ * all needed. `env` is the global object (a parameter so the decision can be checked anywhere). Never rejects.
+ */
+export async function h264Unsupported(env = globalThis) {
+  if (env.isSecureContext === false) return "not a secure context (https or localhost needed for WebCodecs): JPEG instead of H.264";
+  const Decoder = env.VideoDecoder;
+  if (typeof Decoder !== "function") return "this browser has no WebCodecs VideoDecoder: JPEG instead of H.264";
+  if (typeof env.EncodedVideoChunk !== "function") return "this browser has no WebCodecs EncodedVideoChunk: JPEG instead of H.264";
+  try {
+    const support = await Decoder.isConfigSupported({ codec: H264_PROBE_CODEC, optimizeForLatency: true });
+    if (!support || support.supported !== true) return `this browser cannot decode H.264 (${H264_PROBE_CODEC}): JPEG instead`;
+  } catch (e) {
+    return `this browser cannot decode H.264 (${(e && e.message) || e}): JPEG instead`;
+  }
+  return null;
+}
 /** The `compression` stream option's values (raw frames only; the browser inflates deflate natively). */
 export const COMPRESSIONS = RAW_COMPRESSIONS;
 
@@ -380,6 +406,10 @@ export class LabcamClient extends EventTarget {
     this._queryView = {};
     this._viewAware = false; // the server knows view/size/encoding (its stream options or frame headers say so)
     this._viewPush = settingsCoalescer((changes) => this._sendView(changes));
+    this._h264Checked = false; // the browser's H.264 support was checked (once, before the first h264 connection)
+    this._h264 = null; // {decoder, codec, pending: Map(chunk timestamp -> frame), needKey, seq}
+    /** Why the client streams JPEG though it was asked for H.264 (a sentence), or null. */
+    this.fallbackReason = null;
 
     /** The server's `connected` message of the current (or last) connection. */
     this.serverInfo = null;
@@ -451,6 +481,17 @@ export class LabcamClient extends EventTarget {
     this._attempt = 0;
     this._resetCounters();
     this._installVisibility();
+    if (this.options.encoding === "h264" && !this._h264Checked) {
+      // Ask the browser first: without H.264 decoding the first connection already asks for JPEG.
+      this._setState("connecting");
+      const session = this._session;
+      h264Unsupported().then((why) => {
+        this._h264Checked = true;
+        if (why) this._fallBackToJpeg(why, false);
+        if (session === this._session && this._state === "connecting" && this._ws === null) this._open("connecting");
+      });
+      return promise;
+    }
     this._open("connecting");
     this._startWebRTC();
     return promise;
@@ -479,6 +520,7 @@ export class LabcamClient extends EventTarget {
     this._removeVisibility();
     this._nextFrame = null;
     this._stopWebRTC();
+    this._closeH264();
     if (this._state !== "idle" && this._state !== "closed") {
       this._log("info", `disconnected (${reason})`);
       this._setState("closed", { reason });
@@ -537,6 +579,7 @@ export class LabcamClient extends EventTarget {
     } catch (e) {
       return Promise.reject(e);
     }
+    if (changes.encoding === "h264" && this.fallbackReason) changes = { ...changes, encoding: "jpeg" }; // known not to decode here
     for (const [key, value] of Object.entries(changes)) if (value !== undefined) this.options[key] = value;
     return this._viewPush(changes);
   }
@@ -1229,6 +1272,10 @@ export class LabcamClient extends EventTarget {
       }
       if (Object.keys(held).length) this._viewPush(held).catch(() => {});
     }
+    if (meta.encoding === "h264") {
+      this._onH264(meta, geometry, payload, now);
+      return;
+    }
     const raw = meta.encoding === "raw";
     const blob = raw ? null : new Blob([payload], { type: MIME[meta.encoding] || "image/jpeg" });
     const frame = { meta, geometry, blob, bitmap: null, pixels: null, payload: raw ? payload : null, bytes: payload.byteLength, receivedAt: now, decodeMs: null };
@@ -1289,6 +1336,130 @@ export class LabcamClient extends EventTarget {
         this._nextFrame = null;
         if (next && next.session === this._session) this._decodeFrame(next);
       });
+  }
+
+  // ---- H.264 through WebCodecs ---------------------------------------------------------------
+
+  /**
+   * One access unit: decoded in order by one VideoDecoder. Its output (a VideoFrame, drawn like an
+   * ImageBitmap and closed when the next frame replaces it) is delivered as `frame.bitmap`. With more
+   * than H264_MAX_DECODE_QUEUE units waiting in the decoder, deltas are dropped up to the next
+   * keyframe (the server sends one every `gop` frames): a slow page shows fewer frames, never a
+   * broken picture or a growing backlog.
+   */
+  _onH264(meta, geometry, payload, now) {
+    const frame = { meta, geometry, blob: null, bitmap: null, pixels: null, payload: null, bytes: payload.byteLength, receivedAt: now, decodeMs: null };
+    Object.defineProperty(frame, "session", { value: this._session });
+    if (typeof globalThis.VideoDecoder !== "function" || typeof globalThis.EncodedVideoChunk !== "function") {
+      this._fallBackToJpeg("this browser has no WebCodecs VideoDecoder: JPEG instead of H.264", true);
+      return;
+    }
+    const codec = typeof meta.codec === "string" && meta.codec ? meta.codec : H264_PROBE_CODEC;
+    let h = this._h264;
+    if (h && (h.codec !== codec || h.decoder.state === "closed")) {
+      this._closeH264();
+      h = null;
+    }
+    if (!h) {
+      if (!meta.keyframe) {
+        this._skipped++; // a decoder starts at a keyframe
+        return;
+      }
+      h = this._openH264(codec);
+      if (!h) return;
+    }
+    if (meta.keyframe && h.decoder.decodeQueueSize > 4 * H264_MAX_DECODE_QUEUE) {
+      // Keyframes still queue behind a decoder that does not keep up at all: start afresh at this one.
+      this._closeH264();
+      h = this._openH264(codec);
+      if (!h) return;
+    }
+    if (meta.keyframe) h.needKey = false;
+    else if (h.needKey || h.decoder.decodeQueueSize > H264_MAX_DECODE_QUEUE) {
+      h.needKey = true;
+      this._skipped++;
+      return;
+    }
+    const timestamp = ++h.seq; // matches the output to its header
+    frame.decodeStart = now;
+    h.pending.set(timestamp, frame);
+    try {
+      h.decoder.decode(new globalThis.EncodedVideoChunk({ type: meta.keyframe ? "key" : "delta", timestamp, data: payload }));
+    } catch (e) {
+      h.pending.delete(timestamp);
+      this._h264Failed(e);
+    }
+  }
+
+  _openH264(codec) {
+    const h = { decoder: null, codec, pending: new Map(), needKey: false, seq: 0 };
+    try {
+      h.decoder = new globalThis.VideoDecoder({
+        output: (videoFrame) => this._onVideoFrame(h, videoFrame),
+        error: (e) => this._h264Failed(e, h),
+      });
+      // No `description`: the access units are Annex B, with SPS/PPS on every keyframe. The server's
+      // stream is always full-range BT.601 (docs/protocol.md) and says so in its VUI, but Chromium's
+      // VideoFrames ignore that (colorSpace bt709, fullRange false: 16..235 stretched, 25.8 dB PSNR
+      // measured in tests/test_h264_browser.py), so the client says it too.
+      h.decoder.configure({ codec, optimizeForLatency: true, colorSpace: H264_COLOR_SPACE });
+    } catch (e) {
+      this._h264Failed(e, h);
+      return null;
+    }
+    this._h264 = h;
+    return h;
+  }
+
+  _onVideoFrame(h, videoFrame) {
+    const frame = h.pending.get(videoFrame.timestamp);
+    h.pending.delete(videoFrame.timestamp);
+    if (!frame || frame.session !== this._session || h !== this._h264) {
+      videoFrame.close();
+      return;
+    }
+    frame.decodeMs = this._now() - frame.decodeStart;
+    frame.bitmap = videoFrame;
+    if (!frame.geometry && videoFrame.displayWidth > 0) {
+      frame.geometry = frameGeometry({ ...frame.meta, width: videoFrame.displayWidth, height: videoFrame.displayHeight });
+    }
+    this._deliver(frame);
+  }
+
+  _h264Failed(e, h = this._h264) {
+    const message = (e && e.message) || String(e);
+    this._decodeErrors++;
+    if (h === this._h264) this._closeH264();
+    if (e && e.name === "NotSupportedError") {
+      this._fallBackToJpeg(`this browser cannot decode this H.264 stream (${h ? h.codec : "?"}): JPEG instead`, true);
+      return;
+    }
+    this._log("warn", `H.264 decoder error (${this._decodeErrors} so far): ${message}; waiting for the next keyframe`);
+    this._emit("error", { message: `could not decode a frame: ${message}`, source: "decode" });
+    if (this._decodeErrors >= 3) this._fallBackToJpeg(`the H.264 decoder failed ${this._decodeErrors} times (${message}): JPEG instead`, true);
+  }
+
+  _closeH264() {
+    const h = this._h264;
+    this._h264 = null;
+    if (!h) return;
+    h.pending.clear();
+    try {
+      if (h.decoder && h.decoder.state !== "closed") h.decoder.close();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  /** Stream JPEG from now on, saying why (`fallbackReason`, a warning, a "fallback" event); `reconnect`: the open connection asks for it again. */
+  _fallBackToJpeg(reason, reconnect) {
+    if (this.options.encoding !== "h264") return;
+    this.fallbackReason = reason;
+    this.options.encoding = "jpeg";
+    this._closeH264();
+    this._log("warn", reason);
+    this._emit("fallback", { reason, encoding: "jpeg" });
+    if (reconnect && this._ws !== null) this.reconnect().catch(() => {});
   }
 
   _deliver(frame) {
@@ -1393,6 +1564,8 @@ export class LabcamClient extends EventTarget {
     const rtts = this._rtts;
     return {
       fps: this._rates.fps,
+      encoding: this.lastFrame && this.lastFrame.meta ? this.lastFrame.meta.encoding || "jpeg" : null,
+      fallbackReason: this.fallbackReason,
       displayFps: this._rates.displayFps,
       frames: this._frames,
       framesDisplayed: this._decoded,

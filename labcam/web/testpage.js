@@ -5,6 +5,7 @@
 //   ?autoconnect=0  do not connect on load
 //   ?fps=, ?quality=, ?max_width=   initial stream options
 //   ?encoding=raw   raw frames (the camera's counts, lossless) instead of JPEG
+//   ?encoding=h264  H.264 decoded with WebCodecs (JPEG, with the reason in the status, where it cannot be)
 //   ?renderer=2d|webgl2   how the viewer draws (default: WebGL2 on a GPU, else the 2D canvas)
 //   ?transport=webrtc   the picture through Janus (labcam serve --webrtc janus) in a <video>;
 //                   settings, snaps and recordings stay on the WebSocket
@@ -94,7 +95,7 @@ function makeClient() {
     format: params.get("format") === "json" ? "json" : "binary",
     ...(WEBRTC ? { transport: "webrtc", video } : {}),
   };
-  const encoding = params.get("encoding") === "raw" ? "raw" : undefined;
+  const encoding = ["raw", "h264"].includes(params.get("encoding")) ? params.get("encoding") : undefined;
   const initial = { fps: numberParam("fps"), quality: numberParam("quality"), maxWidth: numberParam("max_width"), encoding };
   try {
     return new LabcamClient({ ...base, ...initial });
@@ -232,8 +233,9 @@ function updateStatus() {
   badge.dataset.cameraState = client.cameraState || "";
   badge.dataset.webrtc = client.webrtcStatus || "";
   const via = WEBRTC ? ` · WebRTC via Janus: ${client.webrtcStatus}` : "";
-  badge.textContent = (STATUS_TEXT[key] || key) + via + (INSECURE_NOTE ? " · not secure" : "");
-  badge.title = [state === "reconnecting" ? currentOverlay().text : "", INSECURE_NOTE].filter(Boolean).join("\n");
+  badge.textContent = (STATUS_TEXT[key] || key) + via + (INSECURE_NOTE ? " · not secure" : "") + (client.fallbackReason ? " · JPEG, not H.264" : "");
+  badge.title = [state === "reconnecting" ? currentOverlay().text : "", INSECURE_NOTE, client.fallbackReason || ""].filter(Boolean).join("\n");
+  badge.dataset.fallbackReason = client.fallbackReason || "";
   badge.dataset.secure = String(!INSECURE_NOTE);
 
   const live = state === "connected";
@@ -281,6 +283,8 @@ function showWebRTCFrame(info) {
   parts.push("H.264, WebRTC via Janus");
   $("frame-info").textContent = parts.join("  ·  ");
 }
+
+client.on("fallback", () => updateStatus());
 
 client.on("log", (d) => log(d.level, d.message, d.time));
 
