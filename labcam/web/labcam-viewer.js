@@ -59,6 +59,12 @@ export function clampCamera(cam, box, sensor) {
   return { cx: axis(cam.cx, box[0], sensor[0]), cy: axis(cam.cy, box[1], sensor[1]), zoom };
 }
 
+/** The camera that shows the sensor region [x, y, w, h] whole, centred (then clamped). */
+export function regionCamera(rect, box, sensor) {
+  const [x, y, w, h] = rect;
+  return clampCamera({ cx: x + w / 2, cy: y + h / 2, zoom: Math.min(box[0] / w, box[1] / h) }, box, sensor);
+}
+
 /** The sensor coordinates (float sensor px) under the device pixel (px, py) of the box. */
 export function screenToSensor(cam, box, px, py) {
   return [cam.cx + (px - box[0] / 2) / cam.zoom, cam.cy + (py - box[1] / 2) / cam.zoom];
@@ -574,6 +580,7 @@ export class LabcamViewer extends EventTarget {
     this.display = { min: 0, max: 255, gamma: this.options.gamma, lut: this.options.lut, auto: this.options.contrast === "auto" };
     if (Array.isArray(this.options.contrast)) [this.display.min, this.display.max] = this.options.contrast;
     this._displaySet = !this.display.auto;
+    this._region = null; // a showRegion() waiting for the sensor's size
     this._painted = null; // the last frame painted
     this._raf = null;
     this._latencies = [];
@@ -662,6 +669,28 @@ export class LabcamViewer extends EventTarget {
   fit() {
     this.fitted = true;
     if (this.sensor) this._setCamera(fitCamera(this.box, this.sensor), true);
+  }
+
+  /**
+   * Show the sensor region [x, y, w, h] (sensor px) whole and centred, or "full" (= fit). Before the
+   * sensor is known, the region waits for it. Zoom and pan move on from there as usual.
+   */
+  showRegion(rect) {
+    if (rect === "full" || rect === null || rect === undefined) {
+      this._region = null;
+      this.fit();
+      return;
+    }
+    if (!(Array.isArray(rect) && rect.length === 4 && rect.every(isNum) && rect[2] > 0 && rect[3] > 0)) {
+      throw new RangeError(`region ${JSON.stringify(rect)} is not allowed: "full" or [x, y, w, h] in sensor pixels, w and h above 0`);
+    }
+    this._region = null;
+    if (!this.sensor) {
+      this._region = [...rect];
+      return;
+    }
+    this.fitted = false;
+    this._setCamera(regionCamera(rect, this.box, this.sensor));
   }
 
   /** One sensor pixel per device pixel, about the canvas's centre (or the device pixel px, py). */
@@ -761,7 +790,8 @@ export class LabcamViewer extends EventTarget {
   _setSensor(sensor) {
     this.sensor = [sensor[0], sensor[1]];
     if (this.options.aspect) this.canvas.style.aspectRatio = `${sensor[0]} / ${sensor[1]}`;
-    if (this.fitted || !this.cam) this._setCamera(fitCamera(this.box, this.sensor), true);
+    if (this._region) this.showRegion(this._region);
+    else if (this.fitted || !this.cam) this._setCamera(fitCamera(this.box, this.sensor), true);
     else this._setCamera(clampCamera(this.cam, this.box, this.sensor));
   }
 
