@@ -31,6 +31,7 @@ from labcam.errors import StreamStopped
 from labcam.frame import Frame, FrameMeta
 from labcam.settings import Settings, SettingSpec, SettingSpecs
 from labcam.widget import LiveView
+from test_test_page import browser, page  # noqa: F401 - that module's fixtures (real Chromium), shared
 
 
 # -- a camera that just counts ---------------------------------------------------------------------
@@ -627,3 +628,101 @@ def test_browser_module_acks_frames_and_shows_render_errors(tmp_path: Any) -> No
     assert (out["drawn"], out["frameNumber"], out["mode"], out["state"]) == ("2", "102", "comm", "streaming")
     assert out["sent"] == [["hello", True], ["ack", 1], ["ack", 2]]
     assert out["last"] == "closed"
+
+
+# -- the shared viewer's options: encoding, lut, view ----------------------------------------------
+def test_viewer_options_are_checked_and_a_bad_value_changes_nothing(
+    camera: Camera, make_view: Callable[..., LiveView]
+) -> None:
+    view = make_view(url="http://127.0.0.1:8001/", encoding="raw", lut="viridis", view=(10, 20, 300, 200))
+    assert (view.encoding, view.lut, view.view) == ("raw", "viridis", [10, 20, 300, 200])
+    with pytest.raises(ValueError, match=r"encoding='png' is not allowed: one of 'jpeg', 'raw'"):
+        view.encoding = "png"
+    with pytest.raises(ValueError, match=r"lut='jet' is not allowed: one of 'grey', 'inverted', 'viridis', 'hilo'"):
+        view.lut = "jet"
+    with pytest.raises(ValueError, match=r"view=\[10, 20, 0, 200\] is not allowed"):
+        view.view = (10, 20, 0, 200)
+    with pytest.raises(ValueError, match="view='middle' is not allowed"):
+        view.view = "middle"
+    assert (view.encoding, view.lut, view.view) == ("raw", "viridis", [10, 20, 300, 200])
+    view.view = "full"
+    view.encoding = "jpeg"
+    assert (view.encoding, view.view) == ("jpeg", "full")
+    # The comm carries the kernel's JPEG: raw frames need the page's own WebSocket.
+    with pytest.raises(ValueError, match="encoding='raw' needs websocket mode"):
+        LiveView(camera, encoding="raw")
+    comm = make_view(camera, lut="hilo")
+    with pytest.raises(ValueError, match="encoding='raw' needs websocket mode"):
+        comm.encoding = "raw"
+    assert (comm.encoding, comm.lut) == ("jpeg", "hilo")
+
+
+def _frame_header(payload: bytes) -> dict[str, Any]:
+    """The JSON header of a binary stream frame (docs/protocol.md: uint32 big-endian length first)."""
+    n = int.from_bytes(payload[:4], "big")
+    return json.loads(payload[4 : 4 + n])
+
+
+RENDER_WIDGET = """async ({ esm, css, state }) => {
+  const style = document.createElement("style");
+  style.textContent = css;
+  document.head.append(style);
+  const mod = await import(URL.createObjectURL(new Blob([esm], { type: "text/javascript" })));
+  // anywidget's model interface, over the widget's own synced state
+  const handlers = {};
+  const model = {
+    get: (name) => state[name], set: (name, v) => { state[name] = v; }, save_changes() {}, send() {},
+    on: (name, fn) => { (handlers[name] ||= []).push(fn); }, off() {},
+    change(name, v) { state[name] = v; for (const fn of handlers[`change:${name}`] || []) fn(); },
+  };
+  const host = document.createElement("div");
+  host.style.width = "640px";
+  document.body.append(host);
+  mod.default.render({ model, el: host });
+  window.widget = { model, host };
+}"""
+
+
+def test_websocket_mode_streams_raw_frames_with_the_lut_and_view_from_python(make_server: Any, page: Any) -> None:
+    """The widget's own module in Chromium, on a real labcam server: encoding="raw" in Python gives
+    raw frames (full bit depth) on the page's WebSocket, drawn by the shared viewer with the LUT
+    asked for, zoomed to the region asked for; switching back to JPEG needs no reconnect."""
+    server = make_server(width=1280, height=1024, pixel_format="mono12", fps=15)
+    region = [640, 512, 320, 256]
+    widget = LiveView(url=server.url, mode="websocket", encoding="raw", lut="viridis", view=region)
+    state = json.loads(json.dumps(widget.get_state(), default=lambda _v: None))
+    urls: list[str] = []
+    headers: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
+
+    def on_socket(ws: Any) -> None:
+        urls.append(ws.url)
+        ws.on("framereceived", lambda p: headers.append(_frame_header(p)) if isinstance(p, bytes) else None)
+        ws.on("framesent", lambda p: sent.append(json.loads(p)))
+
+    page.on("websocket", on_socket)
+    page.goto(server.url + "no-such-page")  # an empty page of the server's own origin
+    page.evaluate(RENDER_WIDGET, {"esm": widget._esm, "css": widget._css, "state": state})
+    drawn = "n => Number(window.widget.host.querySelector('[data-frames-drawn]')?.dataset.framesDrawn || 0) > n"
+    page.wait_for_function(drawn, arg=2, timeout=15_000)
+    assert page.evaluate("() => window.widget.host.querySelector('[data-encoding]').dataset.encoding") == "raw"
+    assert "encoding=raw" in urls[0]
+    raw = [h for h in headers if h.get("encoding") == "raw"]
+    assert raw and raw[-1]["bit_depth"] == 12
+    # The viewer shows the region asked for: the server is asked for a view inside it, at 1:2 or finer.
+    asked = [m["view"] for m in sent if m.get("type") == "configure" and isinstance(m.get("view"), list)]
+    assert asked, sent
+    x, y, w, h = asked[-1]
+    assert region[0] <= x + w / 2 <= region[0] + region[2] and region[1] <= y + h / 2 <= region[1] + region[3]
+    assert w <= 2 * region[2] and h <= 2 * region[3]
+    assert page.eval_on_selector("[data-testid=viewer-lut]", "s => s.value") == "viridis"
+    # Python changes the traits; the page follows.
+    page.evaluate("() => { window.widget.model.change('lut', 'hilo'); window.widget.model.change('encoding', 'jpeg') }")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=viewer-lut]').value === 'hilo'", timeout=15_000
+    )
+    page.wait_for_function(
+        "() => window.widget.host.querySelector('[data-encoding]')?.dataset.encoding === 'jpeg'", timeout=15_000
+    )
+    assert len(urls) == 1  # one connection throughout
+    assert any(m.get("type") == "configure" and m.get("encoding") == "jpeg" for m in sent)

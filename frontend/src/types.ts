@@ -128,7 +128,10 @@ export interface CameraControlProps {
   clientOptions?: Partial<LabcamClientOptions>;
   /** "jpeg" (the server's 8-bit mapping) or "raw" (the camera's counts, lossless); null: the server's default. */
   encoding?: StreamEncoding | null;
-  /** The initial sensor region; null: fit the whole sensor (the viewer then follows zoom and pan). */
+  /**
+   * The sensor region to show, [x, y, w, h] in sensor pixels: the viewer zooms so that it fills the
+   * canvas (showRegion), zoom and pan move on from there; null or "full": fit the whole sensor.
+   */
   view?: ViewOption | null;
   /** The display LUT (grey, inverted, viridis, HiLo), applied in the browser. */
   lut?: Lut;

@@ -84,6 +84,8 @@ export declare class LabcamViewer extends EventTarget {
   setDisplay(changes: Partial<DisplayMapping>): void;
   autoContrast(lo?: number, hi?: number): [number, number] | null;
   fit(): void;
+  /** Zoom so that the sensor region [x, y, w, h] fills the canvas, centred ("full": fit); waits for the sensor's size. */
+  showRegion(rect: "full" | [number, number, number, number] | null): void;
   oneToOne(px?: number, py?: number): void;
   zoomBy(factor: number, px?: number, py?: number): void;
   panBy(dx: number, dy: number): void;
@@ -102,9 +104,16 @@ export declare function screenToSensor(cam: ViewerCamera, box: [number, number],
 export declare function sensorRectToScreen(cam: ViewerCamera, box: [number, number], rect: [number, number, number, number]): [number, number, number, number];
 export declare function viewRequest(cam: ViewerCamera, box: [number, number], sensor: [number, number]): "full" | [number, number, number, number];
 export declare function deviceBox(cssWidth: number, cssHeight: number, dpr: number, entry?: ResizeObserverEntry | null): [number, number];
+export declare function regionCamera(rect: [number, number, number, number], box: [number, number], sensor: [number, number]): ViewerCamera;
 export declare function viridis(t: number): [number, number, number];
 export declare function lutTable(name: Lut): Uint8Array;
 export declare function windowLevel(v: number, lo: number, hi: number, gamma?: number): number;
+/** The RGBA [r, g, b, a] a count is painted with (window, gamma, LUT; HiLo marks top and 0). */
+export declare function mapCount(v: number, display: DisplayMapping, top: number, table: Uint8Array): [number, number, number, number];
+/** The 2D renderer's table: the RGBA word (Uint32, this machine's byte order) of every sample value. */
+export declare function countWords(levels: number, toCounts: (v: number) => number, display: DisplayMapping, top: number, ch?: 1 | 3): Uint32Array;
+/** Paint n pixels into a Uint32Array over RGBA bytes through countWords' table. */
+export declare function remapToRGBA(src: ArrayLike<number>, stride: number, ch: 1 | 3, n: number, words: Uint32Array, out32: Uint32Array, sat?: Uint8Array | null): void;
 export declare function histogramPercentiles(hist: { bins: number[]; range: [number, number] }, lo?: number, hi?: number): [number, number] | null;
 export declare function scaleBar(umPerPx: number, targetPx?: number): { um: number; px: number; label: string };
 export default LabcamViewer;

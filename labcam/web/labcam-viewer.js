@@ -59,6 +59,12 @@ export function clampCamera(cam, box, sensor) {
   return { cx: axis(cam.cx, box[0], sensor[0]), cy: axis(cam.cy, box[1], sensor[1]), zoom };
 }
 
+/** The camera that shows the sensor region [x, y, w, h] whole, centred (then clamped). */
+export function regionCamera(rect, box, sensor) {
+  const [x, y, w, h] = rect;
+  return clampCamera({ cx: x + w / 2, cy: y + h / 2, zoom: Math.min(box[0] / w, box[1] / h) }, box, sensor);
+}
+
 /** The sensor coordinates (float sensor px) under the device pixel (px, py) of the box. */
 export function screenToSensor(cam, box, px, py) {
   return [cam.cx + (px - box[0] / 2) / cam.zoom, cam.cy + (py - box[1] / 2) / cam.zoom];
@@ -174,6 +180,61 @@ export function mapCount(v, display, top, table) {
   }
   const i = Math.round(windowLevel(v, display.min, display.max, display.gamma) * 255) * 4;
   return [table[i], table[i + 1], table[i + 2], 255];
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** [r, g, b] (alpha 255) as one word of a Uint32Array over RGBA bytes, in this machine's byte order. */
+function rgbaWord(r, g, b) {
+  return LITTLE_ENDIAN ? ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0 : ((r << 24) | (g << 16) | (b << 8) | 255) >>> 0;
+}
+
+/**
+ * The 2D renderer's table: for every sample value 0..levels-1 the RGBA word it is painted with
+ * (`toCounts`: sample -> camera counts). Mono: window, gamma, LUT (mapCount); RGB (ch 3): the
+ * windowed level of one channel, in the red byte (remapToRGBA takes one byte per channel).
+ */
+export function countWords(levels, toCounts, display, top, ch = 1) {
+  const table = lutTable(display.lut === "hilo" ? "grey" : display.lut);
+  const words = new Uint32Array(levels);
+  for (let v = 0; v < levels; v++) {
+    const counts = toCounts(v);
+    if (ch === 1) {
+      const c = mapCount(counts, display, top, table);
+      words[v] = rgbaWord(c[0], c[1], c[2]);
+    } else {
+      words[v] = Math.round(windowLevel(counts, display.min, display.max, display.gamma) * 255);
+    }
+  }
+  return words;
+}
+
+function saturatedTest(levels, toCounts, top) {
+  const sat = new Uint8Array(levels);
+  for (let v = 0; v < levels; v++) sat[v] = toCounts(v) >= top ? 1 : 0;
+  return sat;
+}
+
+/**
+ * Paint n pixels into `out32` (a Uint32Array over RGBA bytes) through `words` (countWords): mono,
+ * one table read and one word written per pixel. `src` holds `stride` values per pixel (1 raw mono,
+ * 3 raw RGB, 4 decoded RGBA), of which the first `ch` are the pixel's. `sat` (RGB HiLo): per value,
+ * whether it is saturated (then the pixel is red).
+ */
+export function remapToRGBA(src, stride, ch, n, words, out32, sat = null) {
+  const last = words.length - 1;
+  if (ch === 1) {
+    for (let i = 0, j = 0; i < n; i++, j += stride) {
+      const v = src[j];
+      out32[i] = words[v > last ? last : v];
+    }
+    return;
+  }
+  const red = rgbaWord(255, 0, 0);
+  for (let i = 0, j = 0; i < n; i++, j += stride) {
+    const r = Math.min(src[j], last), g = Math.min(src[j + 1], last), b = Math.min(src[j + 2], last);
+    out32[i] = sat && (sat[r] || sat[g] || sat[b]) ? red : rgbaWord(words[r], words[g], words[b]);
+  }
 }
 
 /**
@@ -441,50 +502,36 @@ class Canvas2DRenderer {
     const key = JSON.stringify([display, top]);
     if (this.cache.frame === frame && this.cache.key === key) return this.cache.image;
     const doc = globalThis.document;
-    const out = this.cache.image && this.cache.image.width === g.width && this.cache.image.height === g.height ? this.cache.image : Object.assign(doc.createElement("canvas"), { width: g.width, height: g.height });
+    const reuse = this.cache.image && this.cache.image.width === g.width && this.cache.image.height === g.height;
+    const out = reuse ? this.cache.image : Object.assign(doc.createElement("canvas"), { width: g.width, height: g.height });
     const octx = out.getContext("2d");
     const n = g.width * g.height;
-    const image = octx.createImageData(g.width, g.height);
-    const dst = image.data;
-    const table = lutTable(display.lut === "hilo" ? "grey" : display.lut);
+    // The ImageData is kept across frames of one size (1.3 MP: 5 MB that need not be allocated and zeroed again).
+    if (!this.imageData || this.imageData.width !== g.width || this.imageData.height !== g.height) this.imageData = octx.createImageData(g.width, g.height);
+    const image = this.imageData;
     const ch = g.channels === 3 ? 3 : 1;
     let src;
+    let stride = ch;
     let toCounts = (v) => v;
     if (frame.pixels) {
       src = frame.pixels;
     } else {
+      // JPEG: the decoded 8-bit values, read in place from the RGBA (stride 4), put back in counts.
       octx.drawImage(frame.bitmap, 0, 0);
-      const rgba = octx.getImageData(0, 0, g.width, g.height).data;
-      src = ch === 3 ? new Uint8Array(n * 3) : new Uint8Array(n);
-      for (let i = 0; i < n; i++) for (let c = 0; c < ch; c++) src[i * ch + c] = rgba[i * 4 + c];
+      src = octx.getImageData(0, 0, g.width, g.height).data;
+      stride = 4;
       const [d0, d1] = g.display;
       toCounts = (v) => d0 + (v / 255) * (d1 - d0);
     }
-    // One table entry per possible sample value: the loop below is a lookup per pixel.
     const levels = frame.pixels ? 2 ** g.bitDepth : 256;
-    const packed = new Uint8Array(levels * 4);
-    for (let v = 0; v < levels; v++) {
-      const counts = toCounts(v);
-      if (ch === 1) packed.set(mapCount(counts, display, top, table), v * 4);
-      else packed[v * 4] = Math.round(windowLevel(counts, display.min, display.max, display.gamma) * 255);
+    // One RGBA word per possible sample value, cached per display: a new frame with the same
+    // display only runs the loop below, a contrast change also rebuilds 2**bit_depth words.
+    const tableKey = JSON.stringify([display, top, levels, ch, g.display]);
+    if (this.tableKey !== tableKey) {
+      this.words = countWords(levels, toCounts, display, top, ch);
+      this.tableKey = tableKey;
     }
-    for (let i = 0; i < n; i++) {
-      if (ch === 1) {
-        const v = Math.min(src[i], levels - 1) * 4;
-        dst[i * 4] = packed[v];
-        dst[i * 4 + 1] = packed[v + 1];
-        dst[i * 4 + 2] = packed[v + 2];
-      } else {
-        let sat = false;
-        for (let c = 0; c < 3; c++) {
-          const v = Math.min(src[i * 3 + c], levels - 1);
-          if (toCounts(v) >= top) sat = true;
-          dst[i * 4 + c] = packed[v * 4];
-        }
-        if (sat && display.lut === "hilo") dst.set([255, 0, 0], i * 4);
-      }
-      dst[i * 4 + 3] = 255;
-    }
+    remapToRGBA(src, stride, ch, n, this.words, new Uint32Array(image.data.buffer), ch === 3 && display.lut === "hilo" ? saturatedTest(levels, toCounts, top) : null);
     octx.putImageData(image, 0, 0);
     this.cache = { frame, key, image: out };
     return out;
@@ -574,6 +621,7 @@ export class LabcamViewer extends EventTarget {
     this.display = { min: 0, max: 255, gamma: this.options.gamma, lut: this.options.lut, auto: this.options.contrast === "auto" };
     if (Array.isArray(this.options.contrast)) [this.display.min, this.display.max] = this.options.contrast;
     this._displaySet = !this.display.auto;
+    this._region = null; // a showRegion() waiting for the sensor's size
     this._painted = null; // the last frame painted
     this._raf = null;
     this._latencies = [];
@@ -662,6 +710,28 @@ export class LabcamViewer extends EventTarget {
   fit() {
     this.fitted = true;
     if (this.sensor) this._setCamera(fitCamera(this.box, this.sensor), true);
+  }
+
+  /**
+   * Show the sensor region [x, y, w, h] (sensor px) whole and centred, or "full" (= fit). Before the
+   * sensor is known, the region waits for it. Zoom and pan move on from there as usual.
+   */
+  showRegion(rect) {
+    if (rect === "full" || rect === null || rect === undefined) {
+      this._region = null;
+      this.fit();
+      return;
+    }
+    if (!(Array.isArray(rect) && rect.length === 4 && rect.every(isNum) && rect[2] > 0 && rect[3] > 0)) {
+      throw new RangeError(`region ${JSON.stringify(rect)} is not allowed: "full" or [x, y, w, h] in sensor pixels, w and h above 0`);
+    }
+    this._region = null;
+    if (!this.sensor) {
+      this._region = [...rect];
+      return;
+    }
+    this.fitted = false;
+    this._setCamera(regionCamera(rect, this.box, this.sensor));
   }
 
   /** One sensor pixel per device pixel, about the canvas's centre (or the device pixel px, py). */
@@ -761,7 +831,8 @@ export class LabcamViewer extends EventTarget {
   _setSensor(sensor) {
     this.sensor = [sensor[0], sensor[1]];
     if (this.options.aspect) this.canvas.style.aspectRatio = `${sensor[0]} / ${sensor[1]}`;
-    if (this.fitted || !this.cam) this._setCamera(fitCamera(this.box, this.sensor), true);
+    if (this._region) this.showRegion(this._region);
+    else if (this.fitted || !this.cam) this._setCamera(fitCamera(this.box, this.sensor), true);
     else this._setCamera(clampCamera(this.cam, this.box, this.sensor));
   }
 

@@ -180,6 +180,8 @@ class WsSource {
       quality: opts.quality,
       maxWidth: opts.maxWidth,
       display: opts.display,
+      // raw: the camera's counts at full bit depth, drawn and read out by the shared viewer
+      encoding: opts.encoding === "raw" ? "raw" : undefined,
       reconnectDelay: 3000,
       pauseWhenHidden: true, // the client pauses the stream itself on visibilitychange
     });
@@ -246,7 +248,9 @@ class WsSource {
 
   configure(opts) {
     if (!this.client) return Promise.resolve();
-    return this.client.configure(opts);
+    const { encoding, ...rest } = opts;
+    // The encoding goes with the view requests (coalesced, and only to a server that knows it).
+    return Promise.all([this.client.configure(rest), this.client.requestView({ encoding })]);
   }
 
   setSettings(changes) {
@@ -392,7 +396,7 @@ class CommSource {
   }
 
   configure() {
-    return Promise.resolve(); // the kernel reads fps/quality/max_width/display_range itself
+    return Promise.resolve(); // the kernel reads fps/quality/max_width/display_range itself (and sends JPEG)
   }
 
   setSettings(changes) {
@@ -621,12 +625,14 @@ class LiveViewUI {
       this.syncControls();
       if (this.source) this.source.applyPause();
     });
-    for (const name of ["fps", "quality", "max_width", "display_range"]) {
+    for (const name of ["fps", "quality", "max_width", "display_range", "encoding"]) {
       this.onModel(`change:${name}`, () => {
         this.syncControls();
         if (this.source) this.source.configure(this.streamOptions()).catch((e) => this.flash(e.message));
       });
     }
+    this.onModel("change:lut", () => this.applyViewerTraits());
+    this.onModel("change:view", () => this.applyViewerTraits(true));
     this.onModel("change:mode", () => this.startSource());
     this.onModel("change:kernel_error", () => this.showKernelError());
 
@@ -673,7 +679,20 @@ class LiveViewUI {
       quality: m.get("quality") ?? null,
       maxWidth: m.get("max_width") ?? null,
       display: d === "auto" || d === null || d === undefined ? "auto" : [d[0], d[1]],
+      encoding: m.get("encoding") === "raw" ? "raw" : "jpeg",
     };
+  }
+
+  /** The viewer's traits (lut; view with `region`) into the shared viewer, checked there too. */
+  applyViewerTraits(region = false) {
+    if (!this.viewer) return;
+    try {
+      const lut = this.model.get("lut") || "grey";
+      if (this.viewer.display.lut !== lut) this.viewer.setDisplay({ lut });
+      if (region) this.viewer.showRegion(this.model.get("view") ?? "full");
+    } catch (e) {
+      this.flash(e.message);
+    }
   }
 
   syncControls() {
@@ -856,7 +875,7 @@ class LiveViewUI {
     const canvas = el("canvas", { class: "lc-canvas lc-gpu" });
     try {
       this.viewport.replaceChild(canvas, this.canvas);
-      viewer = new viewerLib.LabcamViewer(canvas, { client });
+      viewer = new viewerLib.LabcamViewer(canvas, { client, lut: this.model.get("lut") || "grey" });
     } catch (e) {
       if (canvas.parentNode === this.viewport) this.viewport.replaceChild(this.canvas, canvas);
       this.flash(`the live view falls back to plain drawing: ${e && e.message}`);
@@ -873,6 +892,8 @@ class LiveViewUI {
       if (newFrame && frame) this.frameShown(frame.meta, frame.bitmap);
     }));
     this.disposers.push(() => viewer.destroy());
+    const region = this.model.get("view");
+    if (region && region !== "full") this.applyViewerTraits(true);
     return true;
   }
 
@@ -930,6 +951,7 @@ class LiveViewUI {
     const ds = this.root.dataset;
     ds.framesDrawn = String(this.framesDrawn);
     ds.frameNumber = String(meta.frame_number ?? "");
+    ds.encoding = meta.encoding || "jpeg";
     if (this.state !== "streaming" && this.state !== "paused") this.setState("streaming");
     else this.overlay.hidden = this.state === "streaming";
   }

@@ -76,6 +76,11 @@ IDLE_AFTER = 10.0
 # How long the sender waits for a frame before it looks at its stop flag and the camera's state.
 FRAME_WAIT = 0.5
 DEFAULT_QUALITY = 80
+# The encodings a view can ask the stream for: JPEG of the 8-bit mapping, or the raw counts (full
+# bit depth, lossless; websocket mode only: the comm mode's frames are the kernel's JPEG).
+VIEW_ENCODINGS = ("jpeg", "raw")
+# The shared viewer's lookup tables (LUTS in labcam/web/labcam-viewer.js).
+LUTS = ("grey", "inverted", "viridis", "hilo")
 # Recording from the view (comm mode): how often the page hears of its progress, and how often the
 # follower thread looks at a stop request or the end of the recording.
 RECORD_NOTICE_S = 1.0
@@ -186,6 +191,29 @@ def _check_number(name: str, value: Any, low: float, high: float, integer: bool)
     return int(value) if integer else float(value)
 
 
+_RAW_NEEDS_WEBSOCKET = (
+    "encoding='raw' needs websocket mode (the browser reads the stream's raw frames itself); in comm "
+    "mode the kernel sends JPEG frames"
+)
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise OptionError(f"{name}={value!r} is not allowed: one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def _check_view(value: Any) -> str | list[int]:
+    """``"full"``/None or ``(x, y, w, h)`` in sensor pixels, by the stream protocol's own rule."""
+    if value is None or value == "full":
+        return "full"
+    try:
+        rect = wire.parse_view(list(value) if isinstance(value, tuple) else value)
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    return "full" if rect is None else [int(v) for v in rect]
+
+
 def _recording_status(rec: Any, rec_id: str) -> dict[str, Any]:
     """A recording handle's status for the page (in-process or remote), with an ``id`` and ``name``."""
     status = dict(rec.status())
@@ -225,7 +253,12 @@ class LiveView(anywidget.AnyWidget):
     ``labcam.connect``. Without it such a view says in the page that it has no camera.
 
     Settable while it runs, from Python or its controls: ``fps``, ``quality``, ``max_width``,
-    ``display_range`` ("auto" or (min, max) in camera counts, for 12/16-bit), ``paused``.
+    ``display_range`` ("auto" or (min, max) in camera counts, for 12/16-bit), ``paused``, and
+    for the shared viewer: ``encoding`` ("jpeg", or "raw": the camera's counts at full bit depth,
+    lossless, with readouts and histogram of the real counts; websocket mode only), ``lut``
+    ("grey", "inverted", "viridis", "hilo": applied in the page, no server round trip) and ``view``
+    ("full" or (x, y, w, h) in sensor pixels: the region the viewer zooms to; zoom and pan in the
+    page move it on their own and do not write it back).
     """
 
     _esm = build_esm()
@@ -244,6 +277,9 @@ class LiveView(anywidget.AnyWidget):
     max_width = t.Int(None, allow_none=True).tag(sync=True)
     display_range = t.Any("auto").tag(sync=True)
     paused = t.Bool(False).tag(sync=True)
+    encoding = t.Unicode("jpeg").tag(sync=True)
+    lut = t.Unicode("grey").tag(sync=True)
+    view = t.Any("full").tag(sync=True)
     # The stream options' ranges ({"fps": [low, high], ...}, labcam.wire.OPTION_RANGES): the page's
     # controls and checks use them, as the Python validation below does.
     option_ranges = t.Dict({name: list(r) for name, r in wire.OPTION_RANGES.items()}).tag(sync=True)
@@ -262,6 +298,9 @@ class LiveView(anywidget.AnyWidget):
         fps: float | None = None,
         quality: int | None = None,
         max_width: int | None = None,
+        encoding: str = "jpeg",
+        lut: str = "grey",
+        view: Any = "full",
         connect: Connect | None = None,
         **kwargs: Any,
     ) -> None:
@@ -301,6 +340,9 @@ class LiveView(anywidget.AnyWidget):
                 "frames can only reach the page through the widget (mode='comm' or 'auto')"
             )
         resolved = "comm" if mode == "comm" or (mode == "auto" and in_process) else "websocket"
+        _check_choice("encoding", encoding, VIEW_ENCODINGS)
+        if encoding == "raw" and resolved == "comm":
+            raise OptionError(_RAW_NEEDS_WEBSOCKET)
         self._camera = camera
         self._remote_args = (url, token)
         super().__init__(
@@ -311,6 +353,9 @@ class LiveView(anywidget.AnyWidget):
             fps=fps,
             quality=quality,
             max_width=max_width,
+            encoding=encoding,
+            lut=lut,
+            view=view,
             **kwargs,
         )
         self.on_msg(self._on_custom_msg)
@@ -390,6 +435,21 @@ class LiveView(anywidget.AnyWidget):
     @t.validate("max_width")
     def _valid_max_width(self, proposal: Any) -> Any:
         return _check_number("max_width", proposal["value"], *wire.MAX_WIDTH_RANGE, True)
+
+    @t.validate("encoding")
+    def _valid_encoding(self, proposal: Any) -> Any:
+        value = _check_choice("encoding", proposal["value"], VIEW_ENCODINGS)
+        if value == "raw" and self.mode == "comm":
+            raise OptionError(_RAW_NEEDS_WEBSOCKET)
+        return value
+
+    @t.validate("lut")
+    def _valid_lut(self, proposal: Any) -> Any:
+        return _check_choice("lut", proposal["value"], LUTS)
+
+    @t.validate("view")
+    def _valid_view(self, proposal: Any) -> Any:
+        return _check_view(proposal["value"])
 
     @t.validate("display_range")
     def _valid_display(self, proposal: Any) -> Any:
@@ -608,6 +668,7 @@ class LiveView(anywidget.AnyWidget):
         self._attach_camera()
         if self._camera is not None:
             self.kernel_error = ""
+            self.encoding = "jpeg"  # the comm carries the kernel's JPEG frames only
             self.mode = "comm"
 
     # -- the sender thread (comm mode) ----------------------------------------------------------------

@@ -8,6 +8,7 @@ import { beforeEach, describe, test } from "node:test";
 import { buildStreamUrl, frameGeometry, LabcamClient, normalizeStreamOptions } from "../../labcam/web/labcam-client.js";
 import {
   clampCamera,
+  countWords,
   deviceBox,
   fitCamera,
   histogramPercentiles,
@@ -16,6 +17,8 @@ import {
   mapCount,
   panCamera,
   quantile,
+  regionCamera,
+  remapToRGBA,
   sampleHistogram,
   scaleBar,
   screenToSensor,
@@ -275,5 +278,38 @@ describe("display mapping", () => {
     close(bar.px, 200 / (0.65 / 0.3125));
     assert.equal(scaleBar(0.001, 120).label, "100 nm");
     assert.equal(quantile([5, 1, 3], 0.5), 3);
+  });
+});
+
+describe("the 2D renderer's remap through a table of every count", () => {
+  const display = { min: 100, max: 3000, gamma: 0.7, lut: "hilo" };
+  const top = 4095;
+  test("paints every pixel as mapCount does, saturated red and zero blue", () => {
+    const counts = new Uint16Array([0, 1, 99, 100, 1500, 2999, 3000, 4094, 4095, 9000]);
+    const words = countWords(4096, (v) => v, display, top);
+    const out = new Uint32Array(counts.length);
+    remapToRGBA(counts, 1, 1, counts.length, words, out);
+    const rgba = new Uint8Array(out.buffer);
+    const table = lutTable("grey");
+    counts.forEach((v, i) => assert.deepEqual([...rgba.subarray(i * 4, i * 4 + 4)], mapCount(Math.min(v, top), display, top, table), `count ${v}`));
+    assert.deepEqual([...rgba.subarray(0, 4)], [0, 0, 255, 255]);
+    assert.deepEqual([...rgba.subarray(8 * 4, 9 * 4)], [255, 0, 0, 255]);
+  });
+
+  test("reads decoded RGBA in place (stride 4) for JPEG frames", () => {
+    const rgbaIn = new Uint8ClampedArray([10, 10, 10, 255, 200, 200, 200, 255]);
+    const words = countWords(256, (v) => v, { min: 0, max: 255, gamma: 1, lut: "inverted" }, 255);
+    const out = new Uint32Array(2);
+    remapToRGBA(rgbaIn, 4, 1, 2, words, out);
+    assert.deepEqual([...new Uint8Array(out.buffer)], [245, 245, 245, 255, 55, 55, 55, 255]);
+  });
+});
+
+describe("regionCamera", () => {
+  test("shows the region whole and centred, 1:1 when it matches the box", () => {
+    assert.deepEqual(regionCamera([640, 512, 320, 256], [320, 256], [1280, 1024]), { cx: 800, cy: 640, zoom: 1 });
+    const cam = regionCamera([0, 0, 100, 50], [400, 400], [1280, 1024]);
+    assert.equal(cam.zoom, 4); // the wider side decides
+    assert.deepEqual([cam.cx, cam.cy], [50, 50]); // clamped: the view stays on the sensor
   });
 });
