@@ -765,7 +765,7 @@ export class LabcamClient extends EventTarget {
   _startWebRTC() {
     if (this.options.transport !== "webrtc" || this._webrtcStarting) return;
     this._setWebRTCStatus("connecting");
-    const starting = (this._webrtcStarting = import(WEBRTC_MODULE).then(({ WebRTCViewer }) => {
+    const starting = (this._webrtcStarting = import(/* @vite-ignore */ WEBRTC_MODULE).then(({ WebRTCViewer }) => {
       if (starting !== this._webrtcStarting) return; // disconnected meanwhile
       const viewer = new WebRTCViewer({ base: this._httpBase(), token: this.options.token, video: this.options.video });
       viewer.addEventListener("status", (ev) => {
