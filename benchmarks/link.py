@@ -344,9 +344,15 @@ class Link:
             for netns, dev in ((None, self._host_dev), (self.netns, ns_dev)):
                 _tc(netns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{int(self.rate_bps)}bit",
                     "burst", str(self.tbf["burst"]), "limit", str(self.tbf["limit"]))
+            # No IPv6 in the namespace: its link-local address would appear a moment after the
+            # link comes up, and Chromium aborts its loads then (ERR_NETWORK_CHANGED).
+            for conf in ("all", "default", ns_dev):
+                subprocess.run(["ip", "netns", "exec", self.netns, "sysctl", "-q", "-w",
+                                f"net.ipv6.conf.{conf}.disable_ipv6=1"], capture_output=True, timeout=10)
             _ip("link", "set", self._host_dev, "up")
             _ip("-n", self.netns, "link", "set", ns_dev, "up")
             _ip("-n", self.netns, "link", "set", "lo", "up")
+            self._wait_carrier(ns_dev)
             self._start_relays()
             for server_port, inner_port in self._initial_ports.items():
                 self.expose(server_port, inner_port)
@@ -354,6 +360,15 @@ class Link:
             self.close()
             raise
         return self
+
+    def _wait_carrier(self, dev: str, timeout: float = 5.0) -> None:
+        """Until the namespace's end of the veth has its carrier: the network a program started in
+        the namespace sees does not change under it any more."""
+        deadline = time.monotonic() + timeout
+        while "LOWER_UP" not in _ip("-n", self.netns, "link", "show", "dev", dev):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the link's {dev} got no carrier within {timeout:g} s")
+            time.sleep(0.02)  # polling the kernel's link state, not waiting for a program
 
     def close(self) -> None:
         """Stop the relays and remove the namespace (its veth end goes with it, and the peer too)."""

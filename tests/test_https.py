@@ -13,6 +13,7 @@ import re
 import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,8 +64,15 @@ class Serve:
             m = re.search(r"listening on (\w+)://[^:]+:(\d+)/", line)
             if m:
                 self.scheme, self.port = m.group(1), int(m.group(2))
+                # Keep reading its log: a full pipe would block the server's next log line.
+                threading.Thread(target=self._drain, daemon=True).start()
                 return
         raise AssertionError(f"labcam serve exited ({self.proc.wait()}):\n{''.join(self.lines)}")
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -27,10 +27,11 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError
 
 from .. import wire
 from ..flow import FrameWindow
+from ..server.replies import BoundedReplies
 from ..wire import ProtocolError, StreamOptions
 from .target import RelayTarget
 from .upstream import Upstream, merged_query, stream_key
@@ -39,7 +40,6 @@ log = logging.getLogger("labcam.relay")
 
 MAX_IN_FLIGHT = 2  # as the host's stream (labcam.server.stream)
 PONG_FALLBACK_S = 2.0
-MAX_REPLIES_IN_FLIGHT = 64
 STREAM_SNDBUF = 64 * 1024
 FRAME_PING = b"f"
 RTT_PING = b"labcam-rtt"
@@ -182,7 +182,7 @@ class StreamRelay:
         await asyncio.sleep(0)
 
 
-class RelayStreamHandler(WebSocketHandler):
+class RelayStreamHandler(BoundedReplies):
     """One local viewer of a relayed stream. Hosts compose it with their auth (like
     ``labcam.server.stream.StreamHandler``); ``check_request`` is their hook to refuse a request.
     The first path argument, when there is one, is the stream's path on the host (a camera's own
@@ -216,7 +216,6 @@ class RelayStreamHandler(WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> Awaitable[None] | None:
         self._window: FrameWindow[str | bytes] = FrameWindow(MAX_IN_FLIGHT, fallback_after=PONG_FALLBACK_S)
-        self._replies_in_flight = 0
         self._rtt_ping_at: float | None = None
         self.rtt_ms: float | None = None
         self.frames_sent = 0
@@ -310,24 +309,6 @@ class RelayStreamHandler(WebSocketHandler):
             self._rtt_ping_at = None
 
     # -- control messages out ---------------------------------------------------------------------
-    def send_control(self, text: str | bytes) -> None:
-        if self.ws_connection is None or self.ws_connection.is_closing():
-            return
-        if self._replies_in_flight >= MAX_REPLIES_IN_FLIGHT:
-            self.shutdown(1008, "not reading its messages")
-            return
-        try:
-            fut = self.write_message(text, binary=isinstance(text, bytes))
-        except WebSocketClosedError:
-            return
-        self._replies_in_flight += 1
-        fut.add_done_callback(self._reply_written)
-
-    def _reply_written(self, fut: asyncio.Future[None]) -> None:
-        self._replies_in_flight -= 1
-        if not fut.cancelled():
-            fut.exception()
-
     def send_stats(self, host_stats: Mapping[str, Any]) -> None:
         """The host's ``stats`` for the upstream, with this viewer's own figures instead of its."""
         now = time.monotonic()

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError
 
 from .. import wire
 from ..flow import FrameWindow, WindowSizer
@@ -46,6 +46,7 @@ from ..wire.options import AUTO
 from .adapt import AutoQuality, Measurement
 from .base import CONTROL, ServiceHandlerMixin, role_refusal
 from .queues import RequestQueue
+from .replies import BoundedReplies
 from .recordings import MAX_RECORD_WAITING, answer_record
 from .throughput import Throughput
 
@@ -62,7 +63,6 @@ FRAME_BYTES_WEIGHT = 0.2
 MAX_IN_FLIGHT = 2
 # Control replies (pong, configured, error, stats, broadcasts) a client may leave undrained before
 # it counts as not reading and is closed (1008): keeps a flooding, never-reading client bounded.
-MAX_REPLIES_IN_FLIGHT = 64
 # Stream sockets' send buffer. Linux otherwise grows it to ~4 MB, i.e. seconds of frames in the
 # kernel that the in-flight window cannot see (measured in docs/architecture: a 2 frame/s client
 # saw 10 s old frames; with 64 KB about 2 s).
@@ -103,7 +103,7 @@ def check_encoding_available(options: StreamOptions, request: str) -> None:
             raise ProtocolError(why, request=request)
 
 
-class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
+class StreamHandler(ServiceHandlerMixin, BoundedReplies):
     """One client's live stream (``ws/camera/stream``); see the module docstring for the flow control.
 
     Control messages go to ``_control_<type>`` methods (hosts override them to add authorization and
@@ -220,7 +220,6 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             MAX_IN_FLIGHT, fallback_after=PONG_FALLBACK_S, fps=self.options.fps,
             sizer=WindowSizer(minimum=MAX_IN_FLIGHT),
         )
-        self._replies_in_flight = 0
         self._need_keyframe = True  # H.264: the next frame sent must be a keyframe
         self._h264_queue: deque[EncodedFrame] = deque()  # H.264 frames waiting for the window
         self._auto: AutoQuality | None = None  # quality=auto: what it chose (labcam.server.adapt)
@@ -420,28 +419,8 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
             self._send_frame(pending)
 
     # -- control messages out ----------------------------------------------------------------------
-    def send_control(self, text: str) -> None:
-        """Send a small JSON message (reply, stats, broadcast) outside the frame window."""
-        self._send_reply(text)
-
-    def _send_reply(self, message: str | bytes) -> None:
-        if self._closed or self.ws_connection is None or self.ws_connection.is_closing():
-            return
-        if self._replies_in_flight >= MAX_REPLIES_IN_FLIGHT:
-            log.warning("stream %s: not reading its messages; closing", self.client_id)
-            self.shutdown(1008, "not reading its messages")
-            return
-        try:
-            fut = self.write_message(message, binary=isinstance(message, bytes))
-        except WebSocketClosedError:
-            return
-        self._replies_in_flight += 1
-        fut.add_done_callback(self._reply_written)
-
-    def _reply_written(self, fut: asyncio.Future[None]) -> None:
-        self._replies_in_flight -= 1
-        if not fut.cancelled():
-            fut.exception()
+    def _accepting_replies(self) -> bool:
+        return not self._closed and super()._accepting_replies()
 
     def shutdown(self, code: int, reason: str) -> None:
         """Close this stream (server shutdown: 1001)."""
@@ -629,7 +608,7 @@ class StreamHandler(ServiceHandlerMixin, WebSocketHandler):
         async with queue.turn():
             reply = await answer()
             if reply is not None:
-                self._send_reply(reply)
+                self.send_control(reply)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
