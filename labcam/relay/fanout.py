@@ -31,7 +31,7 @@ from tornado.websocket import WebSocketClosedError
 
 from .. import wire
 from ..flow import FrameWindow
-from ..server.replies import BoundedReplies
+from ..server.replies import FRAME_PING, RTT_PING, BoundedReplies
 from ..wire import ProtocolError, StreamOptions
 from .target import RelayTarget
 from .upstream import Upstream, merged_query, stream_key
@@ -41,8 +41,6 @@ log = logging.getLogger("labcam.relay")
 MAX_IN_FLIGHT = 2  # as the host's stream (labcam.server.stream)
 PONG_FALLBACK_S = 2.0
 STREAM_SNDBUF = 64 * 1024
-FRAME_PING = b"f"
-RTT_PING = b"labcam-rtt"
 # How long a viewer's configure waits for the host to accept the new options.
 MOVE_TIMEOUT_S = 10.0
 LOCAL_TYPES = ("configure", "pause", "resume")
@@ -290,23 +288,6 @@ class RelayStreamHandler(BoundedReplies):
         pending = self._window.take_pending(time.monotonic())
         if pending is not None:
             self._send_frame(pending)
-
-    def record_pong(self, data: bytes) -> None:
-        """A pong: a frame's acknowledgement or the RTT probe (hosts whose mixins shadow
-        ``on_pong`` call this)."""
-        if not hasattr(self, "_window"):
-            return
-        now = time.monotonic()
-        if data.startswith(FRAME_PING):
-            try:
-                seq = int(data[len(FRAME_PING):])
-            except ValueError:
-                return
-            if self._window.ack(seq, now):
-                self._send_pending()
-        elif data == RTT_PING and self._rtt_ping_at is not None:
-            self.rtt_ms = (now - self._rtt_ping_at) * 1000.0
-            self._rtt_ping_at = None
 
     # -- control messages out ---------------------------------------------------------------------
     def send_stats(self, host_stats: Mapping[str, Any]) -> None:

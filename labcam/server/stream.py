@@ -46,7 +46,7 @@ from ..wire.options import AUTO
 from .adapt import AutoQuality, Measurement
 from .base import CONTROL, ServiceHandlerMixin, role_refusal
 from .queues import RequestQueue
-from .replies import BoundedReplies
+from .replies import FRAME_PING, RTT_PING, BoundedReplies
 from .recordings import MAX_RECORD_WAITING, answer_record
 from .throughput import Throughput
 
@@ -71,9 +71,6 @@ STREAM_SNDBUF = 64 * 1024
 MAX_SNAPS_WAITING = 4
 MAX_SETTINGS_WAITING = 4
 MAX_PROBES_WAITING = 4
-RTT_PING = b"labcam-rtt"
-# Each frame is followed by a WebSocket ping carrying this prefix and the frame's sequence number.
-FRAME_PING = b"f"
 # A client that has never answered a frame ping this long after one was written is served with the
 # "written to the socket" window instead (a host whose on_pong does not reach record_pong).
 PONG_FALLBACK_S = 2.0
@@ -422,6 +419,9 @@ class StreamHandler(ServiceHandlerMixin, BoundedReplies):
     def _accepting_replies(self) -> bool:
         return not self._closed and super()._accepting_replies()
 
+    def _pongs_ready(self) -> bool:
+        return getattr(self, "_state_ready", False)
+
     def shutdown(self, code: int, reason: str) -> None:
         """Close this stream (server shutdown: 1001)."""
         self._unfollow()
@@ -445,25 +445,6 @@ class StreamHandler(ServiceHandlerMixin, BoundedReplies):
                 self._rtt_ping_at = now
             except WebSocketClosedError:
                 pass
-
-    def record_pong(self, data: bytes) -> None:
-        """Handle a pong: a frame delivery acknowledgement or the stats tick's RTT probe.
-
-        Hosts whose mixins shadow ``on_pong`` without chaining must call this from theirs.
-        """
-        if not getattr(self, "_state_ready", False):
-            return
-        now = time.monotonic()
-        if data.startswith(FRAME_PING):
-            try:
-                seq = int(data[len(FRAME_PING):])
-            except ValueError:
-                return
-            if self._window.ack(seq, now):
-                self._send_pending()
-        elif data == RTT_PING and self._rtt_ping_at is not None:
-            self.rtt_ms = (now - self._rtt_ping_at) * 1000.0
-            self._rtt_ping_at = None
 
     def _figures(self) -> dict[str, Any]:
         """What the ``stats`` message and the ``api/camera/stats`` document both say of this client."""
